@@ -1,0 +1,31 @@
+"""LoRA (Hu et al. 2021) through the peft library."""
+
+from dataclasses import dataclass, field
+
+import peft
+import torch.nn as nn
+
+from peftbench.methods.modules import module_names_for_roles
+from peftbench.methods.registry import Arch, Method, register_method
+
+
+@dataclass
+class LoraConfig:
+    r: int = 8
+    alpha: float = 16
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["q", "v"])
+
+
+def apply_lora(model: nn.Module, cfg: LoraConfig, arch: Arch) -> nn.Module:
+    peft_config = peft.LoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=module_names_for_roles(model, arch, cfg.target_modules),
+        bias="none",
+    )
+    return peft.get_peft_model(model, peft_config)
+
+
+register_method(Method("lora", LoraConfig, apply_lora, family="reparametrised", mergeable=True))

@@ -1,0 +1,39 @@
+"""Finding modules by role and freezing parameters: shared by every method."""
+
+import re
+
+import torch.nn as nn
+
+from peftbench.methods.registry import Arch
+
+
+def module_names_for_roles(model: nn.Module, arch: Arch, roles) -> list[str]:
+    """Full names of the modules that play the given roles (e.g. q, v), in model order."""
+    unknown = [role for role in roles if role not in arch.modules]
+    if unknown:
+        raise ValueError(
+            f"Unknown module role(s) {', '.join(unknown)}; this model defines: {', '.join(arch.modules)}."
+        )
+    patterns = [re.compile(rf"(^|\.){arch.modules[role]}$") for role in roles]
+    names = [name for name, _ in model.named_modules() if any(p.search(name) for p in patterns)]
+    if not names:
+        raise ValueError(f"No module of the model matches the roles {', '.join(roles)}.")
+    return names
+
+
+def freeze_all(model: nn.Module) -> None:
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+
+
+def unfreeze_head(model: nn.Module, arch: Arch) -> None:
+    """The task head is new and randomly initialised, so it trains under every method."""
+    patterns = [re.compile(rf"(^|\.){re.escape(name)}$") for name in arch.head]
+    found = False
+    for name, module in model.named_modules():
+        if any(p.search(name) for p in patterns):
+            found = True
+            for parameter in module.parameters():
+                parameter.requires_grad_(True)
+    if not found:
+        raise ValueError(f"The model has no head module named {', '.join(arch.head)}.")

@@ -1,0 +1,67 @@
+"""One registry of fine-tuning methods, filled by each method's module as it is imported."""
+
+from dataclasses import dataclass, fields
+from typing import Any, Callable
+
+import torch.nn as nn
+
+FAMILIES = ("baseline", "additive", "selective", "reparametrised", "hybrid")
+
+
+@dataclass(frozen=True)
+class Arch:
+    """Architecture knowledge a method needs, read from conf/model/*.yaml."""
+
+    modules: dict[str, str]  # role (q, v, ffn_out ...) -> regex matched against module-name ends
+    head: tuple[str, ...]  # names of the new task head's modules
+
+
+def no_step_hook(model: nn.Module, step: int, total_steps: int) -> None:
+    return None
+
+
+def no_extra_loss(model: nn.Module):
+    return None
+
+
+@dataclass(frozen=True)
+class Method:
+    """A fine-tuning method: its options, how it changes a model, and its training hooks."""
+
+    name: str
+    config_cls: type
+    apply: Callable[[nn.Module, Any, Arch], nn.Module]
+    family: str
+    mergeable: bool = False
+    # Called after every optimizer step (AdaLoRA's rank allocation lives here, not in the loop).
+    on_step: Callable[[nn.Module, int, int], None] = no_step_hook
+    # Returns a loss term added to the task loss, or None (DiffPruning's L0 penalty lives here).
+    extra_loss: Callable[[nn.Module], Any] = no_extra_loss
+
+    def make_config(self, options: dict) -> Any:
+        valid = [f.name for f in fields(self.config_cls)]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"Unknown option(s) {', '.join(unknown)} for method '{self.name}'; "
+                f"valid options: {', '.join(valid) or '(none)'}."
+            )
+        return self.config_cls(**options)
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(method: Method) -> Method:
+    if method.name in METHODS:
+        raise ValueError(f"Method '{method.name}' is registered twice.")
+    if method.family not in FAMILIES:
+        raise ValueError(f"Method '{method.name}' has family '{method.family}'; valid: {', '.join(FAMILIES)}.")
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise KeyError(f"Unknown method '{name}'; available methods: {', '.join(sorted(METHODS))}.")
+    return METHODS[name]

@@ -1,0 +1,96 @@
+"""The training loop and evaluation. Method-specific behaviour enters only through the method's
+hooks (`on_step`, `extra_loss`)."""
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from peftbench.data import is_regression
+from peftbench.metrics import compute_metrics
+
+
+@dataclass
+class TrainResult:
+    steps: int = 0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)  # task loss of every optimizer step
+    history: list[dict] = field(default_factory=list)  # one entry per evaluation
+
+
+def total_optimizer_steps(trainer, batches_per_epoch: int) -> int:
+    if trainer.max_steps is not None:
+        return trainer.max_steps
+    return trainer.epochs * math.ceil(batches_per_epoch / trainer.grad_accum_steps)
+
+
+def make_optimizer(model, trainer, total_steps: int):
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=trainer.lr, weight_decay=trainer.weight_decay)
+    warmup_steps = int(trainer.warmup_ratio * total_steps)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
+
+
+def to_device(batch: dict, device) -> dict:
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+@torch.no_grad()
+def evaluate(model, loader, task, device) -> dict[str, float]:
+    model.eval()
+    predictions, labels = [], []
+    for batch in loader:
+        logits = model(**to_device(batch, device)).logits
+        predictions.append(logits.squeeze(-1) if is_regression(task) else logits.argmax(-1))
+        labels.append(batch["labels"])
+    model.train()
+    return compute_metrics(task.metrics, torch.cat(predictions).cpu(), torch.cat(labels))
+
+
+def train(model, method, train_loader, eval_loader, task, trainer, tracker, device) -> TrainResult:
+    total_steps = total_optimizer_steps(trainer, len(train_loader))
+    epochs = math.ceil(total_steps / math.ceil(len(train_loader) / trainer.grad_accum_steps))
+    optimizer, scheduler = make_optimizer(model, trainer, total_steps)
+    result = TrainResult()
+    model.train()
+    progress = tqdm(total=total_steps, desc="train", unit="step", mininterval=2.0)
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        for index, batch in enumerate(train_loader):
+            loss = model(**to_device(batch, device)).loss
+            extra = method.extra_loss(model)
+            total_loss = loss if extra is None else loss + extra
+            (total_loss / trainer.grad_accum_steps).backward()
+            if (index + 1) % trainer.grad_accum_steps and index + 1 < len(train_loader):
+                continue
+            if trainer.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            result.steps += 1
+            result.losses.append(loss.item())
+            method.on_step(model, result.steps, total_steps)
+            progress.update(1)
+            progress.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}", refresh=False)
+            if result.steps % trainer.log_every_steps == 0:
+                tracker.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step=result.steps)
+            if result.steps >= total_steps:
+                break
+        result.train_seconds += time.perf_counter() - started
+        if trainer.eval_every_epoch or result.steps >= total_steps:
+            started = time.perf_counter()
+            metrics = evaluate(model, eval_loader, task, device)
+            result.eval_seconds += time.perf_counter() - started
+            result.history.append({"epoch": epoch, "step": result.steps, "metrics": metrics})
+            tracker.log({f"eval/{name}": value for name, value in metrics.items()} | {"epoch": epoch}, step=result.steps)
+            progress.write(f"epoch {epoch}/{epochs} step {result.steps}: "
+                           + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+        if result.steps >= total_steps:
+            break
+    progress.close()
+    return result
