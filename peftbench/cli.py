@@ -51,7 +51,7 @@ def hydra_main(cfg: DictConfig) -> float:
             cfg.tracker.group = hydra_cfg.sweep.dir.replace("/", "_")
     from peftbench.recipe import run  # imported here so that usage errors answer fast
 
-    record = run(cfg)
+    record = run(cfg).record
     return record["metrics"]["final"][cfg.task.main_metric]  # for Hydra sweepers that optimise
 
 

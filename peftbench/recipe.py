@@ -7,6 +7,7 @@ compose cfg -> seed -> build base model -> apply method -> load task data
 import time
 import traceback
 import uuid
+from dataclasses import dataclass
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -15,6 +16,7 @@ from transformers import set_seed
 from peftbench import data, records
 from peftbench.methods import Arch, get_method
 from peftbench.methods.modules import unfreeze_head
+from peftbench.metrics import is_better
 from peftbench.models import build_model
 from peftbench.report_console import print_run_summary
 from peftbench.tracking import NoTracker, make_tracker
@@ -37,8 +39,6 @@ def count_parameters(model) -> dict:
 
 
 def best_epoch(history: list[dict], main_metric: str) -> dict:
-    from peftbench.metrics import is_better
-
     best = None
     for entry in history:
         if best is None or is_better(main_metric, entry["metrics"][main_metric], best["metrics"][main_metric]):
@@ -46,8 +46,14 @@ def best_epoch(history: list[dict], main_metric: str) -> dict:
     return best
 
 
-def run(cfg: DictConfig) -> dict:
-    """Fine-tune and evaluate one configuration; returns the record it wrote."""
+@dataclass
+class RunOutput:
+    record: dict  # what was written to the results store
+    model: torch.nn.Module  # the tuned model, for callers that measure or check it further
+
+
+def run(cfg: DictConfig) -> RunOutput:
+    """Fine-tune and evaluate one configuration; writes its record and returns it with the model."""
     started, wall_start = records.utc_now(), time.perf_counter()
     config = OmegaConf.to_container(cfg, resolve=True)
     config_hash = records.config_hash(config)
@@ -114,7 +120,7 @@ def run(cfg: DictConfig) -> dict:
     records.write_record(record, path)
     record["path"] = str(path)
     print_run_summary(record)
-    return record
+    return RunOutput(record=record, model=model)
 
 
 def summary_values(record: dict) -> dict:
