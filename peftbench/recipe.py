@@ -50,6 +50,7 @@ def best_epoch(history: list[dict], main_metric: str) -> dict:
 class RunOutput:
     record: dict  # what was written to the results store
     model: torch.nn.Module  # the tuned model, for callers that measure or check it further
+    losses: list[float]  # task loss of every optimizer step
 
 
 def run(cfg: DictConfig) -> RunOutput:
@@ -120,7 +121,7 @@ def run(cfg: DictConfig) -> RunOutput:
     records.write_record(record, path)
     record["path"] = str(path)
     print_run_summary(record)
-    return RunOutput(record=record, model=model)
+    return RunOutput(record=record, model=model, losses=result.losses)
 
 
 def summary_values(record: dict) -> dict:

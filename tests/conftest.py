@@ -1,0 +1,61 @@
+"""Shared test fixtures: configs composed exactly as the CLI composes them, a tiny BERT, toy data."""
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from peftbench import CONF_DIR
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REAL_DATA_DIR = Path(os.environ.get("PEFTBENCH_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
+
+# A tiny, fast run: the 2-layer 32-wide BERT, no tracker, a learning rate at which a few steps show.
+TINY_RUN = ["model=tiny_bert", "tracker=none", "trainer.batch_size=8", "trainer.epochs=3", "trainer.lr=1e-2",
+            "trainer.warmup_ratio=0.0", "trainer.log_every_steps=1", "num_threads=1"]
+
+
+def compose_config(overrides: list[str]):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def write_toy_rte(root: Path, n_train: int = 64, n_eval: int = 32, seed: int = 0) -> Path:
+    """An RTE-layout data directory with a learnable rule: 'good' in sentence 2 means entailment.
+    Sentences contain quote characters, as the real GLUE files do."""
+    rng = random.Random(seed)
+    words = ["cat", "dog", "tree", "river", "house", "\"quoted\"", "car", "sun"]
+
+    def rows(n):
+        lines = ["index\tsentence1\tsentence2\tlabel"]
+        for i in range(n):
+            label = i % 2 == 0
+            premise = " ".join(rng.choices(words, k=2))
+            hypothesis = " ".join(["good" if label else "bad"] * 3)
+            lines.append(f"{i}\t{premise}\t{hypothesis}\t{'entailment' if label else 'not_entailment'}")
+        return "\n".join(lines) + "\n"
+
+    (root / "rte").mkdir(parents=True, exist_ok=True)
+    (root / "rte" / "train.tsv").write_text(rows(n_train))
+    (root / "rte" / "dev.tsv").write_text(rows(n_eval))
+    return root
+
+
+@pytest.fixture(scope="session")
+def toy_data_dir(tmp_path_factory) -> Path:
+    return write_toy_rte(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture
+def tiny_run_config(toy_data_dir, tmp_path):
+    """compose(method, extra overrides) -> a config for a tiny run on the toy RTE data."""
+
+    def make(method: str, *overrides: str):
+        return compose_config([f"+method={method}", "+task=rte", f"data_dir={toy_data_dir}",
+                               f"results_dir={tmp_path / 'results'}", *TINY_RUN, *overrides])
+
+    return make

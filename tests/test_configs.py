@@ -1,0 +1,62 @@
+"""Every config file composes, and every method config matches a registered method."""
+
+import pytest
+
+from peftbench import CONF_DIR
+from peftbench.methods import METHODS, get_method
+from peftbench.recipe import COMMON_METHOD_KEYS
+
+from conftest import compose_config
+
+CONFIG_FILES = sorted(CONF_DIR.rglob("*.yaml"))
+BASE = ["+method=lora", "+task=rte"]
+
+
+def overrides_for(path) -> list[str]:
+    """How the CLI selects this file: a group option replaces (or appends) its group's choice."""
+    relative = path.relative_to(CONF_DIR)
+    if len(relative.parts) == 1:
+        return BASE
+    group, name = relative.parts[0], relative.stem
+    if group in ("method", "task"):
+        return [o for o in BASE if not o.startswith(f"+{group}=")] + [f"+{group}={name}"]
+    return BASE + [f"{group}={name}"]
+
+
+def test_config_files_found():
+    groups = {path.parent.name for path in CONFIG_FILES}
+    assert {"method", "task", "model", "trainer", "tracker"} <= groups
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: str(p.relative_to(CONF_DIR)))
+def test_config_file_composes(path):
+    cfg = compose_config(overrides_for(path))
+    if path.parent.name in ("method", "task", "model", "tracker"):
+        assert cfg[path.parent.name].name == path.stem  # records and the registry go by this name
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml")))
+def test_method_config_builds_its_registered_options(name):
+    cfg = compose_config(["+method=" + name, "+task=rte"])
+    options = {k: v for k, v in cfg.method.items() if k not in COMMON_METHOD_KEYS}
+    get_method(name).make_config(options)  # unknown keys would raise
+    assert cfg.trainer.lr == cfg.method.lr
+
+
+def test_every_registered_method_has_a_config():
+    assert set(METHODS) == {p.stem for p in (CONF_DIR / "method").glob("*.yaml")}
+
+
+def test_unknown_method_option_is_one_clear_sentence():
+    with pytest.raises(ValueError, match=r"Unknown option\(s\) rank for method 'lora'; valid options: r, alpha"):
+        get_method("lora").make_config({"rank": 4})
+
+
+def test_unknown_method_name_lists_the_valid_ones():
+    with pytest.raises(KeyError, match="Unknown method 'loar'; available methods: bitfit, full_ft, linear_probe, lora"):
+        get_method("loar")
+
+
+def test_overrides_reach_the_config():
+    cfg = compose_config(BASE + ["method.r=4", "trainer.epochs=1", "task.max_train_samples=200", "seed=3"])
+    assert (cfg.method.r, cfg.trainer.epochs, cfg.task.max_train_samples, cfg.seed) == (4, 1, 200, 3)

@@ -1,0 +1,67 @@
+"""Reading task files, labels, subsets and metrics."""
+
+import pytest
+
+from peftbench.data import label_id, load_task, read_tsv
+from peftbench.metrics import compute_metrics, is_better
+
+from conftest import compose_config
+
+
+def task_cfg(name: str, *overrides: str):
+    return compose_config(["+method=lora", f"+task={name}", *overrides]).task
+
+
+def test_tsv_is_read_without_quote_handling(tmp_path):
+    path = tmp_path / "dev.tsv"
+    path.write_text('\ufeffQuality\t#1 String\n1\t"He said so.\n0\tplain "quoted" text\n')
+    rows = read_tsv(path, columns=None)
+    assert rows == [{"Quality": "1", "#1 String": '"He said so.'}, {"Quality": "0", "#1 String": 'plain "quoted" text'}]
+
+
+def test_headerless_tsv_takes_columns_from_the_task(tmp_path):
+    path = tmp_path / "dev.tsv"
+    path.write_text("gj04\t1\t\tThe sailors rode.")  # no header, no trailing newline: GLUE's CoLA dev.tsv
+    rows = read_tsv(path, list(task_cfg("cola").local.columns))
+    assert rows == [{"source": "gj04", "label": "1", "original_mark": "", "sentence": "The sailors rode."}]
+
+
+@pytest.mark.parametrize(
+    "task, raw, expected",
+    [("rte", "entailment", 0), ("rte", "not_entailment", 1), ("rte", 1, 1), ("mrpc", "1", 1),
+     ("wic", True, 1), ("wic", False, 0), ("cb", "neutral", 2), ("stsb", "3.800", 3.8)],
+)
+def test_labels_map_to_ids(task, raw, expected):
+    assert label_id(raw, task_cfg(task)) == expected
+
+
+def test_unknown_label_names_the_choices():
+    with pytest.raises(ValueError, match=r"Label 'maybe' of task 'rte' is not one of \['entailment', 'not_entailment'\]"):
+        label_id("maybe", task_cfg("rte"))
+
+
+def test_train_subset_is_seeded(toy_data_dir):
+    task = task_cfg("rte", "task.max_train_samples=10")
+    first, again, other = (load_task(task, str(toy_data_dir), seed)["train"] for seed in (1, 1, 2))
+    assert len(first) == 10 and first == again and first != other
+
+
+def test_missing_data_file_says_where_it_looked(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"Task 'rte' needs .*rte/train.tsv"):
+        load_task(task_cfg("rte"), str(tmp_path), seed=0)
+
+
+def test_metrics_as_glue_defines_them():
+    labels, predictions = [1, 1, 0, 0, 1], [1, 0, 0, 1, 1]
+    metrics = compute_metrics(["accuracy", "f1", "matthews_corr"], predictions, labels)
+    assert metrics["accuracy"] == pytest.approx(3 / 5)
+    assert metrics["f1"] == pytest.approx(2 / 3)  # positive class: precision 2/3, recall 2/3
+    assert metrics["matthews_corr"] == pytest.approx(1 / 6)  # (tp*tn - fp*fn)/sqrt(...) = (2-1)/6
+    correlations = compute_metrics(["pearson", "spearman"], [1.0, 2.0, 3.0, 5.0], [1.0, 2.0, 3.0, 4.0])
+    assert correlations["spearman"] == pytest.approx(1.0) and 0.95 < correlations["pearson"] < 1.0
+
+
+def test_unknown_metric_and_direction():
+    with pytest.raises(ValueError, match="Unknown metric"):
+        compute_metrics(["bleu"], [1], [1])
+    assert is_better("accuracy", 0.6, 0.5) and not is_better("accuracy", 0.4, 0.5)
