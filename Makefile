@@ -1,0 +1,34 @@
+# peftbench: `make help` lists the targets. Every target creates .venv/ first when it is missing.
+SHELL := /bin/bash
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The GLUE/SuperGLUE files: ../shared/data when present, unless PEFTBENCH_DATA_DIR is already set.
+ifneq ($(wildcard ../shared/data),)
+export PEFTBENCH_DATA_DIR ?= $(abspath ../shared/data)
+endif
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-all run clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --upgrade pip
+	# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build
+	$(VENV)/bin/pip install torch==2.13.0
+	$(VENV)/bin/pip install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv/ and install the project with its pinned dependencies
+
+test: $(STAMP) ## run the test suite (fast; real-data tests skip when the data directory is absent)
+	$(PYTHON) -m pytest
+
+run: $(STAMP) ## fine-tune and evaluate LoRA on RTE with the default model (about 8 minutes on 2 CPU cores)
+	$(PYTHON) -m peftbench +method=lora +task=rte
+
+clean: ## remove run outputs (Hydra outputs/, multirun/, wandb/); records in results/ are kept
+	rm -rf outputs multirun wandb

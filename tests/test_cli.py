@@ -1,0 +1,56 @@
+"""`python -m peftbench` as a user types it (subprocess)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, TINY_RUN
+
+
+def peftbench(*arguments: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "peftbench", *arguments], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_runs_and_writes_a_record(toy_data_dir, tmp_path):
+    result = peftbench("+method=lora", "+task=rte", "method.r=4", "trainer.epochs=1", "seed=3",
+                       f"hydra.run.dir={tmp_path / 'hydra'}", *TINY_RUN,
+                       env_extra={"PEFTBENCH_DATA_DIR": str(toy_data_dir), "PEFTBENCH_RESULTS_DIR": str(tmp_path / "results")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    (path,) = (tmp_path / "results" / "rte" / "tiny_bert" / "lora").glob("*.json")
+    record = json.loads(path.read_text())
+    assert record["status"] == "ok"
+    assert (record["config"]["method"]["r"], record["run"]["seed"]) == (4, 3)
+    assert record["config"]["data_dir"] == str(toy_data_dir)
+    assert "trainable parameters" in result.stderr  # the summary table
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ((), "error: no method given; add +method=<name>, available methods: bitfit, full_ft, linear_probe, lora."),
+        (("+method=lora",), "error: no task given; add +task=<name>, available tasks: cb, cola, mrpc, rte, sst2, stsb, wic."),
+        (("+method=loar", "+task=rte"), "error: unknown method 'loar'; available methods: bitfit, full_ft, linear_probe, lora."),
+        (("+method=lora", "+task=rtee"), "error: unknown task 'rtee'; available tasks: cb, cola, mrpc, rte, sst2, stsb, wic."),
+        (("-m", "+method=lora,nope", "+task=rte"), "error: unknown method 'nope'"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_sentence(arguments, message):
+    result = peftbench(*arguments)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(message)
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_failing_run_exits_non_zero_and_records_failure(tmp_path):
+    result = peftbench("+method=bitfit", "+task=rte", f"hydra.run.dir={tmp_path / 'hydra'}", *TINY_RUN,
+                       env_extra={"PEFTBENCH_DATA_DIR": str(tmp_path / "missing"), "PEFTBENCH_RESULTS_DIR": str(tmp_path / "results")})
+    assert result.returncode != 0
+    assert "rte/train.tsv" in result.stderr
+    (path,) = (tmp_path / "results").rglob("*.json")
+    assert json.loads(path.read_text())["status"] == "failed"

@@ -1,0 +1,75 @@
+"""The run record: schema, config hash, atomic writes, failed runs."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from peftbench import records
+from peftbench.recipe import run
+
+from conftest import compose_config
+
+
+def test_record_schema_and_path(tiny_run_config, tmp_path):
+    output = run(tiny_run_config("lora", "trainer.epochs=1"))
+    record = output.record
+    path = Path(record["path"])
+    assert path.parts[-4:-1] == ("rte", "tiny_bert", "lora")
+    on_disk = json.loads(path.read_text())
+    assert on_disk == {k: v for k, v in record.items() if k != "path"}
+
+    assert on_disk["status"] == "ok" and "error" not in on_disk
+    assert set(on_disk["run"]) >= {"id", "task", "model", "method", "seed", "config_hash", "started_at", "finished_at"}
+    assert on_disk["config"]["method"]["r"] == 8 and on_disk["config"]["trainer"]["lr"] == 1e-2
+    metrics = on_disk["metrics"]
+    assert metrics["main_metric"] == "accuracy"
+    assert set(metrics["final"]) == set(metrics["best"]) == {"accuracy"}
+    assert 0.0 <= metrics["final"]["accuracy"] <= 1.0 and metrics["best_epoch"] == 1
+    params = on_disk["params"]
+    assert 0 < params["trainable"] < params["total"] and params["trainable_share"] == params["trainable"] / params["total"]
+    timing = on_disk["time"]
+    assert timing["wall_seconds"] >= timing["train_seconds"] > 0 and timing["train_steps"] == 8
+    prov = on_disk["provenance"]
+    assert prov["packages"]["torch"].startswith("2.13") and prov["packages"]["peft"]
+    assert set(prov["git"]) == {"commit", "dirty"} and prov["device"] == "cpu"
+    assert list(path.parent.glob(".tmp-*")) == []
+
+
+def test_config_hash_tracks_the_experiment_not_where_it_is_written():
+    base = ["+method=lora", "+task=rte"]
+    hash_of = lambda *o: records.config_hash(records_config(base + list(o)))  # noqa: E731
+    assert hash_of() == hash_of("results_dir=elsewhere", "tracker=none")
+    assert hash_of() != hash_of("seed=1")
+    assert hash_of() != hash_of("method.r=4")
+
+
+def records_config(overrides):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(compose_config(overrides), resolve=True)
+
+
+def test_max_steps_and_gradient_accumulation(tiny_run_config):
+    record = run(tiny_run_config("bitfit", "trainer.max_steps=5", "trainer.grad_accum_steps=2")).record
+    assert record["time"]["train_steps"] == 5
+    # 64 examples in batches of 8, two batches a step: 4 steps an epoch, so epoch 2 stops after one step
+    assert [entry["step"] for entry in record["metrics"]["history"]] == [4, 5]
+
+
+def test_a_failed_run_writes_a_failed_record_and_raises(tiny_run_config, tmp_path):
+    cfg = tiny_run_config("lora", f"data_dir={tmp_path / 'nowhere'}")
+    with pytest.raises(FileNotFoundError):
+        run(cfg)
+    written = [json.loads(p.read_text()) for p in Path(cfg.results_dir).rglob("*.json")]
+    assert len(written) == 1
+    assert written[0]["status"] == "failed"
+    assert written[0]["error"]["type"] == "FileNotFoundError" and "rte/train.tsv" in written[0]["error"]["message"]
+    assert "metrics" not in written[0]
+
+
+def test_write_record_is_atomic_on_failure(tmp_path):
+    path = tmp_path / "a" / "record.json"
+    with pytest.raises(ValueError):
+        records.write_record({"value": float("nan")}, path)  # NaN is not valid JSON: nothing is written
+    assert not path.exists() and list(path.parent.iterdir()) == []
