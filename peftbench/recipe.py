@@ -4,18 +4,20 @@ compose cfg -> seed -> build base model -> apply method -> load task data
   -> train (method code only through hooks) -> evaluate -> measure -> record
 """
 
+import tempfile
 import time
 import traceback
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
-from peftbench import data, records
+from peftbench import data, measure, records
 from peftbench.methods import Arch, get_method
-from peftbench.methods.modules import unfreeze_head
+from peftbench.methods.modules import head_parameters, unfreeze_head
 from peftbench.metrics import is_better
 from peftbench.models import build_model
 from peftbench.report_console import print_run_summary
@@ -29,13 +31,6 @@ def resolve_device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)
-
-
-def count_parameters(model) -> dict:
-    parameters = {id(p): p for p in model.parameters()}.values()  # tied weights count once
-    trainable = sum(p.numel() for p in parameters if p.requires_grad)
-    total = sum(p.numel() for p in parameters)
-    return {"trainable": trainable, "total": total, "trainable_share": trainable / total}
 
 
 def best_epoch(history: list[dict], main_metric: str) -> dict:
@@ -76,12 +71,16 @@ def run(cfg: DictConfig) -> RunOutput:
             torch.set_num_threads(int(cfg.num_threads))
         set_seed(cfg.seed)
 
+        peak_memory = measure.PeakMemory(device).start()  # the level before the model is built
         model, tokenizer = build_model(cfg.model, data.num_labels(cfg.task))
         arch = Arch(modules=dict(cfg.model.modules), head=tuple(cfg.model.head))
+        base_parameter_ids = {id(p) for p in model.parameters()}
         model = method.apply(model, method_cfg, arch)
         unfreeze_head(model, arch)
         model.to(device)
-        record["params"] = count_parameters(model)
+        params = measure.parameter_split(model, base_parameter_ids, {id(p) for p in head_parameters(model, arch)})
+        stored = method.stored_parameters(model) if method.stored_parameters else params["trainable"]
+        record["params"] = {**params, "stored_after_training": stored}
 
         splits = data.load_task(cfg.task, cfg.data_dir, cfg.seed)
         features = {name: data.tokenize(examples, tokenizer, cfg.trainer.max_seq_length) for name, examples in splits.items()}
@@ -92,6 +91,8 @@ def run(cfg: DictConfig) -> RunOutput:
 
         tracker = make_tracker(cfg.tracker, config, name=run_id)
         result = train(model, method, train_loader, eval_loader, cfg.task, cfg.trainer, tracker, device)
+        record["memory"] = measure.memory_record(peak_memory.stop(), measure.memory_breakdown(model, result.optimizer))
+        result.optimizer = None  # frees the optimizer state before the inference measurements
 
         best = best_epoch(result.history, cfg.task.main_metric)
         record["metrics"] = {
@@ -103,6 +104,10 @@ def run(cfg: DictConfig) -> RunOutput:
             "first_loss": result.losses[0],
             "last_loss": result.losses[-1],
         }
+        record["throughput"] = measure.throughput(result.step_seconds, result.step_samples, result.step_tokens,
+                                                  cfg.measure.warmup_steps)
+        record["latency"] = measure_inference(cfg, model, method, device)
+        record["checkpoint"] = measure_checkpoint(cfg.checkpoint_dir, run_id, model)
         record["time"] = {"wall_seconds": time.perf_counter() - wall_start, "train_seconds": result.train_seconds,
                           "eval_seconds": result.eval_seconds, "train_steps": result.steps}
         record["provenance"] = records.provenance(device)
@@ -124,12 +129,52 @@ def run(cfg: DictConfig) -> RunOutput:
     return RunOutput(record=record, model=model, losses=result.losses)
 
 
+def measure_inference(cfg: DictConfig, model, method, device: torch.device) -> dict:
+    """Latency of the base model without the method, with it, and merged where the method can be."""
+    m = cfg.measure
+    batch = measure.latency_batch(model, m.latency_batch_size, m.latency_seq_length, seed=cfg.seed)
+    timing = dict(device=device, warmup=m.latency_warmup, repeats=m.latency_repeats)
+    base, _ = build_model(cfg.model, data.num_labels(cfg.task))  # a fresh base, no method
+    base_latency = measure.latency(base.to(device), batch, **timing)
+    del base
+    with_method = measure.latency(model, batch, **timing)
+    result = {"batch_size": m.latency_batch_size, "seq_length": m.latency_seq_length, "base": base_latency,
+              "method": {**with_method, "overhead_pct": measure.overhead_pct(with_method["median_ms"], base_latency["median_ms"])}}
+    if not method.mergeable:
+        return {**result, "merged": None, "merge_check": {"reason": f"{method.name} has no weights to merge into the base"}}
+    merged = measure.merged_copy(model, method)
+    merged_latency = measure.latency(merged, batch, **timing)
+    check = measure.merge_check(measure.outputs(model, batch, device), measure.outputs(merged, batch, device), m.merge_tolerance)
+    if not check["equivalent"]:
+        check["reason"] = f"merged outputs differ from unmerged by {check['max_abs_diff']:.3g} > {m.merge_tolerance:g}"
+    return {**result, "merge_check": check,
+            "merged": {**merged_latency, "overhead_pct": measure.overhead_pct(merged_latency["median_ms"], base_latency["median_ms"])}}
+
+
+def measure_checkpoint(checkpoint_dir: str | None, run_id: str, model) -> dict:
+    """Bytes of what restores the tuned model on top of its base (the trained tensors, safetensors)."""
+    if checkpoint_dir:
+        path = Path(checkpoint_dir) / run_id / "trainable.safetensors"
+        return {"format": "safetensors", "bytes": measure.save_checkpoint(model, path), "path": str(path)}
+    with tempfile.TemporaryDirectory() as folder:
+        return {"format": "safetensors", "bytes": measure.save_checkpoint(model, Path(folder) / "trainable.safetensors"), "path": None}
+
+
+def flatten(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}/"))
+        elif isinstance(value, (int, float, bool)):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def summary_values(record: dict) -> dict:
     metrics = record["metrics"]
     return {
         **{f"final/{k}": v for k, v in metrics["final"].items()},
         **{f"best/{k}": v for k, v in metrics["best"].items()},
-        **{f"params/{k}": v for k, v in record["params"].items()},
-        **{f"time/{k}": v for k, v in record["time"].items()},
+        **flatten({key: record[key] for key in ("params", "memory", "throughput", "latency", "checkpoint", "time")}),
         "config_hash": record["run"]["config_hash"],
     }

@@ -3,9 +3,12 @@
 from rich.console import Console
 from rich.table import Table
 
+MIB = 2**20
+
 
 def print_run_summary(record: dict) -> None:
-    run, metrics, params, timing = record["run"], record["metrics"], record["params"], record["time"]
+    run, metrics, params = record["run"], record["metrics"], record["params"]
+    memory, throughput, latency, timing = record["memory"], record["throughput"], record["latency"], record["time"]
     table = Table(title=f"{run['method']} on {run['task']} ({run['model']}, seed {run['seed']})")
     table.add_column("quantity")
     table.add_column("value", justify="right")
@@ -14,8 +17,25 @@ def print_run_summary(record: dict) -> None:
     for name, value in metrics["best"].items():
         table.add_row(f"{name} (best, epoch {metrics['best_epoch']})", f"{value:.4f}")
     table.add_row("trainable parameters", f"{params['trainable']:,} ({100 * params['trainable_share']:.3f}%)")
+    table.add_row("  added / unfrozen / head", f"{params['added']:,} / {params['unfrozen']:,} / {params['head']:,}")
     table.add_row("total parameters", f"{params['total']:,}")
+    peak = memory.get("peak_allocated_bytes", memory.get("peak_bytes"))
+    table.add_row(f"peak train memory ({memory['kind']})", f"{peak / MIB:,.1f} MiB")
+    parts = memory["breakdown"]
+    table.add_row("  weights / grads / optimizer / other",
+                  " / ".join(f"{parts[k] / MIB:,.1f}" for k in ("weights_bytes", "gradients_bytes", "optimizer_state_bytes",
+                                                               "activations_and_other_bytes")) + " MiB")
+    table.add_row("median step time", f"{1000 * throughput['median_step_seconds']:.1f} ms "
+                                      f"({throughput['samples_per_second']:.1f} samples/s, {throughput['tokens_per_second']:,.0f} tokens/s)")
+    shape = f"batch {latency['batch_size']} x {latency['seq_length']}"
+    table.add_row(f"latency base ({shape})", f"{latency['base']['median_ms']:.2f} ms (p90 {latency['base']['p90_ms']:.2f})")
+    table.add_row("latency with method", f"{latency['method']['median_ms']:.2f} ms ({latency['method']['overhead_pct']:+.1f}%)")
+    if latency["merged"]:
+        table.add_row("latency merged", f"{latency['merged']['median_ms']:.2f} ms ({latency['merged']['overhead_pct']:+.1f}%)"
+                      f", max diff {latency['merge_check']['max_abs_diff']:.1e}")
+    table.add_row("checkpoint", f"{record['checkpoint']['bytes'] / MIB:,.3f} MiB")
     table.add_row("train time", f"{timing['train_seconds']:.1f} s over {timing['train_steps']} steps")
     table.add_row("wall time", f"{timing['wall_seconds']:.1f} s")
-    Console(stderr=True).print(table)
-    Console(stderr=True).print(f"record: {record['path']}")
+    console = Console(stderr=True)
+    console.print(table)
+    console.print(f"record: {record['path']}")

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from peftbench.data import is_regression
+from peftbench.measure import synchronize
 from peftbench.metrics import compute_metrics
 
 
@@ -20,6 +21,10 @@ class TrainResult:
     eval_seconds: float = 0.0
     losses: list[float] = field(default_factory=list)  # task loss of every optimizer step
     history: list[dict] = field(default_factory=list)  # one entry per evaluation
+    step_seconds: list[float] = field(default_factory=list)  # wall time of every optimizer step
+    step_samples: list[int] = field(default_factory=list)
+    step_tokens: list[int] = field(default_factory=list)  # real (non-padding) tokens
+    optimizer: torch.optim.Optimizer | None = None  # kept for the memory breakdown
 
 
 def total_optimizer_steps(trainer, batches_per_epoch: int) -> int:
@@ -59,8 +64,11 @@ def train(model, method, train_loader, eval_loader, task, trainer, tracker, devi
     model.train()
     progress = tqdm(total=total_steps, desc="train", unit="step", mininterval=2.0)
     for epoch in range(1, epochs + 1):
-        started = time.perf_counter()
+        started = step_started = time.perf_counter()
+        step_samples = step_tokens = 0
         for index, batch in enumerate(train_loader):
+            step_samples += len(batch["labels"])
+            step_tokens += int(batch["attention_mask"].sum())
             loss = model(**to_device(batch, device)).loss
             extra = method.extra_loss(model)
             total_loss = loss if extra is None else loss + extra
@@ -72,6 +80,12 @@ def train(model, method, train_loader, eval_loader, task, trainer, tracker, devi
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            synchronize(device)
+            now = time.perf_counter()
+            result.step_seconds.append(now - step_started)
+            result.step_samples.append(step_samples)
+            result.step_tokens.append(step_tokens)
+            step_started, step_samples, step_tokens = now, 0, 0
             result.steps += 1
             result.losses.append(loss.item())
             method.on_step(model, result.steps, total_steps)
@@ -93,4 +107,5 @@ def train(model, method, train_loader, eval_loader, task, trainer, tracker, devi
         if result.steps >= total_steps:
             break
     progress.close()
+    result.optimizer = optimizer
     return result

@@ -15,7 +15,8 @@ REAL_DATA_DIR = Path(os.environ.get("PEFTBENCH_DATA_DIR") or REPO_ROOT.parent / 
 
 # A tiny, fast run: the 2-layer 32-wide BERT, no tracker, a learning rate at which a few steps show.
 TINY_RUN = ["model=tiny_bert", "tracker=none", "trainer.batch_size=8", "trainer.epochs=3", "trainer.lr=1e-2",
-            "trainer.warmup_ratio=0.0", "trainer.log_every_steps=1", "num_threads=1"]
+            "trainer.warmup_ratio=0.0", "trainer.log_every_steps=1", "num_threads=1", "measure.latency_repeats=3",
+            "measure.latency_warmup=1", "measure.warmup_steps=2"]
 
 
 def compose_config(overrides: list[str]):
@@ -56,6 +57,7 @@ def tiny_run_config(toy_data_dir, tmp_path):
 
     def make(method: str, *overrides: str):
         return compose_config([f"+method={method}", "+task=rte", f"data_dir={toy_data_dir}",
-                               f"results_dir={tmp_path / 'results'}", *TINY_RUN, *overrides])
+                               f"results_dir={tmp_path / 'results'}", f"checkpoint_dir={tmp_path / 'checkpoints'}",
+                               *TINY_RUN, *overrides])
 
     return make

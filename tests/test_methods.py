@@ -1,13 +1,17 @@
 """One test body per behaviour, the methods as rows: training works, frozen weights stay frozen, and
 the trainable count equals the method's exact formula."""
 
+from pathlib import Path
+
 import pytest
 import torch
-
-from peftbench.methods import METHODS
-from peftbench.models import build_model
-from peftbench.recipe import run
 from transformers import set_seed
+
+from peftbench import measure
+from peftbench.methods import METHODS, Arch, get_method
+from peftbench.methods.modules import unfreeze_head
+from peftbench.models import build_model
+from peftbench.recipe import COMMON_METHOD_KEYS, run
 
 
 def tiny_dims(cfg) -> dict:
@@ -69,3 +73,56 @@ def test_method_trains_freezes_and_counts(method, tiny_run_config):
             frozen_changed.append(name)
     assert frozen_changed == [], f"{method} changed frozen weights: {frozen_changed[:5]}"
     assert changed > 0
+
+    check_memory_breakdown(record)
+    check_checkpoint_round_trip(cfg, record, output.model)
+    check_merge(method, record)
+
+
+def check_memory_breakdown(record):
+    """The analytic parts are exact: fp32 weights, fp32 gradients of the trainable parameters, and
+    AdamW's two fp32 moments per trainable parameter."""
+    parts, params = record["memory"]["breakdown"], record["params"]
+    assert parts["weights_bytes"] == 4 * params["total"]
+    assert parts["gradients_bytes"] == 4 * params["trainable"]
+    assert parts["optimizer_state_bytes"] == 2 * params["trainable"] * 4
+    peak = record["memory"]["peak_bytes"]
+    assert peak > 0 and parts["activations_and_other_bytes"] == peak - sum(v for k, v in parts.items() if k != "activations_and_other_bytes")
+
+
+def check_checkpoint_round_trip(cfg, record, tuned):
+    """Save, load into a fresh base with the method applied (its own tensors scrambled), same outputs."""
+    path = Path(record["checkpoint"]["path"])
+    assert record["checkpoint"]["bytes"] == path.stat().st_size > 4 * record["params"]["trainable"]
+    method = get_method(cfg.method.name)
+    set_seed(cfg.seed)  # the random tiny base is defined by its seed; a pretrained one by its files
+    fresh, _ = build_model(cfg.model, num_labels=2)
+    arch = Arch(modules=dict(cfg.model.modules), head=tuple(cfg.model.head))
+    fresh = method.apply(fresh, method.make_config({k: v for k, v in cfg.method.items() if k not in COMMON_METHOD_KEYS}), arch)
+    unfreeze_head(fresh, arch)
+    with torch.no_grad():
+        for parameter in fresh.parameters():
+            if parameter.requires_grad:
+                parameter.normal_()
+    batch = measure.latency_batch(tuned, batch_size=4, seq_length=16)
+    assert not torch.equal(measure.outputs(fresh, batch, torch.device("cpu")), measure.outputs(tuned, batch, torch.device("cpu")))
+    measure.load_checkpoint(fresh, path)
+    assert torch.equal(measure.outputs(fresh, batch, torch.device("cpu")), measure.outputs(tuned, batch, torch.device("cpu")))
+
+
+def check_merge(method, record):
+    latency = record["latency"]
+    for key in ("base", "method"):
+        assert latency[key]["median_ms"] > 0 and latency[key]["p90_ms"] >= latency[key]["median_ms"]
+    if get_method(method).mergeable:
+        assert latency["merge_check"]["equivalent"], latency["merge_check"]
+        assert latency["merge_check"]["max_abs_diff"] <= 1e-4 and latency["merged"]["median_ms"] > 0
+    else:
+        assert latency["merged"] is None and "no weights to merge" in latency["merge_check"]["reason"]
+
+
+def test_lora_merge_removes_the_adapter_modules(tiny_run_config):
+    output = run(tiny_run_config("lora", "trainer.max_steps=3"))
+    merged = measure.merged_copy(output.model, get_method("lora"))
+    assert not any("lora_" in name for name, _ in merged.named_parameters())
+    assert any("lora_" in name for name, _ in output.model.named_parameters())  # the tuned model is untouched

@@ -28,6 +28,13 @@ def test_record_schema_and_path(tiny_run_config, tmp_path):
     assert 0.0 <= metrics["final"]["accuracy"] <= 1.0 and metrics["best_epoch"] == 1
     params = on_disk["params"]
     assert 0 < params["trainable"] < params["total"] and params["trainable_share"] == params["trainable"] / params["total"]
+    assert params["added"] + params["unfrozen"] + params["head"] == params["trainable"]
+    assert params["stored_after_training"] == params["trainable"]
+    assert on_disk["memory"]["kind"] == "cpu_rss" and on_disk["memory"]["peak_bytes"] > 0
+    speed = on_disk["throughput"]
+    assert speed["measured_steps"] == 8 - 2 and speed["median_step_seconds"] > 0
+    assert speed["samples_per_second"] > 0 and speed["tokens_per_second"] > speed["samples_per_second"]
+    assert on_disk["checkpoint"]["bytes"] > 0
     timing = on_disk["time"]
     assert timing["wall_seconds"] >= timing["train_seconds"] > 0 and timing["train_steps"] == 8
     prov = on_disk["provenance"]

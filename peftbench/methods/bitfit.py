@@ -21,5 +21,8 @@ def apply_bitfit(model: nn.Module, cfg: BitFitConfig, arch: Arch) -> nn.Module:
     return model
 
 
-# A trained bias vector can be folded back into the base weights: no inference overhead.
-register_method(Method("bitfit", BitFitConfig, apply_bitfit, family="selective", mergeable=True))
+def merge_bitfit(model: nn.Module) -> nn.Module:
+    return model  # the trained biases are the base model's own: nothing to fold, no inference overhead
+
+
+register_method(Method("bitfit", BitFitConfig, apply_bitfit, family="selective", merge=merge_bitfit))

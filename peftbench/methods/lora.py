@@ -28,4 +28,8 @@ def apply_lora(model: nn.Module, cfg: LoraConfig, arch: Arch) -> nn.Module:
     return peft.get_peft_model(model, peft_config)
 
 
-register_method(Method("lora", LoraConfig, apply_lora, family="reparametrised", mergeable=True))
+def merge_lora(model: nn.Module) -> nn.Module:
+    return model.merge_and_unload()  # W <- W + (alpha/r) B A; the plain transformers model remains
+
+
+register_method(Method("lora", LoraConfig, apply_lora, family="reparametrised", merge=merge_lora))

@@ -26,14 +26,15 @@ def freeze_all(model: nn.Module) -> None:
         parameter.requires_grad_(False)
 
 
+def head_parameters(model: nn.Module, arch: Arch) -> list[nn.Parameter]:
+    patterns = [re.compile(rf"(^|\.){re.escape(name)}$") for name in arch.head]
+    modules = [module for name, module in model.named_modules() if any(p.search(name) for p in patterns)]
+    if not modules:
+        raise ValueError(f"The model has no head module named {', '.join(arch.head)}.")
+    return [parameter for module in modules for parameter in module.parameters()]
+
+
 def unfreeze_head(model: nn.Module, arch: Arch) -> None:
     """The task head is new and randomly initialised, so it trains under every method."""
-    patterns = [re.compile(rf"(^|\.){re.escape(name)}$") for name in arch.head]
-    found = False
-    for name, module in model.named_modules():
-        if any(p.search(name) for p in patterns):
-            found = True
-            for parameter in module.parameters():
-                parameter.requires_grad_(True)
-    if not found:
-        raise ValueError(f"The model has no head module named {', '.join(arch.head)}.")
+    for parameter in head_parameters(model, arch):
+        parameter.requires_grad_(True)

@@ -32,11 +32,19 @@ class Method:
     config_cls: type
     apply: Callable[[nn.Module, Any, Arch], nn.Module]
     family: str
-    mergeable: bool = False
+    # Folds the method's weights into the base model (returns the plain merged model); None: cannot.
+    merge: Callable[[nn.Module], nn.Module] | None = None
     # Called after every optimizer step (AdaLoRA's rank allocation lives here, not in the loop).
     on_step: Callable[[nn.Module, int, int], None] = no_step_hook
     # Returns a loss term added to the task loss, or None (DiffPruning's L0 penalty lives here).
     extra_loss: Callable[[nn.Module], Any] = no_extra_loss
+    # Parameters that must be stored after training, where a training-only reparametrisation (prefix
+    # MLP, P-tuning encoder) makes it differ from the trainable count; None: the trainable count.
+    stored_parameters: Callable[[nn.Module], int] | None = None
+
+    @property
+    def mergeable(self) -> bool:
+        return self.merge is not None
 
     def make_config(self, options: dict) -> Any:
         valid = [f.name for f in fields(self.config_cls)]

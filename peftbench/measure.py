@@ -1,0 +1,192 @@
+"""Cost measurements taken the same way for every method: parameters, peak memory and its
+breakdown, training throughput, inference latency (base, with the method, merged), checkpoint size."""
+
+import copy
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import torch
+from safetensors.torch import load_file, save_file
+
+# --- parameters -------------------------------------------------------------------------------
+
+
+def parameter_split(model, base_parameter_ids: set[int], head_parameter_ids: set[int]) -> dict:
+    """Trainable parameters split into what the method adds, existing weights it unfreezes, and the
+    task head (new under every method); `total` counts tied weights once."""
+    parameters = {id(p): p for p in model.parameters()}
+    trainable = {i: p for i, p in parameters.items() if p.requires_grad}
+    head = sum(p.numel() for i, p in trainable.items() if i in head_parameter_ids)
+    added = sum(p.numel() for i, p in trainable.items() if i not in base_parameter_ids)
+    total = sum(p.numel() for p in parameters.values())
+    count = sum(p.numel() for p in trainable.values())
+    return {"trainable": count, "total": total, "trainable_share": count / total, "added": added,
+            "unfrozen": count - added - head, "head": head}
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+
+def tensor_bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def memory_breakdown(model, optimizer) -> dict:
+    """Analytic parts of training memory. Optimizer state counts its per-parameter tensors (Adam:
+    exp_avg and exp_avg_sq, 2 x trainable x 4 bytes in fp32), not the 0-d step counters."""
+    parameters = list({id(p): p for p in model.parameters()}.values())
+    state = [t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t) and t.dim() > 0]
+    return {
+        "weights_bytes": tensor_bytes(parameters),
+        "gradients_bytes": tensor_bytes(p for p in parameters if p.requires_grad),
+        "optimizer_state_bytes": tensor_bytes(state),
+    }
+
+
+class PeakMemory:
+    """Peak memory of a stretch of work, above the level at `start()`. On CUDA the allocator's own
+    peak counters; on CPU the process's resident set size sampled by a thread, so that each run of a
+    multirun gets its own peak (the OS's lifetime maximum, ru_maxrss, would carry over between runs)."""
+
+    def __init__(self, device: torch.device, interval_s: float = 0.002):
+        self.device, self.interval_s = device, interval_s
+        self.process = psutil.Process()
+        self.baseline = self.peak = 0
+        self._stop = threading.Event()
+        self._thread = None
+
+    def start(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.baseline = torch.cuda.memory_allocated(self.device)
+            return self
+        self.baseline = self.peak = self.process.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def stop(self) -> dict:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            return {"kind": "cuda_allocator",
+                    "peak_allocated_bytes": torch.cuda.max_memory_allocated(self.device) - self.baseline,
+                    "peak_reserved_bytes": torch.cuda.max_memory_reserved(self.device),
+                    "baseline_bytes": self.baseline}
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+        return {"kind": "cpu_rss", "peak_bytes": self.peak - self.baseline, "baseline_bytes": self.baseline}
+
+
+def memory_record(peak: dict, breakdown: dict) -> dict:
+    measured = peak.get("peak_allocated_bytes", peak.get("peak_bytes"))
+    # The remainder: activations, temporary buffers and allocator slack (measured minus analytic).
+    other = measured - sum(breakdown.values())
+    return {**peak, "breakdown": {**breakdown, "activations_and_other_bytes": other}}
+
+
+# --- throughput -------------------------------------------------------------------------------
+
+
+def throughput(step_seconds: list[float], step_samples: list[int], step_tokens: list[int], warmup_steps: int) -> dict:
+    """Median step time after warm-up; samples/s and real (non-padding) tokens/s over those steps."""
+    measured = slice(min(warmup_steps, max(len(step_seconds) - 1, 0)), None)
+    seconds = step_seconds[measured]
+    return {
+        "warmup_steps": measured.start,
+        "measured_steps": len(seconds),
+        "median_step_seconds": statistics.median(seconds),
+        "samples_per_second": sum(step_samples[measured]) / sum(seconds),
+        "tokens_per_second": sum(step_tokens[measured]) / sum(seconds),
+    }
+
+
+# --- latency ----------------------------------------------------------------------------------
+
+
+def latency_batch(model, batch_size: int, seq_length: int, seed: int = 0) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    vocab_size = model.config.vocab_size
+    input_ids = torch.randint(1000 if vocab_size > 2000 else 1, vocab_size, (batch_size, seq_length), generator=generator)
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # a sync point: kernels are asynchronous
+
+
+@torch.no_grad()
+def latency(model, batch: dict, device: torch.device, warmup: int, repeats: int) -> dict:
+    """Median and p90 of single forward passes, after warm-up."""
+    was_training = model.training
+    model.eval()
+    batch = {k: v.to(device) for k, v in batch.items()}
+    for _ in range(warmup):
+        model(**batch)
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        started = time.perf_counter()
+        model(**batch)
+        synchronize(device)
+        times.append(time.perf_counter() - started)
+    model.train(was_training)
+    times.sort()
+    return {"median_ms": 1000 * statistics.median(times), "p90_ms": 1000 * times[int(0.9 * (len(times) - 1))],
+            "repeats": repeats}
+
+
+def overhead_pct(latency_ms: float, base_ms: float) -> float:
+    return 100.0 * (latency_ms - base_ms) / base_ms
+
+
+@torch.no_grad()
+def outputs(model, batch: dict, device: torch.device) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
+    model.train(was_training)
+    return logits
+
+
+def merged_copy(model, method):
+    """The method's weights folded into a copy of the base (the tuned model stays as it is)."""
+    return method.merge(copy.deepcopy(model))
+
+
+def merge_check(unmerged: torch.Tensor, merged: torch.Tensor, tolerance: float) -> dict:
+    difference = (unmerged - merged).abs().max().item()
+    return {"max_abs_diff": difference, "tolerance": tolerance, "equivalent": difference <= tolerance}
+
+
+# --- checkpoint -------------------------------------------------------------------------------
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    """What must be saved to restore the tuned model on top of its base: the trained tensors."""
+    return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(model, path: Path) -> int:
+    """Write the trained tensors with safetensors; returns the file size in bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(trainable_state(model), str(path))
+    return path.stat().st_size
+
+
+def load_checkpoint(model, path: Path) -> None:
+    """Load trained tensors into a base model that the same method has been applied to."""
+    state = load_file(str(path))
+    missing = set(state) - {name for name, _ in model.named_parameters()}
+    if missing:
+        raise ValueError(f"Checkpoint {path} has tensors the model lacks: {', '.join(sorted(missing)[:5])}.")
+    model.load_state_dict(state, strict=False)
