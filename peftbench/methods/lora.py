@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import peft
 import torch.nn as nn
+from transformers.pytorch_utils import Conv1D
 
 from peftbench.methods.modules import module_names_for_roles
 from peftbench.methods.registry import Arch, Method, register_method
@@ -18,12 +19,15 @@ class LoraConfig:
 
 
 def apply_lora(model: nn.Module, cfg: LoraConfig, arch: Arch) -> nn.Module:
+    targets = module_names_for_roles(model, arch, cfg.target_modules)
     peft_config = peft.LoraConfig(
         r=cfg.r,
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,
-        target_modules=module_names_for_roles(model, arch, cfg.target_modules),
+        target_modules=targets,
         bias="none",
+        # GPT-2's Conv1D stores its weight transposed (in x out)
+        fan_in_fan_out=any(isinstance(model.get_submodule(name), Conv1D) for name in targets),
     )
     return peft.get_peft_model(model, peft_config)
 

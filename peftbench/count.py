@@ -1,0 +1,66 @@
+"""Exact parameter accounting at paper scale, without weights:
+
+    python -m peftbench.count +method=lora model=gpt3_175b method.r=1
+
+builds the architecture on the `meta` device from its config numbers (no memory, any size), applies
+the method, and prints the parameters the method trains, split from the task head, which most
+papers leave out of their counts."""
+
+import json
+import sys
+import time
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from peftbench import CONF_DIR
+from peftbench.cli import check_group_choices, fail
+
+
+def count(cfg: DictConfig) -> dict:
+    """Parameter counts of method x model on the meta device (no task needed)."""
+    from peftbench.measure import parameter_split
+    from peftbench.methods import Arch, get_method
+    from peftbench.methods.modules import head_parameters
+    from peftbench.models import build_meta_model
+    from peftbench.recipe import COMMON_METHOD_KEYS
+
+    started = time.perf_counter()
+    method = get_method(cfg.method.name)
+    options = {k: v for k, v in OmegaConf.to_container(cfg.method).items() if k not in COMMON_METHOD_KEYS}
+    num_labels = len(cfg.task.labels) if "task" in cfg and cfg.task.labels else 2
+    model = build_meta_model(cfg.model, num_labels)
+    arch = Arch(modules=dict(cfg.model.modules), head=tuple(cfg.model.head))
+    base_ids = {id(p) for p in model.parameters()}
+    head = head_parameters(model, arch)
+    model = method.apply(model, method.make_config(options), arch)
+    split = parameter_split(model, base_ids, {id(p) for p in head})
+    head_size = sum(p.numel() for p in {id(p): p for p in head}.values())
+    method_params = split["added"] + split["unfrozen"]  # the trained head is counted apart
+    return {"model": cfg.model.name, "method": cfg.method.name, "options": options,
+            "method_params": method_params, "added": split["added"], "unfrozen": split["unfrozen"],
+            "head_params": head_size, "total": split["total"], "method_share": method_params / split["total"],
+            "seconds": time.perf_counter() - started}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def hydra_main(cfg: DictConfig) -> None:
+    if "method" not in cfg:
+        fail("no method given; add +method=<name>.")
+    result = count(cfg)
+    print(f"{result['method']} on {result['model']} (meta device, no weights), options {result['options']}")
+    print(f"  method parameters: {result['method_params']:,} ({result['method_params'] / 1e6:.2f}M, "
+          f"{100 * result['method_share']:.4f}% of {result['total']:,})")
+    print(f"    added {result['added']:,}, existing unfrozen {result['unfrozen']:,}")
+    print(f"  task head (not in the above): {result['head_params']:,}")
+    print(f"  counted in {result['seconds']:.1f} s")
+    print(json.dumps({k: v for k, v in result.items() if k != "seconds"}))
+
+
+def main() -> None:
+    check_group_choices(sys.argv[1:])
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Published "# trainable parameters" cells reproduced on the meta device (reference/published_param_counts.csv).
+A row marked reproduced=no must still differ, and say why."""
+
+import csv
+
+import psutil
+import pytest
+
+from peftbench import CONF_DIR
+from peftbench.count import count
+
+from conftest import compose_config
+
+ROWS = list(csv.DictReader(open(CONF_DIR.parent / "reference" / "published_param_counts.csv")))
+UNITS = {"M": 1e6, "K": 1e3}
+
+
+def row_id(row):
+    return f"{row['paper']}-{row['table']}-{row['published_model']}-{row['published_method']}-{row['published']}{row['unit']}"
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_id)
+def test_published_trainable_count(row):
+    cfg = compose_config([f"+method={row['method']}", f"model={row['model']}", *row["overrides"].split()])
+    ours = count(cfg)["method_params"]
+    rounded = round(ours / UNITS[row["unit"]], int(row["decimals"]))
+    assert row["source"] and row["note"]
+    if row["reproduced"] == "yes":
+        assert rounded == float(row["published"]), f"ours {ours:,}"
+    else:
+        assert rounded != float(row["published"]), "now reproduced: update the row"
+
+
+def test_count_splits_added_and_unfrozen_and_keeps_the_head_apart():
+    lora = count(compose_config(["+method=lora", "model=bert_base"]))
+    assert (lora["added"], lora["unfrozen"]) == (294_912, 0) and lora["head_params"] == 768 * 2 + 2
+    full = count(compose_config(["+method=full_ft", "model=bert_base"]))
+    assert full["unfrozen"] + full["head_params"] == full["total"] == 109_483_778
+
+
+def test_gpt3_is_counted_without_memory():
+    rss_before = psutil.Process().memory_info().rss
+    result = count(compose_config(["+method=lora", "model=gpt3_175b", "method.r=1"]))
+    assert result["total"] == 174_608_977_920  # 349 GB of fp16 weights, were they allocated
+    assert psutil.Process().memory_info().rss - rss_before < 2**30
