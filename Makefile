@@ -9,14 +9,13 @@ export PEFTBENCH_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all run clean
+.PHONY: help install test run bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --upgrade pip
 	# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build
 	$(VENV)/bin/pip install torch==2.13.0
 	$(VENV)/bin/pip install -e ".[dev]"
@@ -29,6 +28,9 @@ test: $(STAMP) ## run the test suite (fast; real-data tests skip when the data d
 
 run: $(STAMP) ## fine-tune and evaluate LoRA on RTE with the default model (about 8 minutes on 2 CPU cores)
 	$(PYTHON) -m peftbench +method=lora +task=rte
+
+bench: $(STAMP) ## cost-measurement benchmarks: latency repeatability, harness overhead, 175B count time
+	$(PYTHON) benchmarks/bench_costs.py
 
 clean: ## remove run outputs (Hydra outputs/, multirun/, wandb/); records in results/ are kept
 	rm -rf outputs multirun wandb

@@ -1,0 +1,136 @@
+"""Benchmarks of the measurement machinery itself (`make bench`):
+
+(a) latency repeatability: coefficient of variation of the median latency over 5 repeats (target <= 5%);
+(b) harness overhead: training step time through peftbench's loop versus a bare PyTorch loop doing
+    the same steps on the same model, method and batches, side by side in one process (target <= 3%);
+(c) the count command's wall time for GPT-3 175B (a fresh process, imports included).
+
+    python benchmarks/bench_costs.py [model=minilm_l6] [steps=40] [rounds=3]
+"""
+
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from hydra import compose, initialize_config_dir
+from transformers import get_linear_schedule_with_warmup, set_seed
+
+from peftbench import CONF_DIR, data, measure
+from peftbench.methods import Arch, get_method
+from peftbench.methods.modules import unfreeze_head
+from peftbench.models import build_model
+from peftbench.recipe import COMMON_METHOD_KEYS
+from peftbench.tracking import NoTracker
+from peftbench.train import train
+
+
+def arguments() -> dict:
+    values = {"model": "minilm_l6", "steps": "40", "rounds": "3", "repeats": "5"}
+    values.update(argument.split("=", 1) for argument in sys.argv[1:])
+    return values
+
+
+def compose_run(model: str):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=["+method=lora", "+task=rte", f"model={model}", "tracker=none"])
+
+
+def tuned_model(cfg):
+    set_seed(cfg.seed)
+    model, tokenizer = build_model(cfg.model, data.num_labels(cfg.task))
+    method = get_method(cfg.method.name)
+    arch = Arch(modules=dict(cfg.model.modules), head=tuple(cfg.model.head))
+    model = method.apply(model, method.make_config({k: v for k, v in cfg.method.items() if k not in COMMON_METHOD_KEYS}), arch)
+    unfreeze_head(model, arch)
+    return model, tokenizer, method
+
+
+def fixed_batches(cfg, tokenizer, count: int) -> list[dict]:
+    if cfg.data_dir:
+        examples = data.load_task(cfg.task, cfg.data_dir, cfg.seed)["train"]
+    else:  # no data directory: synthetic pairs of a realistic length
+        examples = [data.Example(("a premise sentence about the world " * 6, "a short hypothesis"), i % 2) for i in range(512)]
+    features = data.tokenize(examples, tokenizer, cfg.trainer.max_seq_length)
+    loader = data.make_loader(features, tokenizer, cfg.trainer.batch_size, shuffle=True, seed=cfg.seed)
+    batches = []
+    for batch in loader:
+        batches.append(batch)
+        if len(batches) == count:
+            return batches
+    return batches
+
+
+def bare_loop_step_seconds(model, batches: list[dict], trainer) -> list[float]:
+    """The same steps written by hand: AdamW, linear schedule, gradient clipping."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=trainer.lr, weight_decay=trainer.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(trainer.warmup_ratio * len(batches)), len(batches))
+    model.train()
+    times = []
+    for batch in batches:
+        started = time.perf_counter()
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def harness_step_seconds(model, method, batches: list[dict], cfg) -> list[float]:
+    trainer = cfg.trainer.copy()
+    trainer.max_steps, trainer.eval_every_epoch = len(batches), False
+    result = train(model, method, batches, batches[:1], cfg.task, trainer, NoTracker(), torch.device("cpu"))
+    return result.step_seconds
+
+
+def latency_repeatability(model, repeats: int) -> dict:
+    batch = measure.latency_batch(model, batch_size=8, seq_length=128)
+    medians = [measure.latency(model, batch, torch.device("cpu"), warmup=3, repeats=30)["median_ms"] for _ in range(repeats)]
+    return {"medians_ms": medians, "cv_pct": 100 * statistics.stdev(medians) / statistics.mean(medians)}
+
+
+def harness_overhead(model, method, batches, cfg, rounds: int, warmup: int = 5) -> dict:
+    """Alternate harness and bare blocks so that drift in machine speed hits both alike."""
+    harness, bare = [], []
+    for _ in range(rounds):
+        harness += harness_step_seconds(model, method, batches, cfg)[warmup:]
+        bare += bare_loop_step_seconds(model, batches, cfg.trainer)[warmup:]
+    harness_median, bare_median = statistics.median(harness), statistics.median(bare)
+    return {"harness_median_s": harness_median, "bare_median_s": bare_median, "steps_each": len(harness),
+            "overhead_pct": 100 * (harness_median - bare_median) / bare_median}
+
+
+def count_command_seconds() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "peftbench.count", "+method=lora", "model=gpt3_175b", "method.r=1"],
+                   check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    args = arguments()
+    cfg = compose_run(args["model"])
+    print(f"model {args['model']}, torch threads {torch.get_num_threads()}, data {cfg.data_dir or 'synthetic'}", flush=True)
+    model, tokenizer, method = tuned_model(cfg)
+
+    latency = latency_repeatability(model, int(args["repeats"]))
+    print(f"(a) latency repeatability: medians {', '.join(f'{m:.2f}' for m in latency['medians_ms'])} ms "
+          f"(batch 8 x 128) -> CV {latency['cv_pct']:.2f}% (target <= 5%)", flush=True)
+
+    batches = fixed_batches(cfg, tokenizer, int(args["steps"]))
+    overhead = harness_overhead(model, method, batches, cfg, int(args["rounds"]))
+    print(f"(b) harness overhead: peftbench {1000 * overhead['harness_median_s']:.1f} ms/step vs bare loop "
+          f"{1000 * overhead['bare_median_s']:.1f} ms/step over {overhead['steps_each']} steps each "
+          f"-> {overhead['overhead_pct']:+.2f}% (target <= 3%)", flush=True)
+
+    seconds = count_command_seconds()
+    print(f"(c) python -m peftbench.count +method=lora model=gpt3_175b method.r=1: {seconds:.1f} s wall", flush=True)
+
+
+if __name__ == "__main__":
+    main()
