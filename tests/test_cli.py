@@ -54,3 +54,18 @@ def test_a_failing_run_exits_non_zero_and_records_failure(tmp_path):
     assert "rte/train.tsv" in result.stderr
     (path,) = (tmp_path / "results").rglob("*.json")
     assert json.loads(path.read_text())["status"] == "failed"
+
+
+def test_multirun_writes_a_record_per_job_in_one_wandb_group(toy_data_dir, tmp_path):
+    env = {"PEFTBENCH_DATA_DIR": str(toy_data_dir), "PEFTBENCH_RESULTS_DIR": str(tmp_path / "results"),
+           "WANDB_MODE": "offline", "HOME": str(tmp_path), "WANDB_API_KEY": ""}
+    result = peftbench("-m", "+method=lora,bitfit", "+task=rte", "trainer.max_steps=2", "tracker=wandb",
+                       f"tracker.dir={tmp_path}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                       *[o for o in TINY_RUN if not o.startswith("tracker")], env_extra=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results").rglob("*.json")]
+    assert sorted(r["run"]["method"] for r in records) == ["bitfit", "lora"]
+    group = str(tmp_path / "sweep").replace("/", "_")
+    assert {r["config"]["tracker"]["group"] for r in records} == {group}
+    run_files = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(run_files) == 2 and all(group.encode() in f.read_bytes() for f in run_files)

