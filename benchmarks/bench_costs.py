@@ -18,10 +18,9 @@ from hydra import compose, initialize_config_dir
 from transformers import get_linear_schedule_with_warmup, set_seed
 
 from peftbench import CONF_DIR, data, measure
-from peftbench.methods import Arch, get_method
-from peftbench.methods.modules import unfreeze_head
+from peftbench.methods import get_method
 from peftbench.models import build_model
-from peftbench.recipe import COMMON_METHOD_KEYS
+from peftbench.recipe import apply_method
 from peftbench.tracking import NoTracker
 from peftbench.train import train
 
@@ -40,11 +39,7 @@ def compose_run(model: str):
 def tuned_model(cfg):
     set_seed(cfg.seed)
     model, tokenizer = build_model(cfg.model, data.num_labels(cfg.task))
-    method = get_method(cfg.method.name)
-    arch = Arch(modules=dict(cfg.model.modules), head=tuple(cfg.model.head))
-    model = method.apply(model, method.make_config({k: v for k, v in cfg.method.items() if k not in COMMON_METHOD_KEYS}), arch)
-    unfreeze_head(model, arch)
-    return model, tokenizer, method
+    return apply_method(model, cfg), tokenizer, get_method(cfg.method.name)
 
 
 def fixed_batches(cfg, tokenizer, count: int) -> list[dict]:

@@ -11,7 +11,7 @@ import sys
 import time
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from peftbench import CONF_DIR
 from peftbench.cli import check_group_choices, fail
@@ -20,20 +20,19 @@ from peftbench.cli import check_group_choices, fail
 def count(cfg: DictConfig) -> dict:
     """Parameter counts of method x model on the meta device (no task needed)."""
     from peftbench.measure import parameter_split
-    from peftbench.methods import Arch, get_method
+    from peftbench.methods import get_method
     from peftbench.methods.modules import head_parameters
     from peftbench.models import build_meta_model
-    from peftbench.recipe import COMMON_METHOD_KEYS
+    from peftbench.recipe import arch_of, method_options
 
     started = time.perf_counter()
     method = get_method(cfg.method.name)
-    options = {k: v for k, v in OmegaConf.to_container(cfg.method).items() if k not in COMMON_METHOD_KEYS}
+    options = method_options(cfg.method)
     num_labels = len(cfg.task.labels) if "task" in cfg and cfg.task.labels else 2
     model = build_meta_model(cfg.model, num_labels)
-    arch = Arch(modules=dict(cfg.model.modules), head=tuple(cfg.model.head))
     base_ids = {id(p) for p in model.parameters()}
-    head = head_parameters(model, arch)
-    model = method.apply(model, method.make_config(options), arch)
+    head = head_parameters(model, arch_of(cfg.model))
+    model = method.apply(model, method.make_config(options), arch_of(cfg.model))  # the head stays frozen: counted apart
     split = parameter_split(model, base_ids, {id(p) for p in head})
     head_size = sum(p.numel() for p in {id(p): p for p in head}.values())
     method_params = split["added"] + split["unfrozen"]  # the trained head is counted apart

@@ -33,6 +33,23 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def method_options(method_cfg) -> dict:
+    """A method config's own options (everything but the keys every method has)."""
+    return {k: v for k, v in OmegaConf.to_container(method_cfg, resolve=True).items() if k not in COMMON_METHOD_KEYS}
+
+
+def arch_of(model_cfg) -> Arch:
+    return Arch(modules=dict(model_cfg.modules), head=tuple(model_cfg.head))
+
+
+def apply_method(model, cfg: DictConfig):
+    """The configured method applied to a base model, with the new task head trainable."""
+    method = get_method(cfg.method.name)
+    model = method.apply(model, method.make_config(method_options(cfg.method)), arch_of(cfg.model))
+    unfreeze_head(model, arch_of(cfg.model))
+    return model
+
+
 def best_epoch(history: list[dict], main_metric: str) -> dict:
     best = None
     for entry in history:
@@ -66,19 +83,17 @@ def run(cfg: DictConfig) -> RunOutput:
     tracker = NoTracker()
     try:
         method = get_method(cfg.method.name)
-        method_cfg = method.make_config({k: v for k, v in config["method"].items() if k not in COMMON_METHOD_KEYS})
+        method.make_config(method_options(cfg.method))  # bad options fail before any work
         if cfg.num_threads is not None:
             torch.set_num_threads(int(cfg.num_threads))
         set_seed(cfg.seed)
 
         peak_memory = measure.PeakMemory(device).start()  # the level before the model is built
         model, tokenizer = build_model(cfg.model, data.num_labels(cfg.task))
-        arch = Arch(modules=dict(cfg.model.modules), head=tuple(cfg.model.head))
         base_parameter_ids = {id(p) for p in model.parameters()}
-        model = method.apply(model, method_cfg, arch)
-        unfreeze_head(model, arch)
-        model.to(device)
-        params = measure.parameter_split(model, base_parameter_ids, {id(p) for p in head_parameters(model, arch)})
+        model = apply_method(model, cfg).to(device)
+        head_ids = {id(p) for p in head_parameters(model, arch_of(cfg.model))}
+        params = measure.parameter_split(model, base_parameter_ids, head_ids)
         stored = method.stored_parameters(model) if method.stored_parameters else params["trainable"]
         record["params"] = {**params, "stored_after_training": stored}
 

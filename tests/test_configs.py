@@ -4,7 +4,7 @@ import pytest
 
 from peftbench import CONF_DIR
 from peftbench.methods import METHODS, get_method
-from peftbench.recipe import COMMON_METHOD_KEYS
+from peftbench.recipe import method_options
 
 from conftest import compose_config
 
@@ -38,8 +38,7 @@ def test_config_file_composes(path):
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml")))
 def test_method_config_builds_its_registered_options(name):
     cfg = compose_config(["+method=" + name, "+task=rte"])
-    options = {k: v for k, v in cfg.method.items() if k not in COMMON_METHOD_KEYS}
-    get_method(name).make_config(options)  # unknown keys would raise
+    get_method(name).make_config(method_options(cfg.method))  # unknown keys would raise
     assert cfg.trainer.lr == cfg.method.lr
 
 

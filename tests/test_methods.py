@@ -8,10 +8,9 @@ import torch
 from transformers import set_seed
 
 from peftbench import measure
-from peftbench.methods import METHODS, Arch, get_method
-from peftbench.methods.modules import unfreeze_head
+from peftbench.methods import METHODS, get_method
 from peftbench.models import build_model
-from peftbench.recipe import COMMON_METHOD_KEYS, run
+from peftbench.recipe import apply_method, run
 
 
 def tiny_dims(cfg) -> dict:
@@ -94,12 +93,9 @@ def check_checkpoint_round_trip(cfg, record, tuned):
     """Save, load into a fresh base with the method applied (its own tensors scrambled), same outputs."""
     path = Path(record["checkpoint"]["path"])
     assert record["checkpoint"]["bytes"] == path.stat().st_size > 4 * record["params"]["trainable"]
-    method = get_method(cfg.method.name)
     set_seed(cfg.seed)  # the random tiny base is defined by its seed; a pretrained one by its files
     fresh, _ = build_model(cfg.model, num_labels=2)
-    arch = Arch(modules=dict(cfg.model.modules), head=tuple(cfg.model.head))
-    fresh = method.apply(fresh, method.make_config({k: v for k, v in cfg.method.items() if k not in COMMON_METHOD_KEYS}), arch)
-    unfreeze_head(fresh, arch)
+    fresh = apply_method(fresh, cfg)
     with torch.no_grad():
         for parameter in fresh.parameters():
             if parameter.requires_grad:
