@@ -1,5 +1,6 @@
 """`python -m peftbench +method=<name> +task=<name> [overrides]`: one run, or a grid with -m."""
 
+import os
 import re
 import sys
 
@@ -42,16 +43,33 @@ def check_required_groups(cfg: DictConfig) -> None:
             fail(f"no {group} given; add +{group}=<name>, available {group}s: {', '.join(available(group))}.")
 
 
+def threads_per_parallel_job(hydra_cfg) -> int | None:
+    """Jobs running side by side share the cores: 2 jobs on 2 cores take 1 thread each."""
+    n_jobs = hydra_cfg.launcher.get("n_jobs")
+    if hydra_cfg.mode != RunMode.MULTIRUN or not n_jobs or n_jobs == 1:
+        return None
+    cores = len(os.sched_getaffinity(0))
+    return max(1, cores // (cores if n_jobs < 0 else n_jobs))
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def hydra_main(cfg: DictConfig) -> float:
     check_required_groups(cfg)
     hydra_cfg = HydraConfig.get()
+    if cfg.num_threads is None and (threads := threads_per_parallel_job(hydra_cfg)):
+        cfg.num_threads = threads
     if hydra_cfg.mode == RunMode.MULTIRUN and cfg.tracker.get("group", "") is None:
         with open_dict(cfg):  # the runs of one multirun share a W&B group named after the sweep
             cfg.tracker.group = hydra_cfg.sweep.dir.replace("/", "_")
+    from peftbench.budget import BudgetError
     from peftbench.recipe import run  # imported here so that usage errors answer fast
 
-    record = run(cfg).record
+    try:
+        record = run(cfg).record
+    except BudgetError as error:
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            raise  # this job fails; the other jobs of the sweep go on
+        fail(str(error))
     return record["metrics"]["final"][cfg.task.main_metric]  # for Hydra sweepers that optimise
 
 

@@ -79,11 +79,17 @@ def to_example(row: dict, task) -> Example:
 
 
 def load_task(task, data_dir: str | None, seed: int) -> dict[str, list[Example]]:
-    """The train and validation splits as Examples; validation is the evaluation split."""
+    """The train and validation splits as Examples; validation (dev, or a held-out part of train) is
+    the evaluation split."""
     splits = {}
     for split in SPLITS:
         rows = read_local_split(task, data_dir, split) if data_dir else read_hub_split(task, split)
         splits[split] = [to_example(row, task) for row in rows]
+    if task.get("heldout_fraction"):
+        # Tuning on a held-out part of the training data keeps dev for the final number only.
+        shuffled = random.Random(seed).sample(splits["train"], len(splits["train"]))
+        cut = int(round(task.heldout_fraction * len(shuffled)))
+        splits["validation"], splits["train"] = shuffled[:cut], shuffled[cut:]
     if task.max_train_samples is not None and task.max_train_samples < len(splits["train"]):
         # A seeded subset: the low-resource (K-shot) setting of the surveys.
         splits["train"] = random.Random(seed).sample(splits["train"], task.max_train_samples)

@@ -4,6 +4,7 @@ compose cfg -> seed -> build base model -> apply method -> load task data
   -> train (method code only through hooks) -> evaluate -> measure -> record
 """
 
+import sys
 import tempfile
 import time
 import traceback
@@ -16,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
 from peftbench import data, measure, records
+from peftbench.budget import solve_budget
 from peftbench.methods import Arch, get_method
 from peftbench.methods.modules import head_parameters, unfreeze_head
 from peftbench.metrics import is_better
@@ -63,13 +65,19 @@ class RunOutput:
     record: dict  # what was written to the results store
     model: torch.nn.Module  # the tuned model, for callers that measure or check it further
     losses: list[float]  # task loss of every optimizer step
+    skipped: bool = False  # an ok record of the same configuration existed; nothing ran
 
 
 def run(cfg: DictConfig) -> RunOutput:
     """Fine-tune and evaluate one configuration; writes its record and returns it with the model."""
     started, wall_start = records.utc_now(), time.perf_counter()
+    cfg, budget = solve_budget(cfg)  # a budget sets the method's size knob before anything runs
     config = OmegaConf.to_container(cfg, resolve=True)
     config_hash = records.config_hash(config)
+    if not cfg.force and (existing := records.find_ok_record(cfg.results_dir, config, config_hash)):
+        print(f"skipping: an ok record of this configuration exists ({existing['path']}); force=true re-runs it",
+              file=sys.stderr)
+        return RunOutput(record=existing, model=None, losses=[], skipped=True)
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config_hash}-seed{cfg.seed}-{uuid.uuid4().hex[:6]}"
     device = resolve_device(cfg.device)
     record = {
@@ -78,6 +86,7 @@ def run(cfg: DictConfig) -> RunOutput:
         "run": {"id": run_id, "task": cfg.task.name, "model": cfg.model.name, "method": cfg.method.name,
                 "seed": cfg.seed, "config_hash": config_hash, "started_at": started},
         "config": config,
+        "budget": budget,
     }
     path = records.record_path(cfg.results_dir, config, run_id)
     tracker = NoTracker()
@@ -102,7 +111,8 @@ def run(cfg: DictConfig) -> RunOutput:
         train_loader = data.make_loader(features["train"], tokenizer, cfg.trainer.batch_size, shuffle=True, seed=cfg.seed)
         eval_loader = data.make_loader(features["validation"], tokenizer, cfg.trainer.eval_batch_size, shuffle=False, seed=cfg.seed)
         record["data"] = {"train_examples": len(splits["train"]), "eval_examples": len(splits["validation"]),
-                          "source": cfg.data_dir or "hub"}
+                          "source": cfg.data_dir or "hub",
+                          "eval_split": "heldout_from_train" if cfg.task.get("heldout_fraction") else "dev"}
 
         tracker = make_tracker(cfg.tracker, config, name=run_id)
         result = train(model, method, train_loader, eval_loader, cfg.task, cfg.trainer, tracker, device)

@@ -14,7 +14,7 @@ import torch
 
 SCHEMA_VERSION = 1
 # What defines an experiment; where results go and how they are tracked does not change its hash.
-HASHED_KEYS = ("model", "method", "task", "trainer", "seed")
+HASHED_KEYS = ("model", "method", "task", "trainer", "budget", "seed")
 PACKAGES = ("torch", "transformers", "peft", "datasets", "hydra-core", "wandb", "scikit-learn", "scipy")
 
 
@@ -67,6 +67,16 @@ def utc_now() -> str:
 def record_path(results_dir: str, config: dict, run_id: str) -> Path:
     """results/<task>/<model>/<method>/<run id>.json"""
     return Path(results_dir) / config["task"]["name"] / config["model"]["name"] / config["method"]["name"] / f"{run_id}.json"
+
+
+def find_ok_record(results_dir: str, config: dict, config_hash: str) -> dict | None:
+    """An earlier `ok` record of the same configuration (same hash), with its path, or None."""
+    folder = record_path(results_dir, config, "x").parent
+    for path in sorted(folder.glob(f"*-{config_hash}-*.json")):
+        record = json.loads(path.read_text())
+        if record.get("status") == "ok" and record["run"]["config_hash"] == config_hash:
+            return {**record, "path": str(path)}
+    return None
 
 
 def write_record(record: dict, path: Path) -> Path:

@@ -36,4 +36,4 @@ def merge_lora(model: nn.Module) -> nn.Module:
     return model.merge_and_unload()  # W <- W + (alpha/r) B A; the plain transformers model remains
 
 
-register_method(Method("lora", LoraConfig, apply_lora, family="reparametrised", merge=merge_lora))
+register_method(Method("lora", LoraConfig, apply_lora, family="reparametrised", size_knob="r", merge=merge_lora))

@@ -32,6 +32,8 @@ class Method:
     config_cls: type
     apply: Callable[[nn.Module, Any, Arch], nn.Module]
     family: str
+    # The integer option that sets the method's size (LoRA's r), for matched parameter budgets.
+    size_knob: str | None = None
     # Folds the method's weights into the base model (returns the plain merged model); None: cannot.
     merge: Callable[[nn.Module], nn.Module] | None = None
     # Called after every optimizer step (AdaLoRA's rank allocation lives here, not in the loop).

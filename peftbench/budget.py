@@ -1,0 +1,89 @@
+"""Matched parameter budgets: set a method's size knob (LoRA's r, ...) to the value whose exact
+trainable count, computed on the meta device without training, is closest to a target.
+
+The count is the run's trainable count, task head included (what the record's `params.trainable`
+says); a share target is trainable / total."""
+
+import copy
+
+from omegaconf import DictConfig, open_dict
+
+from peftbench.data import num_labels
+from peftbench.measure import parameter_split
+from peftbench.methods import get_method
+from peftbench.models import build_meta_model
+
+KNOB_LIMIT = 2**16  # no size knob goes beyond this
+
+
+class BudgetError(ValueError):
+    """A budget that cannot be met: a usage error, raised before the run starts."""
+
+
+def exact_counts(cfg: DictConfig) -> tuple[int, int]:
+    """(trainable, total) of the configured method on the configured model, on the meta device."""
+    from peftbench.recipe import apply_method  # the run path's own way of applying a method
+
+    model = apply_method(build_meta_model(cfg.model, num_labels(cfg.task)), cfg)
+    split = parameter_split(model, set(), set())
+    return split["trainable"], split["total"]
+
+
+def with_knob(cfg: DictConfig, knob: str, value: int) -> DictConfig:
+    candidate = copy.deepcopy(cfg)
+    with open_dict(candidate):
+        candidate.method[knob] = value
+    return candidate
+
+
+def describe_target(budget) -> str:
+    return f"{budget.params:,} trainable parameters" if budget.params is not None else f"a trainable share of {budget.share:g}"
+
+
+def solve_budget(cfg: DictConfig) -> tuple[DictConfig, dict | None]:
+    """The config with the method's size knob set for the budget, and what was chosen."""
+    budget = cfg.budget
+    if budget.params is None and budget.share is None:
+        return cfg, None
+    if budget.params is not None and budget.share is not None:
+        raise BudgetError(f"Budget '{budget.name}' sets both params and share; set one of them.")
+    method = get_method(cfg.method.name)
+
+    def size(counts):  # the quantity the target is stated in
+        trainable, total = counts
+        return trainable if budget.params is not None else trainable / total
+
+    target = budget.params if budget.params is not None else budget.share
+    if method.size_knob is None:  # a fixed size: only a target below it is an error
+        counts = exact_counts(cfg)
+        if target < size(counts):
+            raise BudgetError(f"A budget of {describe_target(budget)} is below the smallest that {method.name} reaches "
+                              f"on {cfg.model.name}: {counts[0]:,} trainable parameters (it has no size knob).")
+        return cfg, budget_record(budget, counts, knob=None, value=None)
+
+    knob = method.size_knob
+    counts_at = {}
+
+    def measure(value):
+        if value not in counts_at:
+            counts_at[value] = exact_counts(with_knob(cfg, knob, value))
+        return size(counts_at[value])
+
+    if target < measure(1):
+        raise BudgetError(f"A budget of {describe_target(budget)} is below the smallest that {method.name} reaches "
+                          f"on {cfg.model.name}: {counts_at[1][0]:,} trainable parameters ({knob}=1).")
+    high = 1
+    while measure(high) < target and high < KNOB_LIMIT:  # grow, then bisect: sizes rise with the knob
+        high *= 2
+    low = max(1, high // 2)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if measure(middle) < target else (low, middle)
+    value = min((low, high), key=lambda v: abs(measure(v) - target))
+    return with_knob(cfg, knob, value), budget_record(budget, counts_at[value], knob, value)
+
+
+def budget_record(budget, counts: tuple[int, int], knob: str | None, value: int | None) -> dict:
+    trainable, total = counts
+    return {"name": budget.name, "target_params": budget.params, "target_share": budget.share, "knob": knob,
+            "value": value, "achieved_params": trainable, "achieved_share": trainable / total}

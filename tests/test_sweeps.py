@@ -1,0 +1,150 @@
+"""Budgets, sweep files, launchers and resumable multiruns."""
+
+import json
+import shlex
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from peftbench import CONF_DIR
+from peftbench.budget import BudgetError, exact_counts, solve_budget, with_knob
+from peftbench.cli import check_group_choices
+from peftbench.methods import METHODS
+
+from conftest import REPO_ROOT, TINY_RUN, compose_config
+from test_cli import peftbench
+
+SWEEPS = REPO_ROOT / "sweeps"
+KNOB_METHODS = sorted(name for name, method in METHODS.items() if method.size_knob)
+
+
+# --- budgets ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", KNOB_METHODS)
+@pytest.mark.parametrize("target", [3_000, 10_000, 40_000])
+def test_budget_solver_is_within_one_knob_step(method, target):
+    cfg = compose_config([f"+method={method}", "+task=rte", "model=tiny_bert", f"budget.params={target}"])
+    solved, budget = solve_budget(cfg)
+    knob, value = budget["knob"], budget["value"]
+    assert solved.method[knob] == value and budget["achieved_params"] == exact_counts(solved)[0]
+    neighbours = [exact_counts(with_knob(cfg, knob, v))[0] for v in (value - 1, value + 1) if v >= 1]
+    assert all(abs(budget["achieved_params"] - target) <= abs(n - target) for n in neighbours)
+
+
+def test_share_budget_and_record(tiny_run_config):
+    from peftbench.recipe import run
+
+    record = run(tiny_run_config("lora", "budget=share_0.5pct", "trainer.max_steps=2")).record
+    budget = record["budget"]
+    assert budget["target_share"] == 0.005 and budget["knob"] == "r"
+    assert record["config"]["method"]["r"] == budget["value"] and record["params"]["trainable"] == budget["achieved_params"]
+
+
+def test_a_budget_below_the_minimum_names_the_smallest_count():
+    cfg = compose_config(["+method=lora", "+task=rte", "model=tiny_bert", "budget.params=100"])
+    smallest = exact_counts(with_knob(cfg, "r", 1))[0]
+    with pytest.raises(BudgetError, match=f"below the smallest that lora reaches on tiny_bert: {smallest:,} trainable parameters \\(r=1\\)"):
+        solve_budget(cfg)
+    with pytest.raises(BudgetError, match=r"full_ft reaches on tiny_bert: 999,138 trainable parameters \(it has no size knob\)"):
+        solve_budget(compose_config(["+method=full_ft", "+task=rte", "model=tiny_bert", "budget=params_0.3m"]))
+
+
+def test_a_method_without_a_knob_keeps_its_size_under_a_larger_budget():
+    cfg = compose_config(["+method=linear_probe", "+task=rte", "model=tiny_bert", "budget=params_0.3m"])
+    _, budget = solve_budget(cfg)
+    assert budget["knob"] is None and budget["achieved_params"] == 32 * 2 + 2
+
+
+# --- sweep files ------------------------------------------------------------------------------
+
+EXPECTED_JOBS = {"issue2_rte_seeds": 6, "lora_rank_weight_types": 15, "methods_x_glue": 28, "budget_ladder": 5,
+                 "low_resource": 60, "lr_search": 20}
+
+
+def expand(name: str) -> list[list[str]]:
+    params = OmegaConf.load(SWEEPS / f"{name}.yaml").hydra.sweeper.params
+    overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    return BasicSweeper.split_arguments(overrides, None)[0]
+
+
+def test_every_sweep_file_is_listed():
+    assert {p.stem for p in SWEEPS.glob("*.yaml")} == set(EXPECTED_JOBS)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_JOBS))
+def test_sweep_file_composes_and_expands(name):
+    jobs = expand(name)
+    assert len(jobs) == EXPECTED_JOBS[name]
+    for job in (jobs[0], jobs[-1]):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(SWEEPS), version_base="1.3"):
+            cfg = compose(config_name=name, overrides=[f"hydra.searchpath=[file://{CONF_DIR}]", *job])
+        assert cfg.method.name in METHODS and "task" in cfg
+
+
+@pytest.mark.parametrize("path", sorted((SWEEPS / "wandb").glob("*.yaml")), ids=lambda p: p.stem)
+def test_wandb_sweep_resolves_to_peftbench_overrides(path):
+    sweep = yaml.safe_load(path.read_text())
+    assert sweep["command"][-3:] == ["-m", "peftbench", "${args_no_hyphens}"]
+    arguments = []  # what `wandb agent` passes as ${args_no_hyphens}: key=value per parameter
+    for key, spec in sweep["parameters"].items():
+        value = spec.get("value", spec.get("values", [spec.get("min")])[0] if "values" in spec else spec.get("min"))
+        arguments.append(f"{key}={value}")
+    check_group_choices(arguments)  # exits 2 on an unknown method or task
+    cfg = compose_config(arguments)
+    assert cfg.method.name in METHODS and cfg.task.name == "rte"
+
+
+# --- launchers and resumable multiruns --------------------------------------------------------
+
+
+def tiny_multirun(tmp_path, toy_data_dir, *arguments):
+    env = {"PEFTBENCH_DATA_DIR": str(toy_data_dir), "PEFTBENCH_RESULTS_DIR": str(tmp_path / "results")}
+    tiny = [o for o in TINY_RUN if not o.startswith("num_threads")]  # let the launcher share the cores
+    return peftbench("-m", "+task=rte", "trainer.max_steps=2", "checkpoint_dir=null", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                     *tiny, *arguments, env_extra=env)
+
+
+def records_in(tmp_path) -> dict:
+    return {p: json.loads(p.read_text()) for p in sorted((tmp_path / "results").rglob("*.json"))}
+
+
+def test_parallel_multirun_is_resumable_and_survives_a_failing_job(tmp_path, toy_data_dir):
+    grid = ["hydra/launcher=local_parallel", "+method=lora,bitfit", "seed=0,1"]
+    first = tiny_multirun(tmp_path, toy_data_dir, *grid)
+    assert first.returncode == 0, first.stderr[-3000:]
+    written = records_in(tmp_path)
+    assert len(written) == 4 and all(r["status"] == "ok" for r in written.values())
+    assert {r["provenance"]["device_name"].split(", ")[-1] for r in written.values()} == {"1 threads"}  # 2 jobs, 2 cores
+
+    again = tiny_multirun(tmp_path, toy_data_dir, *grid)
+    assert again.returncode == 0 and again.stderr.count("skipping: an ok record of this configuration exists") == 4
+    assert records_in(tmp_path) == written
+
+    # ++method.r=4 is an unknown option for bitfit: that job fails, the lora job still runs
+    broken = tiny_multirun(tmp_path, toy_data_dir, "hydra/launcher=local_parallel", "+method=lora,bitfit", "seed=2", "++method.r=4")
+    assert broken.returncode != 0
+    after = records_in(tmp_path)
+    assert {p: r for p, r in after.items() if p in written} == written
+    new = [r for p, r in after.items() if p not in written]
+    assert sorted((r["run"]["method"], r["status"]) for r in new) == [("bitfit", "failed"), ("lora", "ok")]
+    assert "Unknown option(s) r for method 'bitfit'" in next(r for r in new if r["status"] == "failed")["error"]["message"]
+
+
+def test_force_reruns_an_existing_configuration(tmp_path, toy_data_dir):
+    for _ in range(2):
+        assert tiny_multirun(tmp_path, toy_data_dir, "+method=bitfit", "force=true").returncode == 0
+    assert len(records_in(tmp_path)) == 2
+
+
+def test_submitit_local_runs_a_job(tmp_path, toy_data_dir):
+    result = tiny_multirun(tmp_path, toy_data_dir, "hydra/launcher=submitit_local", "+method=bitfit", "num_threads=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (record,) = records_in(tmp_path).values()
+    assert record["status"] == "ok" and list((tmp_path / "sweep").rglob("*_submitted.pkl"))
