@@ -9,7 +9,7 @@ export PEFTBENCH_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test run bench clean
+.PHONY: help install test run bench bench-sweeps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,10 @@ run: $(STAMP) ## fine-tune and evaluate LoRA on RTE with the default model (abou
 
 bench: $(STAMP) ## cost-measurement benchmarks: latency repeatability, harness overhead, 175B count time
 	$(PYTHON) benchmarks/bench_costs.py
+
+bench-sweeps: $(STAMP) ## 0.3M budget across methods; a 2x2 multirun sequential vs parallel
+	$(PYTHON) benchmarks/budget_table.py budget=params_0.3m
+	$(PYTHON) benchmarks/multirun_timing.py
 
 clean: ## remove run outputs (Hydra outputs/, multirun/, wandb/); records in results/ are kept
 	rm -rf outputs multirun wandb

@@ -136,6 +136,26 @@ def test_parallel_multirun_is_resumable_and_survives_a_failing_job(tmp_path, toy
     assert sorted((r["run"]["method"], r["status"]) for r in new) == [("bitfit", "failed"), ("lora", "ok")]
     assert "Unknown option(s) r for method 'bitfit'" in next(r for r in new if r["status"] == "failed")["error"]["message"]
 
+    retried = tiny_multirun(tmp_path, toy_data_dir, "+method=lora,bitfit", "seed=2", "++method.r=4")
+    assert retried.stderr.count("skipping:") == 1  # the ok lora run is skipped, the failed bitfit run runs again
+    assert len(records_in(tmp_path)) == len(after) + 1
+
+
+def test_choose_picks_by_heldout_metric_only():
+    from peftbench.choose import choose
+
+    def record(lr, heldout, score):
+        task = {"name": "rte", "heldout_fraction": 0.1 if heldout else None}
+        return {"status": "ok", "run": {"method": "lora", "task": "rte", "model": "m"},
+                "config": {"task": task, "trainer": {"lr": lr}},
+                "metrics": {"main_metric": "accuracy", "final": {"accuracy": score}}}
+
+    records = [record(1e-4, True, 0.60), record(1e-4, True, 0.62), record(1e-3, True, 0.65), record(1e-3, True, 0.55),
+               record(1e-2, False, 0.99)]  # a dev run with a better score must not count
+    (chosen,) = choose(records, "trainer.lr")
+    assert chosen["value"] == 1e-4 and chosen["heldout_mean"] == pytest.approx(0.61) and chosen["seeds"] == 2
+    assert chosen["command"] == "python -m peftbench +method=lora +task=rte model=m trainer.lr=0.0001"
+
 
 def test_force_reruns_an_existing_configuration(tmp_path, toy_data_dir):
     for _ in range(2):
