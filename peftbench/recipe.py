@@ -21,7 +21,7 @@ from peftbench.budget import solve_budget
 from peftbench.methods import Arch, get_method
 from peftbench.methods.modules import head_parameters, unfreeze_head
 from peftbench.metrics import is_better
-from peftbench.models import build_model
+from peftbench.models import build_model, model_source
 from peftbench.report_console import print_run_summary
 from peftbench.tracking import NoTracker, make_tracker
 from peftbench.train import train
@@ -41,7 +41,9 @@ def method_options(method_cfg) -> dict:
 
 
 def arch_of(model_cfg) -> Arch:
-    return Arch(modules=dict(model_cfg.modules), head=tuple(model_cfg.head))
+    return Arch(modules=dict(model_cfg.modules), head=tuple(model_cfg.head),
+                auto_class=model_cfg.get("auto_class", "sequence_classification"),
+                tokenizer=model_cfg.tokenizer or model_source(model_cfg))
 
 
 def apply_method(model, cfg: DictConfig):
@@ -93,6 +95,7 @@ def run(cfg: DictConfig) -> RunOutput:
     try:
         method = get_method(cfg.method.name)
         method.make_config(method_options(cfg.method))  # bad options fail before any work
+        method.check_model_type(cfg.model.architecture.model_type)
         if cfg.num_threads is not None:
             torch.set_num_threads(int(cfg.num_threads))
         set_seed(cfg.seed)
@@ -116,6 +119,7 @@ def run(cfg: DictConfig) -> RunOutput:
 
         tracker = make_tracker(cfg.tracker, config, name=run_id)
         result = train(model, method, train_loader, eval_loader, cfg.task, cfg.trainer, tracker, device)
+        record["method_state"] = method.report(model) if method.report else None
         record["memory"] = measure.memory_record(peak_memory.stop(), measure.memory_breakdown(model, result.optimizer))
         result.optimizer = None  # frees the optimizer state before the inference measurements
 

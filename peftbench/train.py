@@ -60,6 +60,7 @@ def train(model, method, train_loader, eval_loader, task, trainer, tracker, devi
     total_steps = total_optimizer_steps(trainer, len(train_loader))
     epochs = math.ceil(total_steps / math.ceil(len(train_loader) / trainer.grad_accum_steps))
     optimizer, scheduler = make_optimizer(model, trainer, total_steps)
+    method.on_train_start(model, total_steps)
     result = TrainResult()
     model.train()
     progress = tqdm(total=total_steps, desc="train", unit="step", mininterval=2.0)
@@ -79,6 +80,7 @@ def train(model, method, train_loader, eval_loader, task, trainer, tracker, devi
                 torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.max_grad_norm)
             optimizer.step()
             scheduler.step()
+            method.on_step(model, result.steps + 1, total_steps)  # gradients are still there
             optimizer.zero_grad(set_to_none=True)
             synchronize(device)
             now = time.perf_counter()
@@ -88,7 +90,6 @@ def train(model, method, train_loader, eval_loader, task, trainer, tracker, devi
             step_started, step_samples, step_tokens = now, 0, 0
             result.steps += 1
             result.losses.append(loss.item())
-            method.on_step(model, result.steps, total_steps)
             progress.update(1)
             progress.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}", refresh=False)
             if result.steps % trainer.log_every_steps == 0:

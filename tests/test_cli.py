@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from peftbench import CONF_DIR
+
 from conftest import REPO_ROOT, TINY_RUN
+
+METHOD_NAMES = ", ".join(sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml")))
+TASK_NAMES = ", ".join(sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml")))
 
 
 def peftbench(*arguments: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
@@ -33,10 +38,10 @@ def test_cli_runs_and_writes_a_record(toy_data_dir, tmp_path):
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        ((), "error: no method given; add +method=<name>, available methods: bitfit, full_ft, linear_probe, lora."),
+        ((), f"error: no method given; add +method=<name>, available methods: {METHOD_NAMES}."),
         (("+method=lora",), "error: no task given; add +task=<name>, available tasks: cb, cola, mrpc, rte, sst2, stsb, wic."),
-        (("+method=loar", "+task=rte"), "error: unknown method 'loar'; available methods: bitfit, full_ft, linear_probe, lora."),
-        (("+method=lora", "+task=rtee"), "error: unknown task 'rtee'; available tasks: cb, cola, mrpc, rte, sst2, stsb, wic."),
+        (("+method=loar", "+task=rte"), f"error: unknown method 'loar'; available methods: {METHOD_NAMES}."),
+        (("+method=lora", "+task=rtee"), f"error: unknown task 'rtee'; available tasks: {TASK_NAMES}."),
         (("-m", "+method=lora,nope", "+task=rte"), "error: unknown method 'nope'"),
     ],
 )

@@ -17,7 +17,7 @@ def overrides_for(path) -> list[str]:
     relative = path.relative_to(CONF_DIR)
     if len(relative.parts) == 1:
         return BASE
-    group, name = relative.parts[0], relative.stem
+    group, name = "/".join(relative.parts[:-1]), relative.stem
     if group in ("method", "task"):
         return [o for o in BASE if not o.startswith(f"+{group}=")] + [f"+{group}={name}"]
     return BASE + [f"{group}={name}"]
@@ -52,7 +52,7 @@ def test_unknown_method_option_is_one_clear_sentence():
 
 
 def test_unknown_method_name_lists_the_valid_ones():
-    with pytest.raises(KeyError, match="Unknown method 'loar'; available methods: bitfit, full_ft, linear_probe, lora"):
+    with pytest.raises(KeyError, match="Unknown method 'loar'; available methods: adalora, bitfit, dora, full_ft"):
         get_method("loar")
 
 

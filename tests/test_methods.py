@@ -22,28 +22,64 @@ def head(d, C):
     return d * C + C  # the new classifier: weight and bias
 
 
-# method -> (overrides, exact trainable count as a function of the tiny BERT's dimensions)
-EXPECTED_TRAINABLE = {
-    "linear_probe": ([], lambda L, d, i, C, total: head(d, C)),
+def lora_matrices(L, r, d):
+    return L * 2 * (2 * r * d)  # A (r x d) and B (d x r) on q and v in every layer
+
+
+PREFIX_MLP = ["method.num_virtual_tokens=5", "method.projection_hidden_size=16"]
+# case -> (method, overrides, exact trainable count, count stored after training (None: the same)),
+# counts as functions of the tiny BERT's layers L, width d, FFN width i, classes C and total size
+CASES = {
+    "linear_probe": ("linear_probe", [], lambda L, d, i, C, total: head(d, C), None),
     # per layer: q, k, v, attention-output, FFN-in (i), FFN-output biases and two LayerNorm biases;
     # plus the embedding LayerNorm and pooler biases, and the head
-    "bitfit": ([], lambda L, d, i, C, total: L * (7 * d + i) + 2 * d + head(d, C)),
-    # LoRA on q and v with rank r: A (r x d) and B (d x r) per matrix per layer, plus the head
-    "lora": (["method.r=4"], lambda L, d, i, C, total: L * 2 * (2 * 4 * d) + head(d, C)),
-    "full_ft": ([], lambda L, d, i, C, total: total),
+    "bitfit": ("bitfit", [], lambda L, d, i, C, total: L * (7 * d + i) + 2 * d + head(d, C), None),
+    "lora": ("lora", ["method.r=4"], lambda L, d, i, C, total: lora_matrices(L, 4, d) + head(d, C), None),
+    "lora_pissa": ("lora", ["method.r=4", "method.init=pissa"], lambda L, d, i, C, total: lora_matrices(L, 4, d) + head(d, C), None),
+    "rslora": ("rslora", ["method.r=4"], lambda L, d, i, C, total: lora_matrices(L, 4, d) + head(d, C), None),
+    # DoRA adds a magnitude per output unit of each adapted matrix
+    "dora": ("dora", ["method.r=4"], lambda L, d, i, C, total: lora_matrices(L, 4, d) + L * 2 * d + head(d, C), None),
+    "full_ft": ("full_ft", [], lambda L, d, i, C, total: total, None),
+    # one vector per key and value output (d each), one over the FFN's inner activation (i)
+    "ia3": ("ia3", [], lambda L, d, i, C, total: L * (d + d + i) + head(d, C), None),
+    # two rank-r pairs per matrix: 2 x r x (in + out)
+    "loha": ("loha", ["method.r=4"], lambda L, d, i, C, total: L * 2 * (2 * 4 * (d + d)) + head(d, C), None),
+    # d = 32 factors as 4 x 8: a full 4 x 4 factor and the 8 x 8 factor as a rank-2 pair (8x2 + 2x8)
+    "lokr": ("lokr", ["method.r=2"], lambda L, d, i, C, total: L * 2 * (4 * 4 + 2 * 8 * 2) + head(d, C), None),
+    # a trained vector per output (d) and per shared rank (r) for each matrix
+    "vera": ("vera", ["method.r=16"], lambda L, d, i, C, total: L * 2 * (d + 16) + head(d, C), None),
+    "prompt_tuning": ("prompt_tuning", ["method.num_virtual_tokens=5"], lambda L, d, i, C, total: 5 * d + head(d, C), None),
+    "prompt_tuning_vocab": ("prompt_tuning", ["method.num_virtual_tokens=5", "method.init=sample_vocab"],
+                            lambda L, d, i, C, total: 5 * d + head(d, C), None),
+    # keys and values of every layer: 2 x layers x tokens x width
+    "prefix_tuning": ("prefix_tuning", ["method.num_virtual_tokens=5", "method.projection=false"],
+                      lambda L, d, i, C, total: 2 * L * 5 * d + head(d, C), None),
+    # through the MLP: token embeddings (5 x d), d -> h and h -> 2Ld layers; only 2Ld x 5 is stored
+    "prefix_tuning_mlp": ("prefix_tuning", PREFIX_MLP,
+                          lambda L, d, i, C, total: 5 * d + (d * 16 + 16) + (16 * 2 * L * d + 2 * L * d) + head(d, C),
+                          lambda L, d, i, C, total: 2 * L * 5 * d + head(d, C)),
+    # peft's MLP encoder: d -> h -> h -> d; only the 5 x d prompts it computes are stored
+    "p_tuning": ("p_tuning", ["method.num_virtual_tokens=5", "method.encoder_hidden_size=16"],
+                 lambda L, d, i, C, total: 5 * d + (d * 16 + 16) + (16 * 16 + 16) + (16 * d + d) + head(d, C),
+                 lambda L, d, i, C, total: 5 * d + head(d, C)),
+    "p_tuning_v2": ("p_tuning_v2", ["method.num_virtual_tokens=5"], lambda L, d, i, C, total: 2 * L * 5 * d + head(d, C), None),
+    # SVD form per matrix: P (r x in), Q (out x r) and r singular values, on q and v
+    "adalora": ("adalora", ["method.init_r=4", "method.target_r=2", "method.target_modules=[q,v]", "method.tinit=2",
+                            "method.tfinal=4", "method.deltaT=2"],
+                lambda L, d, i, C, total: L * 2 * (4 * d + d * 4 + 4) + head(d, C), None),
 }
 
 
 def test_every_registered_method_has_a_row():
-    assert set(EXPECTED_TRAINABLE) == set(METHODS)
+    assert {method for method, *_ in CASES.values()} == set(METHODS)
 
 
-@pytest.mark.parametrize("method", sorted(EXPECTED_TRAINABLE))
-def test_method_trains_freezes_and_counts(method, tiny_run_config):
-    overrides, formula = EXPECTED_TRAINABLE[method]
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_method_trains_freezes_and_counts(case, tiny_run_config):
+    method, overrides, formula, stored_formula = CASES[case]
     cfg = tiny_run_config(method, *overrides)
     set_seed(cfg.seed)
-    initial, _ = build_model(cfg.model, num_labels=2)  # the same initial weights the run starts from
+    initial = apply_method(build_model(cfg.model, num_labels=2)[0], cfg)  # the state the run starts from
     initial_state = {name: p.detach().clone() for name, p in initial.named_parameters()}
 
     output = run(cfg)
@@ -51,27 +87,21 @@ def test_method_trains_freezes_and_counts(method, tiny_run_config):
 
     assert record["status"] == "ok"
     params = record["params"]
-    assert params["trainable"] == formula(**tiny_dims(cfg), total=params["total"])
+    dims = tiny_dims(cfg)
+    assert params["trainable"] == formula(**dims, total=params["total"])
+    assert params["stored_after_training"] == (stored_formula or formula)(**dims, total=params["total"])
     assert params["trainable_share"] == pytest.approx(params["trainable"] / params["total"])
 
-    losses = record["metrics"]["history"]  # evaluated each epoch
-    assert len(losses) == cfg.trainer.epochs
+    assert len(record["metrics"]["history"]) == cfg.trainer.epochs
     first, last = sum(output.losses[:5]) / 5, sum(output.losses[-5:]) / 5
-    assert last < first, f"{method}: loss did not fall ({first:.4f} -> {last:.4f})"
+    assert last < first, f"{case}: loss did not fall ({first:.4f} -> {last:.4f})"
 
     tuned = dict(output.model.named_parameters())
-    changed, frozen_changed = 0, []
-    for name, parameter in tuned.items():
-        base_name = name.removeprefix("base_model.model.").replace(".base_layer.", ".")
-        if base_name not in initial_state:
-            assert parameter.requires_grad, f"{name} was added by {method} but is frozen"
-            continue
-        moved = not torch.equal(parameter.detach(), initial_state[base_name])
-        changed += moved
-        if not parameter.requires_grad and moved:
-            frozen_changed.append(name)
-    assert frozen_changed == [], f"{method} changed frozen weights: {frozen_changed[:5]}"
-    assert changed > 0
+    assert tuned.keys() == initial_state.keys()
+    frozen_changed = [n for n, p in tuned.items() if not p.requires_grad and not torch.equal(p.detach(), initial_state[n])]
+    trained_moved = [n for n, p in tuned.items() if p.requires_grad and not torch.equal(p.detach(), initial_state[n])]
+    assert frozen_changed == [], f"{case} changed frozen weights: {frozen_changed[:5]}"
+    assert trained_moved
 
     check_memory_breakdown(record)
     check_checkpoint_round_trip(cfg, record, output.model)

@@ -1,4 +1,6 @@
-"""LoRA (Hu et al. 2021) through the peft library."""
+"""LoRA (Hu et al. 2021) and its variants through the peft library: DoRA (weight-decomposed,
+Liu et al. 2024) and rsLoRA (rank-stabilised scaling alpha/sqrt(r), Kalajdzievski 2023) as their own
+names, PiSSA (principal singular vectors as the initialisation, Meng et al. 2024) as `init`."""
 
 from dataclasses import dataclass, field
 
@@ -9,6 +11,8 @@ from transformers.pytorch_utils import Conv1D
 from peftbench.methods.modules import module_names_for_roles
 from peftbench.methods.registry import Arch, Method, register_method
 
+INITS = ("default", "gaussian", "pissa", "olora")
+
 
 @dataclass
 class LoraConfig:
@@ -16,9 +20,14 @@ class LoraConfig:
     alpha: float = 16
     dropout: float = 0.1
     target_modules: list[str] = field(default_factory=lambda: ["q", "v"])
+    use_dora: bool = False
+    use_rslora: bool = False
+    init: str = "default"
 
 
 def apply_lora(model: nn.Module, cfg: LoraConfig, arch: Arch) -> nn.Module:
+    if cfg.init not in INITS:
+        raise ValueError(f"Unknown LoRA init '{cfg.init}'; valid: {', '.join(INITS)}.")
     targets = module_names_for_roles(model, arch, cfg.target_modules)
     peft_config = peft.LoraConfig(
         r=cfg.r,
@@ -26,6 +35,9 @@ def apply_lora(model: nn.Module, cfg: LoraConfig, arch: Arch) -> nn.Module:
         lora_dropout=cfg.dropout,
         target_modules=targets,
         bias="none",
+        use_dora=cfg.use_dora,
+        use_rslora=cfg.use_rslora,
+        init_lora_weights=True if cfg.init == "default" else cfg.init,
         # GPT-2's Conv1D stores its weight transposed (in x out)
         fan_in_fan_out=any(isinstance(model.get_submodule(name), Conv1D) for name in targets),
     )
@@ -36,4 +48,5 @@ def merge_lora(model: nn.Module) -> nn.Module:
     return model.merge_and_unload()  # W <- W + (alpha/r) B A; the plain transformers model remains
 
 
-register_method(Method("lora", LoraConfig, apply_lora, family="reparametrised", size_knob="r", merge=merge_lora))
+for name in ("lora", "dora", "rslora"):
+    register_method(Method(name, LoraConfig, apply_lora, family="reparametrised", size_knob="r", merge=merge_lora))

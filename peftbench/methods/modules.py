@@ -3,6 +3,7 @@
 import re
 
 import torch.nn as nn
+from peft.utils import ModulesToSaveWrapper
 
 from peftbench.methods.registry import Arch
 
@@ -31,7 +32,9 @@ def head_parameters(model: nn.Module, arch: Arch) -> list[nn.Parameter]:
     modules = [module for name, module in model.named_modules() if any(p.search(name) for p in patterns)]
     if not modules:
         raise ValueError(f"The model has no head module named {', '.join(arch.head)}.")
-    return [parameter for module in modules for parameter in module.parameters()]
+    # peft's task models keep a frozen original of the head beside the trained copy
+    modules = [m.modules_to_save if isinstance(m, ModulesToSaveWrapper) else m for m in modules]
+    return list({id(p): p for module in modules for p in module.parameters()}.values())
 
 
 def unfreeze_head(model: nn.Module, arch: Arch) -> None:

@@ -14,9 +14,15 @@ class Arch:
 
     modules: dict[str, str]  # role (q, v, ffn_out ...) -> regex matched against module-name ends
     head: tuple[str, ...]  # names of the new task head's modules
+    auto_class: str = "sequence_classification"  # the model's task: sequence_classification, causal_lm, seq2seq_lm
+    tokenizer: str | None = None  # where the tokenizer comes from (prompt tuning's init from a text)
 
 
 def no_step_hook(model: nn.Module, step: int, total_steps: int) -> None:
+    return None
+
+
+def no_start_hook(model: nn.Module, total_steps: int) -> None:
     return None
 
 
@@ -36,17 +42,28 @@ class Method:
     size_knob: str | None = None
     # Folds the method's weights into the base model (returns the plain merged model); None: cannot.
     merge: Callable[[nn.Module], nn.Module] | None = None
-    # Called after every optimizer step (AdaLoRA's rank allocation lives here, not in the loop).
+    # Model types (transformers `model_type`) it can serve; None: any.
+    model_types: tuple[str, ...] | None = None
+    # Called once before training with the number of optimizer steps the run will take.
+    on_train_start: Callable[[nn.Module, int], None] = no_start_hook
+    # Called after every optimizer step, before gradients are cleared (AdaLoRA's rank allocation).
     on_step: Callable[[nn.Module, int, int], None] = no_step_hook
     # Returns a loss term added to the task loss, or None (DiffPruning's L0 penalty lives here).
     extra_loss: Callable[[nn.Module], Any] = no_extra_loss
     # Parameters that must be stored after training, where a training-only reparametrisation (prefix
     # MLP, P-tuning encoder) makes it differ from the trainable count; None: the trainable count.
     stored_parameters: Callable[[nn.Module], int] | None = None
+    # What the record keeps about the tuned method itself (AdaLoRA's final ranks), or None.
+    report: Callable[[nn.Module], dict] | None = None
 
     @property
     def mergeable(self) -> bool:
         return self.merge is not None
+
+    def check_model_type(self, model_type: str) -> None:
+        if self.model_types is not None and model_type not in self.model_types:
+            raise ValueError(f"Method '{self.name}' cannot serve model type '{model_type}'; "
+                             f"it supports: {', '.join(self.model_types)}.")
 
     def make_config(self, options: dict) -> Any:
         valid = [f.name for f in fields(self.config_cls)]

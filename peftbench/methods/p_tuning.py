@@ -1,0 +1,37 @@
+"""P-tuning v1 (Liu et al. 2021) through the peft library: virtual input tokens produced by a
+trained prompt encoder (MLP or LSTM); after training only the encoder's outputs need storing."""
+
+from dataclasses import dataclass
+
+import peft
+import torch.nn as nn
+
+from peftbench.methods.prompts import PROMPT_MODEL_TYPES, peft_task_type, stored_after_reparametrisation
+from peftbench.methods.registry import Arch, Method, register_method
+
+ENCODERS = {"mlp": "MLP", "lstm": "LSTM"}
+
+
+@dataclass
+class PTuningConfig:
+    num_virtual_tokens: int = 20
+    encoder: str = "mlp"  # mlp | lstm
+    encoder_hidden_size: int = 128
+
+
+def apply_p_tuning(model: nn.Module, cfg: PTuningConfig, arch: Arch) -> nn.Module:
+    if cfg.encoder not in ENCODERS:
+        raise ValueError(f"Unknown P-tuning encoder '{cfg.encoder}'; valid: {', '.join(ENCODERS)}.")
+    peft_config = peft.PromptEncoderConfig(task_type=peft_task_type(arch), num_virtual_tokens=cfg.num_virtual_tokens,
+                                           encoder_reparameterization_type=ENCODERS[cfg.encoder],
+                                           encoder_hidden_size=cfg.encoder_hidden_size)
+    return peft.get_peft_model(model, peft_config)
+
+
+def stored_prompts(model: nn.Module) -> int:
+    config = model.peft_config["default"]
+    return stored_after_reparametrisation(model, config.num_virtual_tokens * config.token_dim)
+
+
+register_method(Method("p_tuning", PTuningConfig, apply_p_tuning, family="additive", size_knob="num_virtual_tokens",
+                       model_types=PROMPT_MODEL_TYPES, stored_parameters=stored_prompts))

@@ -1,0 +1,46 @@
+"""Prefix tuning (Li & Liang 2021) and P-tuning v2 (Liu et al. 2022) through the peft library:
+trained key/value prefixes on every layer. Prefix tuning may train them through an MLP
+reparametrisation (dropped after training); P-tuning v2 trains them directly, with the task's
+classification head."""
+
+from dataclasses import dataclass
+
+import peft
+import torch.nn as nn
+
+from peftbench.methods.prompts import PREFIX_MODEL_TYPES, peft_task_type, stored_after_reparametrisation
+from peftbench.methods.registry import Arch, Method, register_method
+
+
+@dataclass
+class PrefixTuningConfig:
+    num_virtual_tokens: int = 20
+    projection: bool = True  # train the prefixes through an MLP (more stable; dropped after training)
+    projection_hidden_size: int = 512  # the MLP's width
+
+
+def apply_prefix_tuning(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -> nn.Module:
+    peft_config = peft.PrefixTuningConfig(task_type=peft_task_type(arch), num_virtual_tokens=cfg.num_virtual_tokens,
+                                          prefix_projection=cfg.projection, encoder_hidden_size=cfg.projection_hidden_size)
+    return peft.get_peft_model(model, peft_config)
+
+
+def stored_prefixes(model: nn.Module) -> int:
+    """Keys and values of every layer: 2 x layers x virtual tokens x width."""
+    config = model.peft_config["default"]
+    return stored_after_reparametrisation(model, 2 * config.num_layers * config.num_virtual_tokens * config.token_dim)
+
+
+@dataclass
+class PTuningV2Config:
+    num_virtual_tokens: int = 20
+
+
+def apply_p_tuning_v2(model: nn.Module, cfg: PTuningV2Config, arch: Arch) -> nn.Module:
+    return apply_prefix_tuning(model, PrefixTuningConfig(num_virtual_tokens=cfg.num_virtual_tokens, projection=False), arch)
+
+
+register_method(Method("prefix_tuning", PrefixTuningConfig, apply_prefix_tuning, family="additive",
+                       size_knob="num_virtual_tokens", model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_prefixes))
+register_method(Method("p_tuning_v2", PTuningV2Config, apply_p_tuning_v2, family="additive",
+                       size_knob="num_virtual_tokens", model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_prefixes))
