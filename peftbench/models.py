@@ -2,6 +2,7 @@
 or the architecture from its config numbers with random weights."""
 
 import importlib
+import tempfile
 
 import torch
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification,
@@ -49,12 +50,18 @@ def build_meta_model(model_cfg, num_labels: int = 2):
         return auto_class(model_cfg).from_config(architecture_config(model_cfg, num_labels))
 
 
-def build_model(model_cfg, num_labels: int):
-    """The model with a new head of `num_labels` outputs (1: regression) and its tokenizer."""
+def build_model(model_cfg, num_labels: int, load_options: dict | None = None):
+    """The model with a new head of `num_labels` outputs (1: regression) and its tokenizer.
+    `load_options` go to from_pretrained (e.g. a quantization_config)."""
     source = model_source(model_cfg)
+    load_options = load_options or {}
     if model_cfg.pretrained:
-        model = auto_class(model_cfg).from_pretrained(source, **head_options(num_labels))
+        model = auto_class(model_cfg).from_pretrained(source, **head_options(num_labels), **load_options)
     else:
         model = auto_class(model_cfg).from_config(architecture_config(model_cfg, num_labels))
+        if load_options:  # options such as quantization apply while loading: load the random weights back
+            with tempfile.TemporaryDirectory() as folder:
+                model.save_pretrained(folder)
+                model = auto_class(model_cfg).from_pretrained(folder, **head_options(num_labels), **load_options)
     tokenizer = AutoTokenizer.from_pretrained(model_cfg.tokenizer or source)
     return model, tokenizer

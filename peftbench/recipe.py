@@ -46,6 +46,13 @@ def arch_of(model_cfg) -> Arch:
                 tokenizer=model_cfg.tokenizer or model_source(model_cfg))
 
 
+def build_base(cfg: DictConfig):
+    """The base model (loaded as the method needs it, e.g. quantized) and its tokenizer."""
+    method = get_method(cfg.method.name)
+    options = method.load_options(method.make_config(method_options(cfg.method)), arch_of(cfg.model)) if method.load_options else {}
+    return build_model(cfg.model, data.num_labels(cfg.task), options)
+
+
 def apply_method(model, cfg: DictConfig):
     """The configured method applied to a base model, with the new task head trainable."""
     method = get_method(cfg.method.name)
@@ -101,7 +108,7 @@ def run(cfg: DictConfig) -> RunOutput:
         set_seed(cfg.seed)
 
         peak_memory = measure.PeakMemory(device).start()  # the level before the model is built
-        model, tokenizer = build_model(cfg.model, data.num_labels(cfg.task))
+        model, tokenizer = build_base(cfg)
         base_parameter_ids = {id(p) for p in model.parameters()}
         model = apply_method(model, cfg).to(device)
         head_ids = {id(p) for p in head_parameters(model, arch_of(cfg.model))}
@@ -163,7 +170,7 @@ def measure_inference(cfg: DictConfig, model, method, device: torch.device) -> d
     m = cfg.measure
     batch = measure.latency_batch(model, m.latency_batch_size, m.latency_seq_length, seed=cfg.seed)
     timing = dict(device=device, warmup=m.latency_warmup, repeats=m.latency_repeats)
-    base, _ = build_model(cfg.model, data.num_labels(cfg.task))  # a fresh base, no method
+    base, _ = build_model(cfg.model, data.num_labels(cfg.task))  # a fresh base as users run it: no method, not quantized
     base_latency = measure.latency(base.to(device), batch, **timing)
     del base
     with_method = measure.latency(model, batch, **timing)

@@ -9,8 +9,7 @@ from transformers import set_seed
 
 from peftbench import measure
 from peftbench.methods import METHODS, get_method
-from peftbench.models import build_model
-from peftbench.recipe import apply_method, run
+from peftbench.recipe import apply_method, build_base, run
 
 
 def tiny_dims(cfg) -> dict:
@@ -64,6 +63,9 @@ CASES = {
                  lambda L, d, i, C, total: 5 * d + head(d, C)),
     "p_tuning_v2": ("p_tuning_v2", ["method.num_virtual_tokens=5"], lambda L, d, i, C, total: 2 * L * 5 * d + head(d, C), None),
     # SVD form per matrix: P (r x in), Q (out x r) and r singular values, on q and v
+    # LoRA on all six linear roles of a quantized base: q, k, v, attention-output (d x d) and the FFN pair (d x i)
+    "qlora": ("qlora", ["method.r=4"], lambda L, d, i, C, total: L * (4 * 2 * 4 * d + 2 * 4 * (d + i)) + head(d, C), None),
+    "qlora_8bit": ("qlora_8bit", ["method.r=4"], lambda L, d, i, C, total: L * (4 * 2 * 4 * d + 2 * 4 * (d + i)) + head(d, C), None),
     "adalora": ("adalora", ["method.init_r=4", "method.target_r=2", "method.target_modules=[q,v]", "method.tinit=2",
                             "method.tfinal=4", "method.deltaT=2"],
                 lambda L, d, i, C, total: L * 2 * (4 * d + d * 4 + 4) + head(d, C), None),
@@ -79,7 +81,7 @@ def test_method_trains_freezes_and_counts(case, tiny_run_config):
     method, overrides, formula, stored_formula = CASES[case]
     cfg = tiny_run_config(method, *overrides)
     set_seed(cfg.seed)
-    initial = apply_method(build_model(cfg.model, num_labels=2)[0], cfg)  # the state the run starts from
+    initial = apply_method(build_base(cfg)[0], cfg)  # the state the run starts from
     initial_state = {name: p.detach().clone() for name, p in initial.named_parameters()}
 
     output = run(cfg)
@@ -109,10 +111,11 @@ def test_method_trains_freezes_and_counts(case, tiny_run_config):
 
 
 def check_memory_breakdown(record):
-    """The analytic parts are exact: fp32 weights, fp32 gradients of the trainable parameters, and
-    AdamW's two fp32 moments per trainable parameter."""
+    """The analytic parts are exact: fp32 weights (quantized ones at a byte per stored element), fp32
+    gradients of the trainable parameters, and AdamW's two fp32 moments per trainable parameter."""
     parts, params = record["memory"]["breakdown"], record["params"]
-    assert parts["weights_bytes"] == 4 * params["total"]
+    quantized = (record["method_state"] or {}).get("quantized_weights_bytes", 0)  # int8/uint8: one byte per element
+    assert parts["weights_bytes"] == 4 * (params["total"] - quantized) + quantized
     assert parts["gradients_bytes"] == 4 * params["trainable"]
     assert parts["optimizer_state_bytes"] == 2 * params["trainable"] * 4
     peak = record["memory"]["peak_bytes"]
@@ -124,8 +127,7 @@ def check_checkpoint_round_trip(cfg, record, tuned):
     path = Path(record["checkpoint"]["path"])
     assert record["checkpoint"]["bytes"] == path.stat().st_size > 4 * record["params"]["trainable"]
     set_seed(cfg.seed)  # the random tiny base is defined by its seed; a pretrained one by its files
-    fresh, _ = build_model(cfg.model, num_labels=2)
-    fresh = apply_method(fresh, cfg)
+    fresh = apply_method(build_base(cfg)[0], cfg)
     with torch.no_grad():
         for parameter in fresh.parameters():
             if parameter.requires_grad:

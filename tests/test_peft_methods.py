@@ -32,7 +32,7 @@ def test_every_method_declares_its_family_and_merge():
     for method in METHODS.values():
         assert method.family in ("baseline", "additive", "selective", "reparametrised", "hybrid")
     assert {name for name, m in METHODS.items() if m.mergeable} == {
-        "adalora", "bitfit", "dora", "ia3", "loha", "lokr", "lora", "rslora", "vera"}
+        "adalora", "bitfit", "dora", "ia3", "loha", "lokr", "lora", "rslora", "vera"}  # not QLoRA: merging re-quantizes
 
 
 def test_prompt_tuning_starts_from_a_text(tiny_run_config):
@@ -49,3 +49,18 @@ def test_prompt_tuning_text_init_needs_a_text(tiny_run_config):
 def test_unknown_lora_init_names_the_choices(tiny_run_config):
     with pytest.raises(ValueError, match="Unknown LoRA init 'svd'; valid: default, gaussian, pissa, olora"):
         run(tiny_run_config("lora", "method.init=svd"))
+
+
+@pytest.mark.parametrize("method, bits", [("qlora", 4), ("qlora_8bit", 8)])
+def test_qlora_quantizes_on_cpu_and_saves_weight_memory(method, bits, tiny_run_config):
+    common = ["trainer.max_steps=2", "method.r=4", "method.target_modules=[q,k,v,attn_out,ffn_in,ffn_out]"]
+    quantized = run(tiny_run_config(method, *common)).record
+    plain = run(tiny_run_config("lora", *common)).record
+    state = quantized["method_state"]
+    assert state["quantization"]["bits"] == bits and state["quantization"]["skipped_modules"] == ["classifier"]
+    assert quantized["params"]["trainable"] == plain["params"]["trainable"]  # the same LoRA on a smaller base
+    saved = state["weight_memory_saved_bytes"]
+    assert saved == state["fp32_weights_bytes"] - state["quantized_weights_bytes"] > 0
+    # 4-bit packs two weights per byte (1/8 of fp32), 8-bit one (1/4)
+    assert state["quantized_weights_bytes"] * (8 if bits == 4 else 4) == state["fp32_weights_bytes"]
+    assert quantized["memory"]["breakdown"]["weights_bytes"] == plain["memory"]["breakdown"]["weights_bytes"] - saved

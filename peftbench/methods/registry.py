@@ -42,6 +42,9 @@ class Method:
     size_knob: str | None = None
     # Folds the method's weights into the base model (returns the plain merged model); None: cannot.
     merge: Callable[[nn.Module], nn.Module] | None = None
+    # Keyword arguments for loading the base model (QLoRA's quantization_config), from the method's
+    # config and the architecture; None: a plain load.
+    load_options: Callable[[Any, Arch], dict] | None = None
     # Model types (transformers `model_type`) it can serve; None: any.
     model_types: tuple[str, ...] | None = None
     # Called once before training with the number of optimizer steps the run will take.
