@@ -31,8 +31,8 @@ def count(cfg: DictConfig) -> dict:
     num_labels = len(cfg.task.labels) if "task" in cfg and cfg.task.labels else 2
     model = build_meta_model(cfg.model, num_labels)
     base_ids = {id(p) for p in model.parameters()}
-    head = head_parameters(model, arch_of(cfg.model))
-    model = method.apply(model, method.make_config(options), arch_of(cfg.model))  # the head stays frozen: counted apart
+    model = method.apply(model, method.make_config(options), arch_of(cfg.model))  # the head is counted apart
+    head = head_parameters(model, arch_of(cfg.model))  # after apply: peft may hold a trained copy of it
     split = parameter_split(model, base_ids, {id(p) for p in head})
     head_size = sum(p.numel() for p in {id(p): p for p in head}.values())
     method_params = split["added"] + split["unfrozen"]  # the trained head is counted apart

@@ -24,7 +24,8 @@ def apply_p_tuning(model: nn.Module, cfg: PTuningConfig, arch: Arch) -> nn.Modul
         raise ValueError(f"Unknown P-tuning encoder '{cfg.encoder}'; valid: {', '.join(ENCODERS)}.")
     peft_config = peft.PromptEncoderConfig(task_type=peft_task_type(arch), num_virtual_tokens=cfg.num_virtual_tokens,
                                            encoder_reparameterization_type=ENCODERS[cfg.encoder],
-                                           encoder_hidden_size=cfg.encoder_hidden_size)
+                                           encoder_hidden_size=cfg.encoder_hidden_size,
+                                           num_transformer_submodules=1)  # input tokens of the encoder only
     return peft.get_peft_model(model, peft_config)
 
 

@@ -30,6 +30,7 @@ def apply_prompt_tuning(model: nn.Module, cfg: PromptTuningConfig, arch: Arch) -
         prompt_tuning_init=INITS[cfg.init],
         prompt_tuning_init_text=cfg.init_text if cfg.init == "text" else None,
         tokenizer_name_or_path=arch.tokenizer if cfg.init == "text" else None,
+        num_transformer_submodules=1,  # the encoder's input only, as Lester et al. (peft doubles it for encoder-decoders)
     )
     return peft.get_peft_model(model, peft_config)
 
