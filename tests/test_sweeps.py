@@ -68,7 +68,7 @@ def test_a_method_without_a_knob_keeps_its_size_under_a_larger_budget():
 # --- sweep files ------------------------------------------------------------------------------
 
 EXPECTED_JOBS = {"issue2_rte_seeds": 6, "lora_rank_weight_types": 15, "methods_x_glue": 28, "budget_ladder": 5,
-                 "low_resource": 60, "lr_search": 20}
+                 "low_resource": 60, "lr_search": 20, "peft_methods_rte": 15}
 
 
 def expand(name: str) -> list[list[str]]:
