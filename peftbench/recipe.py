@@ -61,18 +61,32 @@ def apply_method(model, cfg: DictConfig):
     return model
 
 
-def best_epoch(history: list[dict], main_metric: str) -> dict:
-    best = None
-    for entry in history:
-        if best is None or is_better(main_metric, entry["metrics"][main_metric], best["metrics"][main_metric]):
+def load_data(cfg: DictConfig, tokenizer):
+    """Train and evaluation loaders for the task, and what the record says about the data."""
+    splits = data.load_task(cfg.task, cfg.data_dir, cfg.seed)
+    features = {name: data.tokenize(examples, tokenizer, cfg.trainer.max_seq_length) for name, examples in splits.items()}
+    train_loader = data.make_loader(features["train"], tokenizer, cfg.trainer.batch_size, shuffle=True, seed=cfg.seed)
+    eval_loader = data.make_loader(features["validation"], tokenizer, cfg.trainer.eval_batch_size, shuffle=False, seed=cfg.seed)
+    info = {"train_examples": len(splits["train"]), "eval_examples": len(splits["validation"]), "source": cfg.data_dir or "hub",
+            "eval_split": "heldout_from_train" if cfg.task.get("heldout_fraction") else "dev"}
+    return train_loader, eval_loader, info
+
+
+def metrics_section(result, main_metric: str) -> dict:
+    """Final and best evaluation (by the metric's declared direction), with the per-epoch history."""
+    best = result.history[0]
+    for entry in result.history[1:]:
+        if is_better(main_metric, entry["metrics"][main_metric], best["metrics"][main_metric]):
             best = entry
-    return best
+    return {"main_metric": main_metric, "final": result.history[-1]["metrics"], "best": best["metrics"],
+            "best_epoch": best["epoch"], "history": result.history, "first_loss": result.losses[0],
+            "last_loss": result.losses[-1]}
 
 
 @dataclass
 class RunOutput:
     record: dict  # what was written to the results store
-    model: torch.nn.Module  # the tuned model, for callers that measure or check it further
+    model: torch.nn.Module | None  # the tuned model (None when skipped), for callers that check it further
     losses: list[float]  # task loss of every optimizer step
     skipped: bool = False  # an ok record of the same configuration existed; nothing ran
 
@@ -98,7 +112,7 @@ def run(cfg: DictConfig) -> RunOutput:
         "budget": budget,
     }
     path = records.record_path(cfg.results_dir, config, run_id)
-    tracker = NoTracker()
+    tracker, peak_memory = NoTracker(), None
     try:
         method = get_method(cfg.method.name)
         method.make_config(method_options(cfg.method))  # bad options fail before any work
@@ -116,30 +130,15 @@ def run(cfg: DictConfig) -> RunOutput:
         stored = method.stored_parameters(model) if method.stored_parameters else params["trainable"]
         record["params"] = {**params, "stored_after_training": stored}
 
-        splits = data.load_task(cfg.task, cfg.data_dir, cfg.seed)
-        features = {name: data.tokenize(examples, tokenizer, cfg.trainer.max_seq_length) for name, examples in splits.items()}
-        train_loader = data.make_loader(features["train"], tokenizer, cfg.trainer.batch_size, shuffle=True, seed=cfg.seed)
-        eval_loader = data.make_loader(features["validation"], tokenizer, cfg.trainer.eval_batch_size, shuffle=False, seed=cfg.seed)
-        record["data"] = {"train_examples": len(splits["train"]), "eval_examples": len(splits["validation"]),
-                          "source": cfg.data_dir or "hub",
-                          "eval_split": "heldout_from_train" if cfg.task.get("heldout_fraction") else "dev"}
+        train_loader, eval_loader, record["data"] = load_data(cfg, tokenizer)
 
         tracker = make_tracker(cfg.tracker, config, name=run_id)
         result = train(model, method, train_loader, eval_loader, cfg.task, cfg.trainer, tracker, device)
         record["method_state"] = method.report(model) if method.report else None
         record["memory"] = measure.memory_record(peak_memory.stop(), measure.memory_breakdown(model, result.optimizer))
-        result.optimizer = None  # frees the optimizer state before the inference measurements
+        peak_memory, result.optimizer = None, None  # the optimizer state goes before the inference measurements
 
-        best = best_epoch(result.history, cfg.task.main_metric)
-        record["metrics"] = {
-            "main_metric": cfg.task.main_metric,
-            "final": result.history[-1]["metrics"],
-            "best": best["metrics"],
-            "best_epoch": best["epoch"],
-            "history": result.history,
-            "first_loss": result.losses[0],
-            "last_loss": result.losses[-1],
-        }
+        record["metrics"] = metrics_section(result, cfg.task.main_metric)
         record["throughput"] = measure.throughput(result.step_seconds, result.step_samples, result.step_tokens,
                                                   cfg.measure.warmup_steps)
         record["latency"] = measure_inference(cfg, model, method, device)
@@ -156,6 +155,8 @@ def run(cfg: DictConfig) -> RunOutput:
         record["error"] = {"type": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()}
         record["run"]["finished_at"] = records.utc_now()
         record.setdefault("provenance", records.provenance(device))
+        if peak_memory is not None:
+            peak_memory.stop()  # ends the sampling thread
         tracker.finish(failed=True)
         records.write_record(record, path)
         raise
