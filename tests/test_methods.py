@@ -142,7 +142,10 @@ def check_merge(method, record):
     latency = record["latency"]
     for key in ("base", "method"):
         assert latency[key]["median_ms"] > 0 and latency[key]["p90_ms"] >= latency[key]["median_ms"]
-    if get_method(method).mergeable:
+    if method.startswith("qlora"):  # merging re-quantizes: the check must say how far off it is
+        check = latency["merge_check"]
+        assert check["equivalent"] or check["reason"].startswith("merged outputs differ from unmerged by")
+    elif get_method(method).mergeable:
         assert latency["merge_check"]["equivalent"], latency["merge_check"]
         assert latency["merge_check"]["max_abs_diff"] <= 1e-4 and latency["merged"]["median_ms"] > 0
     else:

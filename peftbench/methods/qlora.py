@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 from transformers import BitsAndBytesConfig
 
-from peftbench.methods.lora import LoraConfig, apply_lora
+from peftbench.methods.lora import LoraConfig, apply_lora, merge_lora
 from peftbench.methods.registry import Arch, Method, register_method
 
 QUANT_TYPES = ("nf4", "fp4")
@@ -60,7 +60,7 @@ def quantization_report(model: nn.Module) -> dict:
             "weight_memory_saved_bytes": unquantized_bytes - quantized_bytes}
 
 
-# Merging into quantized weights re-quantizes them (lossy): QLoRA keeps its adapter separate.
+# Merging de-quantizes, adds the update and re-quantizes: lossy, and the run's merge check says by how much.
 for name in ("qlora", "qlora_8bit"):
-    register_method(Method(name, QLoraConfig, apply_qlora, family="reparametrised", size_knob="r",
+    register_method(Method(name, QLoraConfig, apply_qlora, family="reparametrised", size_knob="r", merge=merge_lora,
                            load_options=quantization_options, report=quantization_report))
