@@ -50,3 +50,17 @@ def test_quotes_survive_in_rte():
     task = compose_config(["+method=lora", "+task=rte"]).task
     texts = [s for e in load_task(task, str(REAL_DATA_DIR), seed=0)["train"] for s in e.segments]
     assert sum('"' in text for text in texts) > 0
+
+
+@pytest.mark.slow
+def test_default_model_trains_on_real_rte(tmp_path):
+    """The default path end to end: bundled pretrained MiniLM, real RTE files, LoRA, a few steps."""
+    from peftbench.recipe import run
+
+    cfg = compose_config(["+method=lora", "+task=rte", f"data_dir={REAL_DATA_DIR}", f"results_dir={tmp_path}",
+                          "checkpoint_dir=null", "tracker=none", "trainer.max_steps=4", "task.max_eval_samples=32",
+                          "measure.latency_repeats=3", "num_threads=1"])
+    record = run(cfg).record
+    assert record["status"] == "ok" and record["data"]["train_examples"] == 2490 and record["data"]["eval_examples"] == 32
+    assert record["params"]["trainable"] == 6 * 2 * (2 * 8 * 384) + 384 * 2 + 2  # LoRA r=8 on q, v + head
+    assert record["params"]["total"] == 22_713_216 + 770 + 73_728
