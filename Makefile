@@ -9,7 +9,7 @@ export PEFTBENCH_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test run bench bench-sweeps clean
+.PHONY: help install test run report bench bench-sweeps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ test: $(STAMP) ## run the test suite (fast; real-data tests skip when the data d
 
 run: $(STAMP) ## fine-tune and evaluate LoRA on RTE with the default model (about 8 minutes on 2 CPU cores)
 	$(PYTHON) -m peftbench +method=lora +task=rte
+
+report: $(STAMP) ## survey tables from the records in results/ into results/reports/
+	$(PYTHON) -m peftbench.report
 
 bench: $(STAMP) ## cost-measurement benchmarks: latency repeatability, harness overhead, 175B count time
 	$(PYTHON) benchmarks/bench_costs.py
