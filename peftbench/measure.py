@@ -91,7 +91,7 @@ def memory_record(peak: dict, breakdown: dict) -> dict:
     measured = peak.get("peak_allocated_bytes", peak.get("peak_bytes"))
     # The remainder: activations, temporary buffers and allocator slack (measured minus analytic).
     other = measured - sum(breakdown.values())
-    return {**peak, "breakdown": {**breakdown, "activations_and_other_bytes": other}}
+    return {**peak, "peak_train_bytes": measured, "breakdown": {**breakdown, "activations_and_other_bytes": other}}
 
 
 # --- throughput -------------------------------------------------------------------------------

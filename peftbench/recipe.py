@@ -128,7 +128,7 @@ def run(cfg: DictConfig) -> RunOutput:
         head_ids = {id(p) for p in head_parameters(model, arch_of(cfg.model))}
         params = measure.parameter_split(model, base_parameter_ids, head_ids)
         stored = method.stored_parameters(model) if method.stored_parameters else params["trainable"]
-        record["params"] = {**params, "stored_after_training": stored}
+        record["params"] = {**params, "stored_after_training": stored, "stored_share": stored / params["total"]}
 
         train_loader, eval_loader, record["data"] = load_data(cfg, tokenizer)
 

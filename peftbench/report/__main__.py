@@ -7,7 +7,8 @@ from pathlib import Path
 
 from peftbench.records import read_records
 from peftbench.report.render import RENDERERS
-from peftbench.report.tables import SPECS, build
+from peftbench.report.specs import SPECS
+from peftbench.report.tables import build
 
 
 def write_reports(records: list[dict], out_dir: Path, model: str) -> list[Path]:
