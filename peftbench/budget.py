@@ -72,9 +72,14 @@ def solve_budget(cfg: DictConfig) -> tuple[DictConfig, dict | None]:
     if target < measure(1):
         raise BudgetError(f"A budget of {describe_target(budget)} is below the smallest that {method.name} reaches "
                           f"on {cfg.model.name}: {counts_at[1][0]:,} trainable parameters ({knob}=1).")
+    limit = min(KNOB_LIMIT, (method.size_knob_limit(cfg) if method.size_knob_limit else None) or KNOB_LIMIT)
     high = 1
-    while measure(high) < target and high < KNOB_LIMIT:  # grow, then bisect: sizes rise with the knob
-        high *= 2
+    while measure(high) < target:  # grow, then bisect: sizes rise with the knob (until they stop rising)
+        grown = min(2 * high, limit)
+        if grown == high or measure(grown) <= measure(high):
+            raise BudgetError(f"A budget of {describe_target(budget)} is above the largest that {method.name} reaches "
+                              f"on {cfg.model.name}: {counts_at[high][0]:,} trainable parameters ({knob}={high}).")
+        high = grown
     low = max(1, high // 2)
     while high - low > 1:
         middle = (low + high) // 2

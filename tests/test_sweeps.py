@@ -27,10 +27,13 @@ KNOB_METHODS = sorted(name for name, method in METHODS.items() if method.size_kn
 
 
 @pytest.mark.parametrize("method", KNOB_METHODS)
-@pytest.mark.parametrize("factor", [1.3, 3.7, 11.1])
-def test_budget_solver_is_within_one_knob_step(method, factor):
+@pytest.mark.parametrize("fraction", [0.1, 0.45, 0.9])
+def test_budget_solver_is_within_one_knob_step(method, fraction):
     base = compose_config([f"+method={method}", "+task=rte", "model=tiny_bert"])
-    target = int(factor * exact_counts(with_knob(base, METHODS[method].size_knob, 1))[0])  # above the minimum
+    knob, limit = METHODS[method].size_knob, METHODS[method].size_knob_limit
+    top = min(64, (limit(base) if limit else None) or 64)
+    smallest, largest = (exact_counts(with_knob(base, knob, v))[0] for v in (1, top))
+    target = int(smallest + fraction * (largest - smallest))  # reachable: between the knob's ends
     cfg = compose_config([f"+method={method}", "+task=rte", "model=tiny_bert", f"budget.params={target}"])
     solved, budget = solve_budget(cfg)
     knob, value = budget["knob"], budget["value"]
@@ -57,6 +60,15 @@ def test_a_budget_below_the_minimum_names_the_smallest_count():
     everything = exact_counts(full)[0]
     with pytest.raises(BudgetError, match=f"full_ft reaches on tiny_bert: {everything:,} trainable parameters \\(it has no size knob\\)"):
         solve_budget(full)
+
+
+def test_a_budget_above_the_maximum_names_the_largest_count():
+    # LoKr's factors become full matrices once r reaches half their size: its count stops growing
+    with pytest.raises(BudgetError, match=r"above the largest that lokr reaches on tiny_bert: 386 trainable parameters"):
+        solve_budget(compose_config(["+method=lokr", "+task=rte", "model=tiny_bert", "budget.params=5000"]))
+    # virtual tokens share the 512 positions with the 128 input tokens
+    with pytest.raises(BudgetError, match=r"above the largest that prompt_tuning reaches on tiny_bert: .* \(num_virtual_tokens=384\)"):
+        solve_budget(compose_config(["+method=prompt_tuning", "+task=rte", "model=tiny_bert", "budget.params=10000000"]))
 
 
 def test_a_method_without_a_knob_keeps_its_size_under_a_larger_budget():

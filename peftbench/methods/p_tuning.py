@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import peft
 import torch.nn as nn
 
-from peftbench.methods.prompts import PROMPT_MODEL_TYPES, peft_task_type, stored_after_reparametrisation
+from peftbench.methods.prompts import virtual_token_limit, PROMPT_MODEL_TYPES, peft_task_type, stored_after_reparametrisation
 from peftbench.methods.registry import Arch, Method, register_method
 
 ENCODERS = {"mlp": "MLP", "lstm": "LSTM"}
@@ -35,4 +35,5 @@ def stored_prompts(model: nn.Module) -> int:
 
 
 register_method(Method("p_tuning", PTuningConfig, apply_p_tuning, family="additive", size_knob="num_virtual_tokens",
+                       size_knob_limit=virtual_token_limit,
                        model_types=PROMPT_MODEL_TYPES, stored_parameters=stored_prompts))

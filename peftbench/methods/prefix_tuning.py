@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import peft
 import torch.nn as nn
 
-from peftbench.methods.prompts import PREFIX_MODEL_TYPES, peft_task_type, stored_after_reparametrisation
+from peftbench.methods.prompts import virtual_token_limit, PREFIX_MODEL_TYPES, peft_task_type, stored_after_reparametrisation
 from peftbench.methods.registry import Arch, Method, register_method
 
 
@@ -41,6 +41,6 @@ def apply_p_tuning_v2(model: nn.Module, cfg: PTuningV2Config, arch: Arch) -> nn.
 
 
 register_method(Method("prefix_tuning", PrefixTuningConfig, apply_prefix_tuning, family="additive",
-                       size_knob="num_virtual_tokens", model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_prefixes))
+                       size_knob="num_virtual_tokens", size_knob_limit=virtual_token_limit, model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_prefixes))
 register_method(Method("p_tuning_v2", PTuningV2Config, apply_p_tuning_v2, family="additive",
-                       size_knob="num_virtual_tokens", model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_prefixes))
+                       size_knob="num_virtual_tokens", size_knob_limit=virtual_token_limit, model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_prefixes))

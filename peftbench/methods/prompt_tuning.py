@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import peft
 import torch.nn as nn
 
-from peftbench.methods.prompts import PROMPT_MODEL_TYPES, peft_task_type
+from peftbench.methods.prompts import virtual_token_limit, PROMPT_MODEL_TYPES, peft_task_type
 from peftbench.methods.registry import Arch, Method, register_method
 
 INITS = {"random": "RANDOM", "sample_vocab": "SAMPLE_VOCAB", "text": "TEXT"}
@@ -36,4 +36,4 @@ def apply_prompt_tuning(model: nn.Module, cfg: PromptTuningConfig, arch: Arch) -
 
 
 register_method(Method("prompt_tuning", PromptTuningConfig, apply_prompt_tuning, family="additive",
-                       size_knob="num_virtual_tokens", model_types=PROMPT_MODEL_TYPES))
+                       size_knob="num_virtual_tokens", size_knob_limit=virtual_token_limit, model_types=PROMPT_MODEL_TYPES))

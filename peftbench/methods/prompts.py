@@ -12,6 +12,12 @@ PREFIX_MODEL_TYPES = ("bert", "roberta", "gpt2", "llama", "t5", "bart")
 PROMPT_MODEL_TYPES = ("bert", "roberta", "deberta-v2", "gpt2", "llama", "t5", "bart")
 
 
+def virtual_token_limit(cfg) -> int | None:
+    """Virtual tokens and the input share the model's absolute positions; relative ones (T5) set no limit."""
+    positions = cfg.model.architecture.get("max_position_embeddings")
+    return None if positions is None else positions - cfg.trainer.max_seq_length
+
+
 def peft_task_type(arch: Arch) -> str:
     return PEFT_TASK_TYPES[arch.auto_class]
 

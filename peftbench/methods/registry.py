@@ -40,6 +40,8 @@ class Method:
     family: str
     # The integer option that sets the method's size (LoRA's r), for matched parameter budgets.
     size_knob: str | None = None
+    # The largest knob value the run's model can take (from the composed run config), or None.
+    size_knob_limit: Callable[[Any], int | None] | None = None
     # Folds the method's weights into the base model (returns the plain merged model); None: cannot.
     merge: Callable[[nn.Module], nn.Module] | None = None
     # Keyword arguments for loading the base model (QLoRA's quantization_config), from the method's
