@@ -10,7 +10,7 @@ from peftbench.report.tables import Column, Row, TableSpec, build
 
 def record(method, task, seed, value, metric="accuracy", model="minilm_l6", status="ok", r=8, **extra):
     return {"status": status, "run": {"method": method, "task": task, "model": model, "seed": seed},
-            "config": {"method": {"name": method, "r": r} if method == "lora" else {"name": method}},
+            "config": {"method": {"name": method, "r": r, "target_modules": ["q", "v"]} if method == "lora" else {"name": method}},
             "metrics": {"final": {metric: value}}, **extra}
 
 

@@ -1,21 +1,35 @@
-"""python -m peftbench.report [results_dir=results] [out_dir=results/reports] [model=minilm_l6]
+"""python -m peftbench.report [results_dir=results] [out_dir=results/reports] [model=minilm_l6] [task=rte]
+                             [wandb=none] [wandb_project=peftbench]
 
-Writes every table spec as Markdown, LaTeX, HTML and CSV from the records under results_dir."""
+Writes every table spec as Markdown, LaTeX, HTML and CSV, the plots for one task and model as PNG and
+SVG, and <results_dir>/README.md linking them all; with wandb=offline|online|auto it also logs them to one
+W&B run. results_dir=wandb:<entity>/<project> reads the records from W&B instead (the index then goes to
+out_dir)."""
 
 import sys
 from pathlib import Path
 
 from peftbench.records import read_records
+from peftbench.report.index import write_index
+from peftbench.report.plots import write_plots
 from peftbench.report.render import RENDERERS
 from peftbench.report.specs import SPECS
-from peftbench.report.tables import build
+from peftbench.report.tables import BuiltTable, build
+from peftbench.report.wandb_log import WANDB_SOURCE, log_report, read_wandb_records
+
+DEFAULTS = {"results_dir": "results", "out_dir": "results/reports", "model": "minilm_l6", "task": "rte",
+            "wandb": "none", "wandb_project": "peftbench"}
+WANDB_MODES = ("none", "offline", "online", "auto")
 
 
-def write_reports(records: list[dict], out_dir: Path, model: str) -> list[Path]:
+def build_tables(records: list[dict], model: str) -> dict[str, BuiltTable]:
+    return {name: build(spec, records, model) for name, spec in SPECS.items()}
+
+
+def write_tables(tables: dict[str, BuiltTable], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, spec in SPECS.items():
-        table = build(spec, records, model)
+    for name, table in tables.items():
         for extension, render in RENDERERS.items():
             path = out_dir / f"{name}.{extension}"
             path.write_text(render(table), encoding="utf-8")
@@ -23,17 +37,48 @@ def write_reports(records: list[dict], out_dir: Path, model: str) -> list[Path]:
     return written
 
 
-def main() -> None:
-    args = {"results_dir": "results", "out_dir": "results/reports", "model": "minilm_l6"}
-    for argument in sys.argv[1:]:
+def write_reports(records: list[dict], out_dir: Path, model: str) -> list[Path]:
+    return write_tables(build_tables(records, model), out_dir)
+
+
+def load_records(source: str) -> list[dict]:
+    """From a local results folder, or from a W&B project (wandb:<entity>/<project>)."""
+    if source.startswith(WANDB_SOURCE):
+        import wandb  # imported here: slow, and unused for local records
+
+        return read_wandb_records(wandb.Api(), source.removeprefix(WANDB_SOURCE))
+    return read_records(source)
+
+
+def parse_arguments(argv: list[str]) -> dict:
+    args = dict(DEFAULTS)
+    for argument in argv:
         key, _, value = argument.partition("=")
         if key not in args:
             print(f"error: unknown argument '{key}'; valid: {', '.join(args)}.", file=sys.stderr)
             raise SystemExit(2)
         args[key] = value
-    records = read_records(args["results_dir"])
-    for path in write_reports(records, Path(args["out_dir"]), args["model"]):
+    if args["wandb"] not in WANDB_MODES:
+        print(f"error: unknown wandb mode '{args['wandb']}'; valid: {', '.join(WANDB_MODES)}.", file=sys.stderr)
+        raise SystemExit(2)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    records = load_records(args["results_dir"])
+    out_dir = Path(args["out_dir"])
+    tables = build_tables(records, args["model"])
+    written = write_tables(tables, out_dir)
+    plots = write_plots(records, out_dir, args["model"], args["task"])
+    from_wandb = args["results_dir"].startswith(WANDB_SOURCE)
+    index = write_index(out_dir if from_wandb else Path(args["results_dir"]), written + plots)
+    for path in [*written, *plots, index]:
         print(path)
+    if args["wandb"] != "none":
+        run_dir = log_report(tables, plots, args["wandb_project"], args["wandb"],
+                             config={"model": args["model"], "task": args["task"], "source": args["results_dir"]})
+        print(run_dir)
 
 
 if __name__ == "__main__":

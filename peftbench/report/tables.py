@@ -5,6 +5,7 @@ A spec says which published rows and columns a survey table has and how our reco
 beyond reading the reference CSV."""
 
 import csv
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,6 +92,8 @@ def welch_not_worse(best: list[float], other: list[float]) -> bool:
     """Whether `other` is not significantly different from `best` (two-sided Welch's t over seeds)."""
     if len(best) < 2 or len(other) < 2:
         return False
+    if statistics.pvariance(best) == 0 and statistics.pvariance(other) == 0:  # t is undefined: compare exactly
+        return statistics.mean(best) == statistics.mean(other)
     return bool(stats.ttest_ind(best, other, equal_var=False).pvalue >= SIGNIFICANCE_LEVEL)
 
 

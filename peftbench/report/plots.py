@@ -1,0 +1,299 @@
+"""Plots from run records, for one task and model: Pareto fronts of the main metric against each cost,
+the metric against matched parameter budgets, and LoRA's rank x weight-type grid.
+
+Pure functions of the records: runs are grouped and sorted before drawing, means are exact
+(`statistics`), and files carry no date or version (SVG with a fixed id salt), so the same records give
+byte-identical PNG and SVG files. Figures are built without pyplot: no global state, Agg for PNG."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from peftbench.methods import METHODS
+from peftbench.methods.registry import FAMILIES
+from peftbench.metrics import METRICS
+from peftbench.report.aggregate import Cell, cell, lookup
+
+PNG_DPI = 150
+STYLE = {"svg.hashsalt": "peftbench", "svg.fonttype": "path", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
+FILE_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
+FAMILY_COLOURS = dict(zip(FAMILIES, ("#4d4d4d", "#1f77b4", "#2ca02c", "#d62728", "#9467bd")))
+UNKNOWN_COLOUR = "#bbbbbb"  # a method no longer registered
+MARKERS = "osD^v<>pP*Xh"
+LINE_STYLES = ("-", "--", "-.", ":")
+
+
+@dataclass(frozen=True)
+class Cost:
+    label: str  # axis label, units included
+    path: str  # dotted path into a record
+    higher_is_better: bool
+    scale: float = 1.0  # record value x scale = the axis's units
+    log: bool = False
+
+
+COSTS = {
+    "trainable_share": Cost("Trainable parameters (% of total, log)", "params.trainable_share", False, 100.0, log=True),
+    "peak_train_memory": Cost("Peak training memory (MiB)", "memory.peak_train_bytes", False, 2.0**-20),
+    "throughput": Cost("Training throughput (samples/s)", "throughput.samples_per_second", True),
+    "latency": Cost("Inference latency with the method (ms)", "latency.method.median_ms", False),
+}
+
+CAPTIONS = {
+    "pareto": "Main metric against each cost, one point per method and setting (mean ± std over seeds); "
+              "circled points joined by the dashed line are Pareto-optimal.",
+    "budget": "Main metric against the achieved trainable parameters under matched budgets, one line per method.",
+    "lora_heatmap": "LoRA: main metric (mean over seeds) per rank and adapted weight types; blank: not run.",
+}
+
+
+@dataclass(frozen=True)
+class Point:
+    method: str
+    setting: str  # what sets this setting apart from the method's others; "" when the method has one
+    cost: Cell
+    metric: Cell
+
+
+def describe(stem: str) -> str:
+    """The caption of a plot file, from its name (pareto_rte_minilm_l6 -> the Pareto caption)."""
+    return next((text for prefix, text in CAPTIONS.items() if stem.startswith(prefix)), "")
+
+
+def pareto_front(points: list[tuple[float, float]], maximize_metric: bool, minimize_cost: bool) -> list[int]:
+    """Indices of the (cost, metric) points that no other point dominates (at least as good on both, better
+    on one), ordered by cost then index. Equal points do not dominate each other."""
+    keys = [((c if minimize_cost else -c), (-m if maximize_metric else m)) for c, m in points]  # both: lower is better
+    front = [i for i, key in enumerate(keys)
+             if not any(other[0] <= key[0] and other[1] <= key[1] and other != key for other in keys)]
+    return sorted(front, key=lambda i: (points[i][0], i))
+
+
+def runs_of(records: list[dict], task: str, model: str) -> list[dict]:
+    """ok runs of one task and model, in a fixed order."""
+    runs = [r for r in records if r.get("status") == "ok" and r["run"]["task"] == task and r["run"]["model"] == model]
+    return sorted(runs, key=lambda r: (r["run"]["method"], setting_key(r), str(r["run"].get("seed")), r["run"].get("id", "")))
+
+
+def main_metric(runs: list[dict]) -> str | None:
+    names = sorted({lookup(r, "metrics.main_metric") for r in runs} - {None})
+    if len(names) > 1:
+        raise ValueError(f"The records of one task name different main metrics ({', '.join(names)}); a plot needs one.")
+    return names[0] if names else None
+
+
+def setting_options(record: dict) -> dict:
+    options = {k: v for k, v in (lookup(record, "config.method") or {}).items() if k != "name"}
+    return {**options, "budget": lookup(record, "budget.name") or lookup(record, "config.budget.name")}
+
+
+def setting_key(record: dict) -> str:
+    return json.dumps(setting_options(record), sort_keys=True, default=str)
+
+
+def option_text(name: str, value) -> str:
+    """Short: "r=8", a budget by its name, weight types joined ("q+v")."""
+    if isinstance(value, (list, tuple)):
+        return "+".join(map(str, value))
+    return str(value) if name == "budget" else f"{name}={value}"
+
+
+def setting_labels(runs: list[dict]) -> dict[tuple[str, str], str]:
+    """(method, setting key) -> the options that differ between that method's settings ("r=4, q+v")."""
+    settings = {}
+    for r in runs:
+        settings.setdefault(r["run"]["method"], {})[setting_key(r)] = setting_options(r)
+    labels = {}
+    for method, options_by_key in settings.items():
+        names = sorted({name for options in options_by_key.values() for name in options})
+        varying = [n for n in names if len({json.dumps(o.get(n), default=str) for o in options_by_key.values()}) > 1]
+        for key, options in options_by_key.items():
+            labels[(method, key)] = ", ".join(option_text(n, options[n]) for n in varying if options.get(n) is not None)
+    return labels
+
+
+def points(runs: list[dict], metric: str, cost: Cost) -> list[Point]:
+    """One point per method and setting: mean (std) over the runs that have both the metric and the cost."""
+    groups = {}
+    for r in runs:
+        value, spent = lookup(r, f"metrics.final.{metric}"), lookup(r, cost.path)
+        if value is not None and spent is not None:
+            groups.setdefault((r["run"]["method"], setting_key(r)), []).append((spent * cost.scale, value))
+    labels = setting_labels(runs)
+    return [Point(method, labels[(method, key)], cell([c for c, _ in pairs]), cell([m for _, m in pairs]))
+            for (method, key), pairs in sorted(groups.items())]
+
+
+def method_style(method: str) -> dict:
+    """Colour by family; marker by place within the family, so (colour, marker) names one method."""
+    family = METHODS[method].family if method in METHODS else None
+    kin = sorted(name for name, m in METHODS.items() if m.family == family)
+    marker = MARKERS[kin.index(method) % len(MARKERS)] if kin else "o"
+    return {"color": FAMILY_COLOURS.get(family, UNKNOWN_COLOUR), "marker": marker,
+            "label": f"{method} ({family or 'unregistered'})"}
+
+
+def legend_handles(methods: list[str], with_front: bool) -> list[Line2D]:
+    handles = [Line2D([], [], linestyle="none", **method_style(m)) for m in sorted(set(methods))]
+    if with_front:
+        handles.append(Line2D([], [], color="black", linestyle="--", marker="o", markersize=10, markerfacecolor="none",
+                              label="Pareto-optimal"))
+    return handles
+
+
+def direction_text(higher_is_better: bool) -> str:
+    return "higher is better" if higher_is_better else "lower is better"
+
+
+def draw_pareto_panel(axes, panel: list[Point], cost: Cost, maximize_metric: bool) -> None:
+    for p in panel:
+        style = method_style(p.method)
+        axes.errorbar(p.cost.mean, p.metric.mean, xerr=p.cost.std, yerr=p.metric.std, fmt=style["marker"],
+                      color=style["color"], capsize=2, markersize=5)
+        if p.setting:
+            axes.annotate(p.setting, (p.cost.mean, p.metric.mean), xytext=(4, 4), textcoords="offset points", fontsize=6)
+    front = [panel[i] for i in pareto_front([(p.cost.mean, p.metric.mean) for p in panel], maximize_metric,
+                                            not cost.higher_is_better)]
+    xs, ys = [p.cost.mean for p in front], [p.metric.mean for p in front]
+    axes.plot(xs, ys, color="black", linestyle="--", linewidth=0.8, zorder=0)
+    axes.scatter(xs, ys, s=110, facecolors="none", edgecolors="black", linewidths=0.8, zorder=3)
+    if cost.log:
+        axes.set_xscale("log")
+    axes.set_xlabel(f"{cost.label}\n({direction_text(cost.higher_is_better)})")
+
+
+def pareto_figure(records: list[dict], task: str, model: str) -> Figure | None:
+    """One panel per cost that has data; None when no run has the main metric and any cost."""
+    runs = runs_of(records, task, model)
+    metric = main_metric(runs)
+    if metric is None:
+        return None
+    panels = {name: points(runs, metric, cost) for name, cost in COSTS.items()}
+    panels = {name: panel for name, panel in panels.items() if panel}
+    if not panels:
+        return None
+    maximize = METRICS[metric].higher_is_better
+    figure = Figure(figsize=(max(5.5, 3.6 * len(panels)), 4.4), layout="constrained")
+    all_axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for axes, (name, panel) in zip(all_axes, panels.items()):
+        draw_pareto_panel(axes, panel, COSTS[name], maximize)
+    all_axes[0].set_ylabel(f"{metric}, final epoch, mean ± std over seeds\n({direction_text(maximize)})")
+    figure.suptitle(f"{task} / {model}: {metric} against cost")
+    methods = [p.method for panel in panels.values() for p in panel]
+    figure.legend(handles=legend_handles(methods, with_front=True), loc="outside lower center", ncols=4, fontsize=7)
+    return figure
+
+
+def budget_figure(records: list[dict], task: str, model: str) -> Figure | None:
+    """Metric against achieved trainable parameters for runs with a matched budget; one line per method."""
+    runs = [r for r in runs_of(records, task, model) if lookup(r, "budget.achieved_params") is not None]
+    metric = main_metric(runs)
+    lines = {}
+    for r in runs:
+        value = lookup(r, f"metrics.final.{metric}")
+        if value is not None:
+            lines.setdefault(r["run"]["method"], {}).setdefault(r["budget"]["achieved_params"], []).append(value)
+    if not lines:
+        return None
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    axes = figure.subplots()
+    for index, (method, by_params) in enumerate(sorted(lines.items())):
+        xs = sorted(by_params)
+        cells = [cell(by_params[x]) for x in xs]
+        style = method_style(method)  # methods of one family share a colour: the line style tells them apart too
+        axes.errorbar(xs, [c.mean for c in cells], yerr=[c.std or 0.0 for c in cells], fmt=style["marker"],
+                      linestyle=LINE_STYLES[index % len(LINE_STYLES)], color=style["color"], capsize=2, markersize=5,
+                      label=style["label"])
+    axes.set_xscale("log")
+    axes.set_xlabel("Achieved trainable parameters (log)")
+    axes.set_ylabel(f"{metric}, final epoch, mean ± std over seeds\n({direction_text(METRICS[metric].higher_is_better)})")
+    axes.set_title(f"{task} / {model}: {metric} under matched parameter budgets")
+    axes.legend(fontsize=7)
+    return figure
+
+
+def weight_types(target_modules) -> str:
+    return "+".join(sorted(map(str, target_modules))) if isinstance(target_modules, (list, tuple)) else str(target_modules)
+
+
+def lora_grid(records: list[dict], task: str, model: str) -> tuple[list[int], list[str], np.ndarray, np.ndarray, str | None]:
+    """LoRA runs' ranks (sorted), weight types (sorted by count, then name), mean metric and run counts per
+    cell (NaN, 0 where nothing ran), and the metric."""
+    runs = [r for r in runs_of(records, task, model) if r["run"]["method"] == "lora"
+            and lookup(r, "config.method.r") is not None and lookup(r, "config.method.target_modules") is not None]
+    metric = main_metric(runs)
+    values = {}
+    for r in runs:
+        value = lookup(r, f"metrics.final.{metric}")
+        if value is not None:
+            key = (int(r["config"]["method"]["r"]), weight_types(r["config"]["method"]["target_modules"]))
+            values.setdefault(key, []).append(value)
+    ranks = sorted({rank for rank, _ in values})
+    types = sorted({kind for _, kind in values}, key=lambda kind: (kind.count("+"), kind))
+    means, counts = np.full((len(ranks), len(types)), np.nan), np.zeros((len(ranks), len(types)), dtype=int)
+    for (rank, kind), vs in values.items():
+        summary = cell(vs)
+        means[ranks.index(rank), types.index(kind)], counts[ranks.index(rank), types.index(kind)] = summary.mean, summary.n
+    return ranks, types, means, counts, metric
+
+
+def lora_heatmap_figure(records: list[dict], task: str, model: str) -> Figure | None:
+    ranks, types, means, counts, metric = lora_grid(records, task, model)
+    if not ranks:
+        return None
+    higher = METRICS[metric].higher_is_better
+    figure = Figure(figsize=(1.2 * len(types) + 2.6, 0.5 * len(ranks) + 2.0), layout="constrained")
+    axes = figure.subplots()
+    image = axes.imshow(means, cmap="viridis" if higher else "viridis_r", aspect="auto")  # NaN cells stay blank
+    axes.grid(False)
+    axes.set_xticks(range(len(types)), types)
+    axes.set_yticks(range(len(ranks)), [str(rank) for rank in ranks])
+    axes.set_xlabel("Adapted weight types (target_modules)")
+    axes.set_ylabel("Rank r")
+    low, high = np.nanmin(means), np.nanmax(means)
+    for (row, column), mean in np.ndenumerate(means):
+        if not np.isnan(mean):
+            upper_half = high > low and (mean - low) / (high - low) > 0.5  # viridis is bright at its top end
+            axes.text(column, row, f"{mean:.3f}\nn={counts[row, column]}", ha="center", va="center", fontsize=7,
+                      color="black" if upper_half == higher else "white")
+    figure.colorbar(image, ax=axes, label=f"{metric}, final epoch ({direction_text(higher)})")
+    axes.set_title(f"{task} / {model}: LoRA rank x weight types")
+    return figure
+
+
+def save(figure: Figure | None, stem: Path) -> list[Path]:
+    """stem.png and stem.svg, without date or version; nothing for no figure."""
+    if figure is None:
+        return []
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for extension in ("png", "svg"):
+        path = stem.with_name(f"{stem.name}.{extension}")
+        figure.savefig(path, format=extension, dpi=PNG_DPI, metadata=FILE_METADATA[extension])
+        paths.append(path)
+    return paths
+
+
+def plot_pareto(records: list[dict], out_dir: Path, model: str, task: str) -> list[Path]:
+    with matplotlib.rc_context(STYLE):  # the style is read while drawing and while saving
+        return save(pareto_figure(records, task, model), Path(out_dir) / f"pareto_{task}_{model}")
+
+
+def plot_budget(records: list[dict], out_dir: Path, model: str, task: str) -> list[Path]:
+    with matplotlib.rc_context(STYLE):
+        return save(budget_figure(records, task, model), Path(out_dir) / f"budget_{task}_{model}")
+
+
+def plot_lora_heatmap(records: list[dict], out_dir: Path, model: str, task: str) -> list[Path]:
+    with matplotlib.rc_context(STYLE):
+        return save(lora_heatmap_figure(records, task, model), Path(out_dir) / f"lora_heatmap_{task}_{model}")
+
+
+def write_plots(records: list[dict], out_dir: Path, model: str, task: str) -> list[Path]:
+    """Every plot that has data, as PNG and SVG under out_dir."""
+    return [path for plot in (plot_pareto, plot_budget, plot_lora_heatmap) for path in plot(records, out_dir, model, task)]

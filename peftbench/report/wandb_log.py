@@ -1,0 +1,87 @@
+"""Reports and Weights & Biases: log the built tables and plots to one run, and read run records back
+from a W&B project (what `peftbench.tracking` sent: the resolved config, and the record's values
+flattened into the summary)."""
+
+from pathlib import Path
+
+from peftbench.methods import METHODS
+from peftbench.report.plots import describe
+from peftbench.report.render import grid
+from peftbench.tracking import wandb_mode
+
+WANDB_SOURCE = "wandb:"  # results_dir=wandb:<entity>/<project> reads records from W&B
+SUMMARY_SECTIONS = ("params", "memory", "throughput", "latency", "checkpoint", "time")  # recipe.summary_values
+
+
+def log_report(tables: dict, plot_paths: list[Path], project: str, mode: str, config: dict | None = None) -> Path:
+    """One run (job_type "report"): each built table as a wandb.Table with the rendered grid's header,
+    each PNG as a wandb.Image. mode: offline | online | auto. Returns the run's local directory."""
+    import wandb  # imported here: slow, and unused without W&B
+
+    run = wandb.init(project=project, job_type="report", mode=wandb_mode(mode), config=config or {},
+                     settings=wandb.Settings(x_disable_stats=True, console="off"), reinit="finish_previous")
+    try:
+        logged = {}
+        for name, table in sorted(tables.items()):
+            rows = grid(table, lambda text: text)
+            logged[f"tables/{name}"] = wandb.Table(columns=rows[0], data=rows[1:])
+        for path in sorted(Path(p) for p in plot_paths if Path(p).suffix == ".png"):
+            logged[f"plots/{path.stem}"] = wandb.Image(str(path), caption=describe(path.stem))
+        run.log(logged)
+    finally:
+        run.finish()
+    return Path(run.settings.sync_dir)
+
+
+def unflatten(flat: dict) -> dict:
+    """{"latency/method/median_ms": 3.1} -> {"latency": {"method": {"median_ms": 3.1}}}"""
+    nested = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split("/")
+        level = nested
+        for part in parents:
+            level = level.setdefault(part, {})
+        level[leaf] = value
+    return nested
+
+
+def budget_of(config: dict, params: dict) -> dict | None:
+    """The record's budget section, rebuilt: the achieved count is the run's trainable count (budget.py)."""
+    budget = config.get("budget") or {}
+    if budget.get("params") is None and budget.get("share") is None:
+        return None
+    method = config["method"]["name"]
+    knob = METHODS[method].size_knob if method in METHODS else None
+    return {"name": budget.get("name"), "target_params": budget.get("params"), "target_share": budget.get("share"),
+            "knob": knob, "value": config["method"].get(knob) if knob else None,
+            "achieved_params": params.get("trainable"), "achieved_share": params.get("trainable_share")}
+
+
+def record_from_run(run) -> dict | None:
+    """A record from a W&B run of the recipe; None for runs that are not (a report run, say)."""
+    config = dict(run.config)
+    names = [config[group].get("name") if isinstance(config.get(group), dict) else None for group in ("method", "task", "model")]
+    if None in names:
+        return None
+    method, task, model = names
+    summary = {k: v for k, v in dict(run.summary_metrics).items() if not k.startswith("_")}
+    sections = unflatten({k: v for k, v in summary.items() if k.split("/", 1)[0] in SUMMARY_SECTIONS})
+    state = {"finished": "ok", "running": "running"}.get(run.state, "failed")
+    return {
+        "status": state,
+        "run": {"id": run.name, "task": task, "model": model, "method": method, "seed": config.get("seed"),
+                "config_hash": summary.get("config_hash"), "wandb_path": "/".join(run.path)},
+        "config": config,
+        "metrics": {"main_metric": config["task"].get("main_metric"),
+                    "final": {k.split("/", 1)[1]: v for k, v in summary.items() if k.startswith("final/")},
+                    "best": {k.split("/", 1)[1]: v for k, v in summary.items() if k.startswith("best/")}},
+        **sections,
+        "budget": budget_of(config, sections.get("params", {})),
+    }
+
+
+def read_wandb_records(api, project_path: str) -> list[dict]:
+    """Records of the runs in <entity>/<project>, through a wandb.Api() (or anything with its `runs`)."""
+    found = (record_from_run(run) for run in api.runs(project_path))
+    return sorted((r for r in found if r is not None),
+                  key=lambda r: (r["run"]["task"], r["run"]["model"], r["run"]["method"], str(r["run"]["seed"]), r["run"]["id"]))
