@@ -139,6 +139,8 @@ def run(cfg: DictConfig) -> RunOutput:
         peak_memory, result.optimizer = None, None  # the optimizer state goes before the inference measurements
 
         record["metrics"] = metrics_section(result, cfg.task.main_metric)
+        # the final evaluation per example, for paired significance tests in reports
+        record["predictions"] = {"predictions": result.final.predictions, "labels": result.final.labels}
         record["throughput"] = measure.throughput(result.step_seconds, result.step_samples, result.step_tokens,
                                                   cfg.measure.warmup_steps)
         record["latency"] = measure_inference(cfg, model, method, device)

@@ -25,6 +25,7 @@ class TrainResult:
     step_samples: list[int] = field(default_factory=list)
     step_tokens: list[int] = field(default_factory=list)  # real (non-padding) tokens
     optimizer: torch.optim.Optimizer | None = None  # kept for the memory breakdown
+    final: Evaluation | None = None  # the last evaluation, with its predictions
 
 
 def total_optimizer_steps(trainer, batches_per_epoch: int) -> int:
@@ -44,8 +45,15 @@ def to_device(batch: dict, device) -> dict:
     return {key: value.to(device) for key, value in batch.items()}
 
 
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    predictions: list  # per evaluation example: class id, or score for regression
+    labels: list
+
+
 @torch.no_grad()
-def evaluate(model, loader, task, device) -> dict[str, float]:
+def evaluate(model, loader, task, device) -> Evaluation:
     model.eval()
     predictions, labels = [], []
     for batch in loader:
@@ -53,7 +61,8 @@ def evaluate(model, loader, task, device) -> dict[str, float]:
         predictions.append(logits.squeeze(-1) if is_regression(task) else logits.argmax(-1))
         labels.append(batch["labels"])
     model.train()
-    return compute_metrics(task.metrics, torch.cat(predictions).cpu(), torch.cat(labels))
+    predictions, labels = torch.cat(predictions).cpu(), torch.cat(labels)
+    return Evaluation(compute_metrics(task.metrics, predictions, labels), predictions.tolist(), labels.tolist())
 
 
 def train(model, method, train_loader, eval_loader, task, trainer, tracker, device) -> TrainResult:
@@ -99,7 +108,8 @@ def train(model, method, train_loader, eval_loader, task, trainer, tracker, devi
         result.train_seconds += time.perf_counter() - started
         if trainer.eval_every_epoch or result.steps >= total_steps:
             started = time.perf_counter()
-            metrics = evaluate(model, eval_loader, task, device)
+            result.final = evaluate(model, eval_loader, task, device)
+            metrics = result.final.metrics
             result.eval_seconds += time.perf_counter() - started
             result.history.append({"epoch": epoch, "step": result.steps, "metrics": metrics})
             tracker.log({f"eval/{name}": value for name, value in metrics.items()} | {"epoch": epoch}, step=result.steps)

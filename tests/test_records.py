@@ -35,6 +35,10 @@ def test_record_schema_and_path(tiny_run_config, tmp_path):
     assert speed["measured_steps"] == 8 - 2 and speed["median_step_seconds"] > 0
     assert speed["samples_per_second"] > 0 and speed["tokens_per_second"] > speed["samples_per_second"]
     assert on_disk["checkpoint"]["bytes"] > 0
+    predictions = on_disk["predictions"]  # the final evaluation per example, for paired tests in reports
+    assert len(predictions["predictions"]) == len(predictions["labels"]) == on_disk["data"]["eval_examples"] == 32
+    correct = sum(p == y for p, y in zip(predictions["predictions"], predictions["labels"]))
+    assert correct / 32 == metrics["final"]["accuracy"]
     timing = on_disk["time"]
     assert timing["wall_seconds"] >= timing["train_seconds"] > 0 and timing["train_steps"] == 8
     prov = on_disk["provenance"]

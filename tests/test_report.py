@@ -34,7 +34,7 @@ SMALL = TableSpec(
           Row("LoRA", {"model": "RoBERTa-base", "method": "LoRA"}, "lora", {"method.r": 8})),
 )
 
-EXPECTED = """A small LoRA Table 2. Paper: RoBERTa-base. Ours: minilm_l6, final epoch, mean ± std over seeds (n runs). –: no number. Bold: our best per column; †: not significantly different from it (Welch's t over seeds, p >= 0.05).
+EXPECTED = """A small LoRA Table 2. Paper: RoBERTa-base. Ours: minilm_l6, final epoch, mean ± std over seeds (n runs). –: no number. Bold: our best per column; †: not significantly different from it (paired bootstrap over evaluation examples where predictions are recorded, else Welch's t over seeds; p >= 0.05).
 
 | Method | CoLA paper | CoLA ours | RTE paper | RTE ours | QQP paper |
 |---|---|---|---|---|---|
@@ -83,3 +83,33 @@ def test_report_is_a_pure_function_of_the_records(tmp_path):
     assert first == second and len(first) == len(SPECS) * len(RENDERERS)
     assert all(content for content in first.values())
     assert b"\\toprule" in first["lora_table2.tex"] and b"<table>" in first["lora_table2.html"]
+
+
+def with_predictions(rec, predictions, labels):
+    return {**rec, "predictions": {"predictions": predictions, "labels": labels}}
+
+
+def test_paired_bootstrap_over_examples_when_predictions_are_recorded():
+    labels = [i % 2 for i in range(200)]
+    right = labels
+    wrong_a_third = [1 - y if i % 3 == 0 else y for i, y in enumerate(labels)]
+    almost = [1 - y if i == 5 else y for i, y in enumerate(labels)]
+    apart = [with_predictions(record("full_ft", "rte", s, 1.0), right, labels) for s in (0, 1)] + \
+            [with_predictions(record("lora", "rte", s, 0.665), wrong_a_third, labels) for s in (0, 1)]
+    entry = build(SMALL, apart, "minilm_l6").entries[("LoRA", "RTE")]
+    assert entry.test == "bootstrap" and not entry.indistinguishable_from_best
+    close = [with_predictions(record("full_ft", "rte", 0, 1.0), right, labels),
+             with_predictions(record("lora", "rte", 0, 0.995), almost, labels)]
+    entry = build(SMALL, close, "minilm_l6").entries[("LoRA", "RTE")]
+    assert entry.test == "bootstrap" and entry.indistinguishable_from_best  # one example apart
+    assert build(SMALL, RECORDS, "minilm_l6").entries[("LoRA", "RTE")].test == "welch"  # no predictions recorded
+
+
+def test_difference_is_shown_only_for_the_papers_model():
+    from dataclasses import replace
+
+    same = replace(SMALL, paper_model="roberta_base")
+    runs = [record("lora", "rte", 0, 0.866 + 0.01, model="roberta_base")]
+    text = to_markdown(build(same, runs, "roberta_base"))
+    assert "| RTE paper | RTE ours | RTE Δ |" in text and "| 86.6 | **87.6 (n=1)** | +1.0 |" in text
+    assert "Δ" not in to_markdown(build(same, runs, "minilm_l6"))

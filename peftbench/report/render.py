@@ -22,13 +22,26 @@ def ours_text(entry, decimals: int) -> str:
     return f"{cell.mean:.{decimals}f}{spread} (n={cell.n}){marker}"
 
 
-def sides(column) -> list[str]:
-    return [side for side, present in (("paper", column.published), ("ours", column.ours)) if present]
+def same_setting(table: BuiltTable) -> bool:
+    return table.spec.paper_model is not None and table.model == table.spec.paper_model
+
+
+def sides(column, with_difference: bool) -> list[str]:
+    present = (("paper", column.published), ("ours", column.ours), ("Δ", with_difference and column.published and column.ours))
+    return [side for side, shown in present if shown]
+
+
+def difference(entry, decimals: int) -> str:
+    if entry.paper is None or entry.ours is None:
+        return MISSING
+    return f"{entry.ours.mean - entry.paper:+.{decimals}f}"
 
 
 def grid(table: BuiltTable, emphasis) -> list[list[str]]:
-    """Header and body: per column the paper's number and/or ours; our best per column emphasised."""
-    header = ["Method"] + [f"{c.label} {side}" for c in table.spec.columns for side in sides(c)]
+    """Header and body: per column the paper's number and/or ours (and ours minus paper where ours is the
+    paper's model); our best per column emphasised."""
+    with_difference = same_setting(table)
+    header = ["Method"] + [f"{c.label} {side}" for c in table.spec.columns for side in sides(c, with_difference)]
     body = []
     for row in table.spec.rows:
         line = [row.label]
@@ -39,6 +52,8 @@ def grid(table: BuiltTable, emphasis) -> list[list[str]]:
             if column.ours:
                 ours = ours_text(entry, column.decimals)
                 line.append(emphasis(ours) if table.best.get(column.label) == row.label else ours)
+            if with_difference and column.published and column.ours:
+                line.append(difference(entry, column.decimals))
         body.append(line)
     return [header] + body
 
@@ -46,8 +61,9 @@ def grid(table: BuiltTable, emphasis) -> list[list[str]]:
 def caption(table: BuiltTable) -> str:
     task = f" on {table.spec.task}" if table.spec.task else ""
     return (f"{table.spec.title}. Paper: {table.spec.paper_setting}. Ours: {table.model}{task}, final epoch, "
-            f"mean ± std over seeds (n runs). {MISSING}: no number. Bold: our best per column; "
-            f"†: not significantly different from it (Welch's t over seeds, p >= 0.05).")
+            f"mean ± std over seeds (n runs). {MISSING}: no number. Bold: our best per column; †: not significantly "
+            f"different from it (paired bootstrap over evaluation examples where predictions are recorded, "
+            f"else Welch's t over seeds; p >= 0.05)" + (". Δ: ours minus paper, the same model." if same_setting(table) else "."))
 
 
 def to_markdown(table: BuiltTable) -> str:
@@ -77,7 +93,7 @@ def to_html(table: BuiltTable) -> str:
 def to_csv(table: BuiltTable) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["method", "column", "paper", "ours_mean", "ours_std", "ours_n", "best", "indistinguishable_from_best"])
+    writer.writerow(["method", "column", "paper", "ours_mean", "ours_std", "ours_n", "best", "indistinguishable_from_best", "test"])
     for row in table.spec.rows:
         for column in table.spec.columns:
             entry = table.entries[(row.label, column.label)]
@@ -85,7 +101,7 @@ def to_csv(table: BuiltTable) -> str:
             writer.writerow([row.label, column.label, "" if entry.paper is None else entry.paper,
                              "" if ours is None else ours.mean, "" if ours is None or ours.std is None else ours.std,
                              0 if ours is None else ours.n, table.best.get(column.label) == row.label,
-                             entry.indistinguishable_from_best])
+                             entry.indistinguishable_from_best, entry.test or ""])
     return out.getvalue()
 
 

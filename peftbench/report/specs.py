@@ -23,6 +23,7 @@ def glue_columns(**published: str) -> tuple[Column, ...]:
 
 
 LORA_TABLE2 = TableSpec(
+    paper_model="roberta_base",
     name="lora_table2",
     title="LoRA Table 2 (Hu et al. 2021): GLUE dev",
     reference="lora_table2_glue.csv",
@@ -40,6 +41,7 @@ LORA_TABLE2 = TableSpec(
 )
 
 UNIPELT_TABLE4 = TableSpec(
+    paper_model="bert_base",
     name="unipelt_table4",
     title="UniPELT Table 4 (Mao et al. 2022): efficiency, relative to fine-tuning (FT = 100)",
     reference="unipelt_table4_efficiency.csv",
@@ -107,6 +109,7 @@ def lora_weight_row(weight_types: str, rank: int) -> Row:
 
 
 LORA_TABLE4 = TableSpec(
+    paper_model="gpt3_175b",
     name="lora_table4",
     title="LoRA Table 4 (Hu et al. 2021): GPT-3 175B, our RTE as a small-model analogue",
     reference="lora_table4_gpt3.csv",
@@ -140,6 +143,7 @@ LORA_TABLE4 = TableSpec(
 )
 
 LORA_TABLE5 = TableSpec(
+    paper_model="gpt3_175b",
     name="lora_table5",
     title="LoRA Table 5 (Hu et al. 2021): which attention weights to adapt at a fixed 18M-parameter budget",
     reference="lora_table5_weight_types.csv",
@@ -152,6 +156,7 @@ LORA_TABLE5 = TableSpec(
 )
 
 LORA_TABLE6 = TableSpec(
+    paper_model="gpt3_175b",
     name="lora_table6",
     title="LoRA Table 6 (Hu et al. 2021): rank r per weight-type set",
     reference="lora_table6_rank.csv",
@@ -163,6 +168,7 @@ LORA_TABLE6 = TableSpec(
 )
 
 ADALORA_TABLE1 = TableSpec(
+    paper_model="deberta_v3_base",
     name="adalora_table1",
     title="AdaLoRA Table 1 (Zhang et al. 2023): GLUE dev at matched parameter budgets",
     reference="adalora_table1_glue.csv",
@@ -234,6 +240,7 @@ UNIPELT_METHODS = (
 )
 
 UNIPELT_TABLE1 = TableSpec(
+    paper_model="bert_base",
     name="unipelt_table1",
     title="UniPELT Table 1 (Mao et al. 2022): low-resource GLUE, K training samples",
     reference="unipelt_table1_lowresource.csv",
@@ -249,6 +256,7 @@ UNIPELT_TABLE1 = TableSpec(
 )
 
 UNIPELT_TABLE3 = TableSpec(
+    paper_model="bert_base",
     name="unipelt_table3",
     title="UniPELT Table 3 (Mao et al. 2022): full training data",
     reference="unipelt_table3_fulldata.csv",
@@ -268,6 +276,7 @@ UNIPELT_TABLE3 = TableSpec(
 )
 
 HE2022_TABLE2 = TableSpec(
+    paper_model="roberta_base",
     name="he2022_table2",
     title="He et al. 2022 Table 2 (Towards a Unified View): MNLI and SST-2 at a 0.5% budget",
     reference="he2022_table2_mnli_sst2.csv",

@@ -9,6 +9,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from scipy import stats
 
 from peftbench.metrics import METRICS
@@ -16,6 +17,7 @@ from peftbench.report.aggregate import Cell, cell, lookup, matching
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent.parent / "reference"
 SIGNIFICANCE_LEVEL = 0.05
+BOOTSTRAP_SAMPLES = 1000
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,15 @@ class TableSpec:
     task: str | None  # our task for columns that name none
     columns: tuple[Column, ...]
     rows: tuple[Row, ...]
+    paper_model: str | None = None  # our model config that is the paper's model: then the difference is shown
 
 
 @dataclass(frozen=True)
 class Entry:
     paper: float | None
     ours: Cell | None
-    indistinguishable_from_best: bool = False  # Welch's t over seeds: not significantly worse than the best
+    indistinguishable_from_best: bool = False  # not significantly different from the column's best
+    test: str | None = None  # how that was decided: "bootstrap" (paired, over evaluation examples) or "welch"
 
 
 @dataclass(frozen=True)
@@ -80,12 +84,34 @@ def published_value(reference: list[dict], selector: dict, column: str | None) -
     return None
 
 
-def our_values(records: list[dict], spec: TableSpec, row: Row, column: Column, model: str) -> list[float]:
+def our_runs(records: list[dict], spec: TableSpec, row: Row, column: Column, model: str) -> list[dict]:
     if row.method is None or column.ours is None:
         return []
     runs = matching(records, row.method, column.task or spec.task, model, row.where)
-    values = [lookup(r, column.ours) for r in runs]
-    return [column.scale * v for v in values if v is not None]
+    return [r for r in runs if lookup(r, column.ours) is not None]
+
+
+def paired_bootstrap_not_worse(best_runs: list[dict], other_runs: list[dict], metric: str) -> bool | None:
+    """Whether `other` is not significantly worse than `best` by a paired bootstrap over evaluation
+    examples (each side: its metric averaged over seeds); None without predictions on the same examples."""
+    predictions = [r.get("predictions") for r in best_runs + other_runs]
+    if not best_runs or not other_runs or any(p is None for p in predictions):
+        return None
+    labels = np.asarray(predictions[0]["labels"])
+    if any(p["labels"] != predictions[0]["labels"] for p in predictions):
+        return None
+    compute, higher = METRICS[metric].compute, METRICS[metric].higher_is_better
+    best = [np.asarray(r["predictions"]["predictions"]) for r in best_runs]
+    other = [np.asarray(r["predictions"]["predictions"]) for r in other_runs]
+    rng = np.random.default_rng(0)  # fixed: the same records give the same report
+    other_not_worse = 0
+    with np.errstate(all="ignore"):
+        for _ in range(BOOTSTRAP_SAMPLES):
+            sample = rng.integers(0, len(labels), len(labels))
+            b = np.mean([compute(p[sample], labels[sample]) for p in best])
+            o = np.mean([compute(p[sample], labels[sample]) for p in other])
+            other_not_worse += bool(o >= b if higher else o <= b)
+    return other_not_worse / BOOTSTRAP_SAMPLES >= SIGNIFICANCE_LEVEL
 
 
 def welch_not_worse(best: list[float], other: list[float]) -> bool:
@@ -101,7 +127,8 @@ def build(spec: TableSpec, records: list[dict], model: str) -> BuiltTable:
     reference = list(csv.DictReader(open(REFERENCE_DIR / spec.reference, encoding="utf-8"))) if spec.reference else []
     entries, best = {}, {}
     for column in spec.columns:
-        values = {row.label: our_values(records, spec, row, column, model) for row in spec.rows}
+        runs = {row.label: our_runs(records, spec, row, column, model) for row in spec.rows}
+        values = {label: [column.scale * lookup(r, column.ours) for r in rs] for label, rs in runs.items()}
         if column.relative_to:
             base = cell(values.get(column.relative_to, []))
             values = {label: [100 * v / base.mean for v in vs] if base else [] for label, vs in values.items()}
@@ -109,9 +136,14 @@ def build(spec: TableSpec, records: list[dict], model: str) -> BuiltTable:
         scored = [(cell(vs).mean, label) for label, vs in values.items() if vs]
         if scored and direction is not None:
             best[column.label] = (max if direction else min)(scored)[1]
+        metric = column.ours.rsplit(".", 1)[1] if column.ours and column.ours.startswith("metrics.final.") else None
         for row in spec.rows:
             leader = best.get(column.label)
-            close = leader is not None and row.label != leader and welch_not_worse(values[leader], values[row.label])
+            close, test = False, None
+            if leader is not None and row.label != leader and values[row.label]:
+                bootstrap = paired_bootstrap_not_worse(runs[leader], runs[row.label], metric) if metric else None
+                close, test = (bootstrap, "bootstrap") if bootstrap is not None else (
+                    welch_not_worse(values[leader], values[row.label]), "welch")
             entries[(row.label, column.label)] = Entry(published_value(reference, row.published, column.published),
-                                                       cell(values[row.label]), close)
+                                                       cell(values[row.label]), close, test)
     return BuiltTable(spec, model, entries, best)
