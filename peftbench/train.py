@@ -15,6 +15,13 @@ from peftbench.metrics import compute_metrics
 
 
 @dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    predictions: list  # per evaluation example: class id, or score for regression
+    labels: list
+
+
+@dataclass
 class TrainResult:
     steps: int = 0
     train_seconds: float = 0.0
@@ -43,13 +50,6 @@ def make_optimizer(model, trainer, total_steps: int):
 
 def to_device(batch: dict, device) -> dict:
     return {key: value.to(device) for key, value in batch.items()}
-
-
-@dataclass
-class Evaluation:
-    metrics: dict[str, float]
-    predictions: list  # per evaluation example: class id, or score for regression
-    labels: list
 
 
 @torch.no_grad()
