@@ -6,6 +6,7 @@ beyond reading the reference CSV."""
 
 import csv
 import statistics
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,7 +121,9 @@ def welch_not_worse(best: list[float], other: list[float]) -> bool:
         return False
     if statistics.pvariance(best) == 0 and statistics.pvariance(other) == 0:  # t is undefined: compare exactly
         return statistics.mean(best) == statistics.mean(other)
-    return bool(stats.ttest_ind(best, other, equal_var=False).pvalue >= SIGNIFICANCE_LEVEL)
+    with warnings.catch_warnings():  # near-identical values: scipy warns of precision loss, the p-value is still sound
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return bool(stats.ttest_ind(best, other, equal_var=False).pvalue >= SIGNIFICANCE_LEVEL)
 
 
 def build(spec: TableSpec, records: list[dict], model: str) -> BuiltTable:
