@@ -91,6 +91,7 @@ def expand(name: str) -> list[list[str]]:
 
 def test_every_sweep_file_is_listed():
     assert {p.stem for p in SWEEPS.glob("*.yaml")} == set(EXPECTED_JOBS)
+    assert {p.stem for p in (SWEEPS / "wandb").glob("*.yaml")} == {"lora_rank", "methods_lr"}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_JOBS))
