@@ -26,7 +26,7 @@ from peftbench.train import train
 
 
 def arguments() -> dict:
-    values = {"model": "minilm_l6", "steps": "40", "rounds": "3", "repeats": "5"}
+    values = {"model": "minilm_l6", "steps": "30", "rounds": "4", "repeats": "5"}
     values.update(argument.split("=", 1) for argument in sys.argv[1:])
     return values
 
@@ -83,18 +83,25 @@ def harness_step_seconds(model, method, batches: list[dict], cfg) -> list[float]
     return result.step_seconds
 
 
-def latency_repeatability(model, repeats: int) -> dict:
-    batch = measure.latency_batch(model, batch_size=8, seq_length=128)
-    medians = [measure.latency(model, batch, torch.device("cpu"), warmup=3, repeats=30)["median_ms"] for _ in range(repeats)]
+def latency_repeatability(model, cfg, repeats: int) -> dict:
+    """The run's own latency measurement (cfg.measure settings), repeated."""
+    m = cfg.measure
+    batch = measure.latency_batch(model, m.latency_batch_size, m.latency_seq_length)
+    timing = dict(device=torch.device("cpu"), warmup=m.latency_warmup, repeats=m.latency_repeats,
+                  min_warmup_seconds=m.latency_warmup_seconds)
+    medians = [measure.latency(model, batch, **timing)["median_ms"] for _ in range(repeats)]
     return {"medians_ms": medians, "cv_pct": 100 * statistics.stdev(medians) / statistics.mean(medians)}
 
 
 def harness_overhead(model, method, batches, cfg, rounds: int, warmup: int = 5) -> dict:
-    """Alternate harness and bare blocks so that drift in machine speed hits both alike."""
+    """Alternate harness and bare blocks, each going first in every other round, so that drift in
+    machine speed and any first-block effect hit both alike."""
     harness, bare = [], []
-    for _ in range(rounds):
-        harness += harness_step_seconds(model, method, batches, cfg)[warmup:]
-        bare += bare_loop_step_seconds(model, batches, cfg.trainer)[warmup:]
+    for round_index in range(rounds):
+        blocks = [("harness", lambda: harness_step_seconds(model, method, batches, cfg)),
+                  ("bare", lambda: bare_loop_step_seconds(model, batches, cfg.trainer))]
+        for name, block in blocks if round_index % 2 == 0 else reversed(blocks):
+            (harness if name == "harness" else bare).extend(block()[warmup:])
     harness_median, bare_median = statistics.median(harness), statistics.median(bare)
     return {"harness_median_s": harness_median, "bare_median_s": bare_median, "steps_each": len(harness),
             "overhead_pct": 100 * (harness_median - bare_median) / bare_median}
@@ -113,9 +120,10 @@ def main() -> None:
     print(f"model {args['model']}, torch threads {torch.get_num_threads()}, data {cfg.data_dir or 'synthetic'}", flush=True)
     model, tokenizer, method = tuned_model(cfg)
 
-    latency = latency_repeatability(model, int(args["repeats"]))
+    latency = latency_repeatability(model, cfg, int(args["repeats"]))
     print(f"(a) latency repeatability: medians {', '.join(f'{m:.2f}' for m in latency['medians_ms'])} ms "
-          f"(batch 8 x 128) -> CV {latency['cv_pct']:.2f}% (target <= 5%)", flush=True)
+          f"(batch {cfg.measure.latency_batch_size} x {cfg.measure.latency_seq_length}, {cfg.measure.latency_repeats} timed "
+          f"passes after >= {cfg.measure.latency_warmup} warm-up passes and {cfg.measure.latency_warmup_seconds:g} s) -> CV {latency['cv_pct']:.2f}% (target <= 5%)", flush=True)
 
     batches = fixed_batches(cfg, tokenizer, int(args["steps"]))
     overhead = harness_overhead(model, method, batches, cfg, int(args["rounds"]))

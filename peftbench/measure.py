@@ -126,13 +126,17 @@ def synchronize(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def latency(model, batch: dict, device: torch.device, warmup: int, repeats: int) -> dict:
-    """Median and p90 of single forward passes, after warm-up."""
+def latency(model, batch: dict, device: torch.device, warmup: int, repeats: int, min_warmup_seconds: float = 1.0) -> dict:
+    """Median and p90 of single forward passes, after at least `warmup` passes and `min_warmup_seconds`
+    (caches, allocator and CPU clocks settle in time, not in a count of passes)."""
     was_training = model.training
     model.eval()
     batch = {k: v.to(device) for k, v in batch.items()}
-    for _ in range(warmup):
+    started, passes = time.perf_counter(), 0
+    while passes < warmup or time.perf_counter() - started < min_warmup_seconds:
         model(**batch)
+        passes += 1
+    synchronize(device)
     times = []
     for _ in range(repeats):
         synchronize(device)

@@ -172,7 +172,7 @@ def measure_inference(cfg: DictConfig, model, method, device: torch.device) -> d
     """Latency of the base model without the method, with it, and merged where the method can be."""
     m = cfg.measure
     batch = measure.latency_batch(model, m.latency_batch_size, m.latency_seq_length, seed=cfg.seed)
-    timing = dict(device=device, warmup=m.latency_warmup, repeats=m.latency_repeats)
+    timing = dict(device=device, warmup=m.latency_warmup, repeats=m.latency_repeats, min_warmup_seconds=m.latency_warmup_seconds)
     base, _ = build_model(cfg.model, data.num_labels(cfg.task))  # a fresh base as users run it: no method, not quantized
     base_latency = measure.latency(base.to(device), batch, **timing)
     del base

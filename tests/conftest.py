@@ -16,7 +16,7 @@ REAL_DATA_DIR = Path(os.environ.get("PEFTBENCH_DATA_DIR") or REPO_ROOT.parent / 
 # A tiny, fast run: the 2-layer 32-wide BERT, no tracker, a learning rate at which a few steps show.
 TINY_RUN = ["model=tiny_bert", "tracker=none", "trainer.batch_size=8", "trainer.epochs=3", "trainer.lr=1e-2",
             "trainer.warmup_ratio=0.0", "trainer.log_every_steps=1", "num_threads=1", "measure.latency_repeats=3",
-            "measure.latency_warmup=1", "measure.warmup_steps=2"]
+            "measure.latency_warmup=1", "measure.latency_warmup_seconds=0", "measure.warmup_steps=2"]
 
 
 def compose_config(overrides: list[str]):

@@ -34,6 +34,6 @@ def test_latency_statistics_and_overhead():
             return model(input_ids.float())
 
     result = measure.latency(Wrapped(), {"input_ids": torch.ones(2, 4), "attention_mask": torch.ones(2, 4)},
-                             torch.device("cpu"), warmup=1, repeats=11)
+                             torch.device("cpu"), warmup=1, repeats=11, min_warmup_seconds=0.05)
     assert result["repeats"] == 11 and 0 < result["median_ms"] <= result["p90_ms"]
     assert measure.overhead_pct(110.0, 100.0) == 10.0

@@ -59,7 +59,7 @@ def test_default_model_trains_on_real_rte(tmp_path):
 
     cfg = compose_config(["+method=lora", "+task=rte", f"data_dir={REAL_DATA_DIR}", f"results_dir={tmp_path}",
                           "checkpoint_dir=null", "tracker=none", "trainer.max_steps=4", "task.max_eval_samples=32",
-                          "measure.latency_repeats=3", "num_threads=1"])
+                          "measure.latency_repeats=3", "measure.latency_warmup_seconds=0", "num_threads=1"])
     record = run(cfg).record
     assert record["status"] == "ok" and record["data"]["train_examples"] == 2490 and record["data"]["eval_examples"] == 32
     assert record["params"]["trainable"] == 6 * 2 * (2 * 8 * 384) + 384 * 2 + 2  # LoRA r=8 on q, v + head
