@@ -27,6 +27,8 @@ from peftbench.tracking import NoTracker, make_tracker
 from peftbench.train import train
 
 COMMON_METHOD_KEYS = ("name", "lr")  # every method config has these; the rest are its options
+# Record sections flattened into the W&B summary ("memory/peak_train_bytes"); the report reads them back.
+SUMMARY_SECTIONS = ("params", "memory", "throughput", "latency", "checkpoint", "time")
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -214,6 +216,6 @@ def summary_values(record: dict) -> dict:
     return {
         **{f"final/{k}": v for k, v in metrics["final"].items()},
         **{f"best/{k}": v for k, v in metrics["best"].items()},
-        **flatten({key: record[key] for key in ("params", "memory", "throughput", "latency", "checkpoint", "time")}),
+        **flatten({key: record[key] for key in SUMMARY_SECTIONS}),
         "config_hash": record["run"]["config_hash"],
     }

@@ -64,15 +64,18 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def record_folder(results_dir: str, config: dict) -> Path:
+    """results/<task>/<model>/<method>/"""
+    return Path(results_dir) / config["task"]["name"] / config["model"]["name"] / config["method"]["name"]
+
+
 def record_path(results_dir: str, config: dict, run_id: str) -> Path:
-    """results/<task>/<model>/<method>/<run id>.json"""
-    return Path(results_dir) / config["task"]["name"] / config["model"]["name"] / config["method"]["name"] / f"{run_id}.json"
+    return record_folder(results_dir, config) / f"{run_id}.json"
 
 
 def find_ok_record(results_dir: str, config: dict, config_hash: str) -> dict | None:
     """An earlier `ok` record of the same configuration (same hash), with its path, or None."""
-    folder = record_path(results_dir, config, "x").parent
-    for path in sorted(folder.glob(f"*-{config_hash}-*.json")):
+    for path in sorted(record_folder(results_dir, config).glob(f"*-{config_hash}-*.json")):
         record = json.loads(path.read_text())
         if record.get("status") == "ok" and record["run"]["config_hash"] == config_hash:
             return {**record, "path": str(path)}

@@ -7,10 +7,10 @@ from pathlib import Path
 from peftbench.methods import METHODS
 from peftbench.report.plots import describe
 from peftbench.report.render import grid
+from peftbench.recipe import SUMMARY_SECTIONS
 from peftbench.tracking import wandb_mode
 
 WANDB_SOURCE = "wandb:"  # results_dir=wandb:<entity>/<project> reads records from W&B
-SUMMARY_SECTIONS = ("params", "memory", "throughput", "latency", "checkpoint", "time")  # recipe.summary_values
 
 
 def log_report(tables: dict, plot_paths: list[Path], project: str, mode: str, config: dict | None = None) -> Path:
