@@ -79,6 +79,7 @@ def bare_loop_step_seconds(model, batches: list[dict], trainer) -> list[float]:
 def harness_step_seconds(model, method, batches: list[dict], cfg) -> list[float]:
     trainer = cfg.trainer.copy()
     trainer.max_steps, trainer.eval_every_epoch = len(batches), False
+    method.on_train_start(model, len(batches), batches)
     result = train(model, method, batches, batches[:1], cfg.task, trainer, NoTracker(), torch.device("cpu"))
     return result.step_seconds
 

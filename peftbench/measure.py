@@ -16,13 +16,17 @@ from safetensors.torch import load_file, save_file
 
 
 def parameter_split(model, base_parameter_ids: set[int], head_parameter_ids: set[int]) -> dict:
-    """Trainable parameters split into what the method adds, existing weights it unfreezes, and the
-    task head (new under every method); `total` counts tied weights once."""
+    """Trainable parameters split into what the method adds, existing weights it unfreezes (whole, or
+    selected entries that a method trains in place: `selects_base_entries`), and the task head (new
+    under every method). `total` is the tuned model's size: tied weights once, and neither selected
+    copies of base entries nor training-only tensors (`counts_in_total = False`, DiffPruning's dense diff)."""
     parameters = {id(p): p for p in model.parameters()}
     trainable = {i: p for i, p in parameters.items() if p.requires_grad}
     head = sum(p.numel() for i, p in trainable.items() if i in head_parameter_ids)
-    added = sum(p.numel() for i, p in trainable.items() if i not in base_parameter_ids)
-    total = sum(p.numel() for p in parameters.values())
+    added = sum(p.numel() for i, p in trainable.items()
+                if i not in base_parameter_ids and not getattr(p, "selects_base_entries", False))
+    total = sum(p.numel() for p in parameters.values()
+                if getattr(p, "counts_in_total", True) and not getattr(p, "selects_base_entries", False))
     count = sum(p.numel() for p in trainable.values())
     return {"trainable": count, "total": total, "trainable_share": count / total, "added": added,
             "unfrozen": count - added - head, "head": head}
@@ -182,17 +186,19 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
     return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
 
 
-def save_checkpoint(model, path: Path) -> int:
-    """Write the trained tensors with safetensors; returns the file size in bytes."""
+def save_checkpoint(state: dict[str, torch.Tensor], path: Path) -> int:
+    """Write the tensors that restore a tuned model with safetensors; returns the file size in bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(trainable_state(model), str(path))
+    save_file({name: tensor.detach().contiguous().cpu() for name, tensor in state.items()}, str(path))
     return path.stat().st_size
 
 
 def load_checkpoint(model, path: Path) -> None:
-    """Load trained tensors into a base model that the same method has been applied to."""
+    """Load saved tensors into a base model that the same method has been applied to. Modules whose
+    sizes depend on training (a sparse selection) resize themselves as they load."""
     state = load_file(str(path))
-    missing = set(state) - {name for name, _ in model.named_parameters()}
+    known = {name for name, _ in model.named_parameters()} | {name for name, _ in model.named_buffers()}
+    missing = set(state) - known
     if missing:
         raise ValueError(f"Checkpoint {path} has tensors the model lacks: {', '.join(sorted(missing)[:5])}.")
     model.load_state_dict(state, strict=False)

@@ -24,7 +24,7 @@ from peftbench.metrics import is_better
 from peftbench.models import build_model, model_source
 from peftbench.report_console import print_run_summary
 from peftbench.tracking import NoTracker, make_tracker
-from peftbench.train import train
+from peftbench.train import total_optimizer_steps, train
 
 COMMON_METHOD_KEYS = ("name", "lr")  # every method config has these; the rest are its options
 # Record sections flattened into the W&B summary ("memory/peak_train_bytes"); the report reads them back.
@@ -109,7 +109,8 @@ def run(cfg: DictConfig) -> RunOutput:
         "schema_version": records.SCHEMA_VERSION,
         "status": "running",
         "run": {"id": run_id, "task": cfg.task.name, "model": cfg.model.name, "method": cfg.method.name,
-                "seed": cfg.seed, "config_hash": config_hash, "started_at": started},
+                "method_family": get_method(cfg.method.name).family, "seed": cfg.seed, "config_hash": config_hash,
+                "started_at": started},
         "config": config,
         "budget": budget,
     }
@@ -127,15 +128,15 @@ def run(cfg: DictConfig) -> RunOutput:
         model, tokenizer = build_base(cfg)
         base_parameter_ids = {id(p) for p in model.parameters()}
         model = apply_method(model, cfg).to(device)
-        head_ids = {id(p) for p in head_parameters(model, arch_of(cfg.model))}
-        params = measure.parameter_split(model, base_parameter_ids, head_ids)
-        stored = method.stored_parameters(model) if method.stored_parameters else params["trainable"]
-        record["params"] = {**params, "stored_after_training": stored, "stored_share": stored / params["total"]}
-
         train_loader, eval_loader, record["data"] = load_data(cfg, tokenizer)
+        # data-dependent choices of what trains (FishMask's Fisher mask, FAR's nodes) happen here
+        method.on_train_start(model, total_optimizer_steps(cfg.trainer, len(train_loader)), train_loader)
+        head_ids = {id(p) for p in head_parameters(model, arch_of(cfg.model))}
+        record["params"] = measure.parameter_split(model, base_parameter_ids, head_ids)
 
         tracker = make_tracker(cfg.tracker, config, name=run_id)
         result = train(model, method, train_loader, eval_loader, cfg.task, cfg.trainer, tracker, device)
+        record["params"] |= stored_parameters(model, method, record["params"])
         record["method_state"] = method.report(model) if method.report else None
         record["memory"] = measure.memory_record(peak_memory.stop(), measure.memory_breakdown(model, result.optimizer))
         peak_memory, result.optimizer = None, None  # the optimizer state goes before the inference measurements
@@ -146,7 +147,7 @@ def run(cfg: DictConfig) -> RunOutput:
         record["throughput"] = measure.throughput(result.step_seconds, result.step_samples, result.step_tokens,
                                                   cfg.measure.warmup_steps)
         record["latency"] = measure_inference(cfg, model, method, device)
-        record["checkpoint"] = measure_checkpoint(cfg.checkpoint_dir, run_id, model)
+        record["checkpoint"] = measure_checkpoint(cfg.checkpoint_dir, run_id, model, method)
         record["time"] = {"wall_seconds": time.perf_counter() - wall_start, "train_seconds": result.train_seconds,
                           "eval_seconds": result.eval_seconds, "train_steps": result.steps}
         record["provenance"] = records.provenance(device)
@@ -192,13 +193,22 @@ def measure_inference(cfg: DictConfig, model, method, device: torch.device) -> d
             "merged": {**merged_latency, "overhead_pct": measure.overhead_pct(merged_latency["median_ms"], base_latency["median_ms"])}}
 
 
-def measure_checkpoint(checkpoint_dir: str | None, run_id: str, model) -> dict:
-    """Bytes of what restores the tuned model on top of its base (the trained tensors, safetensors)."""
+def stored_parameters(model, method, params: dict) -> dict:
+    """How many numbers restore the tuned model on its base: fewer than were trained where a
+    training-only part is dropped (prefix MLP, P-tuning encoder) or the result is sparse (DiffPruning)."""
+    stored = method.stored_parameters(model) if method.stored_parameters else params["trainable"]
+    return {"stored_after_training": stored, "stored_share": stored / params["total"]}
+
+
+def measure_checkpoint(checkpoint_dir: str | None, run_id: str, model, method) -> dict:
+    """Bytes of what restores the tuned model on top of its base (the method's saved state, by default
+    the trained tensors, as safetensors)."""
+    state = method.saved_state(model) if method.saved_state else measure.trainable_state(model)
     if checkpoint_dir:
         path = Path(checkpoint_dir) / run_id / "trainable.safetensors"
-        return {"format": "safetensors", "bytes": measure.save_checkpoint(model, path), "path": str(path)}
+        return {"format": "safetensors", "bytes": measure.save_checkpoint(state, path), "path": str(path)}
     with tempfile.TemporaryDirectory() as folder:
-        return {"format": "safetensors", "bytes": measure.save_checkpoint(model, Path(folder) / "trainable.safetensors"), "path": None}
+        return {"format": "safetensors", "bytes": measure.save_checkpoint(state, Path(folder) / "trainable.safetensors"), "path": None}
 
 
 def flatten(values: dict, prefix: str = "") -> dict:

@@ -1,5 +1,5 @@
 """The training loop and evaluation. Method-specific behaviour enters only through the method's
-hooks (`on_step`, `extra_loss`)."""
+hooks (`on_step`, `extra_loss`; `on_train_start` runs before, in the recipe, as it decides what trains)."""
 
 import math
 import time
@@ -69,7 +69,6 @@ def train(model, method, train_loader, eval_loader, task, trainer, tracker, devi
     total_steps = total_optimizer_steps(trainer, len(train_loader))
     epochs = math.ceil(total_steps / math.ceil(len(train_loader) / trainer.grad_accum_steps))
     optimizer, scheduler = make_optimizer(model, trainer, total_steps)
-    method.on_train_start(model, total_steps)
     result = TrainResult()
     model.train()
     progress = tqdm(total=total_steps, desc="train", unit="step", mininterval=2.0)

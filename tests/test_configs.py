@@ -52,7 +52,7 @@ def test_unknown_method_option_is_one_clear_sentence():
 
 
 def test_unknown_method_name_lists_the_valid_ones():
-    with pytest.raises(KeyError, match="Unknown method 'loar'; available methods: adalora, bitfit, dora, full_ft"):
+    with pytest.raises(KeyError, match="Unknown method 'loar'; available methods: adalora, bitfit, diff_pruning, dora, far"):
         get_method("loar")
 
 

@@ -1,6 +1,7 @@
 """One test body per behaviour, the methods as rows: training works, frozen weights stay frozen, and
 the trainable count equals the method's exact formula."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -9,12 +10,17 @@ from transformers import set_seed
 
 from peftbench import measure
 from peftbench.methods import METHODS, get_method
+from peftbench.methods.selection import selection_masks
 from peftbench.recipe import apply_method, build_base, run
 
 
 def tiny_dims(cfg) -> dict:
+    """Layers L, width d, FFN width i, classes C, and B: the base's parameters outside the head."""
     a = cfg.model.architecture
-    return {"L": a.num_hidden_layers, "d": a.hidden_size, "i": a.intermediate_size, "C": 2}
+    set_seed(cfg.seed)
+    base = build_base(cfg)[0]
+    B = sum(p.numel() for p in base.parameters()) - head(a.hidden_size, 2)
+    return {"L": a.num_hidden_layers, "d": a.hidden_size, "i": a.intermediate_size, "C": 2, "B": B}
 
 
 def head(d, C):
@@ -27,48 +33,61 @@ def lora_matrices(L, r, d):
 
 PREFIX_MLP = ["method.num_virtual_tokens=5", "method.projection_hidden_size=16"]
 # case -> (method, overrides, exact trainable count, count stored after training (None: the same)),
-# counts as functions of the tiny BERT's layers L, width d, FFN width i, classes C and total size
+# counts as functions of the tiny BERT's layers L, width d, FFN width i, classes C, total size (with
+# the method) and B, the base's parameters outside the head
 CASES = {
-    "linear_probe": ("linear_probe", [], lambda L, d, i, C, total: head(d, C), None),
+    "linear_probe": ("linear_probe", [], lambda L, d, i, C, total, B: head(d, C), None),
     # per layer: q, k, v, attention-output, FFN-in (i), FFN-output biases and two LayerNorm biases;
     # plus the embedding LayerNorm and pooler biases, and the head
-    "bitfit": ("bitfit", [], lambda L, d, i, C, total: L * (7 * d + i) + 2 * d + head(d, C), None),
-    "lora": ("lora", ["method.r=4"], lambda L, d, i, C, total: lora_matrices(L, 4, d) + head(d, C), None),
-    "lora_pissa": ("lora", ["method.r=4", "method.init=pissa"], lambda L, d, i, C, total: lora_matrices(L, 4, d) + head(d, C), None),
-    "rslora": ("rslora", ["method.r=4"], lambda L, d, i, C, total: lora_matrices(L, 4, d) + head(d, C), None),
+    "bitfit": ("bitfit", [], lambda L, d, i, C, total, B: L * (7 * d + i) + 2 * d + head(d, C), None),
+    # the paper's subset: query and FFN-intermediate biases
+    "bitfit_query_ffn": ("bitfit", ["method.biases=query_ffn"], lambda L, d, i, C, total, B: L * (d + i) + head(d, C), None),
+    # 0.5% of the base's entries by Fisher information
+    "fishmask": ("fishmask", [], lambda L, d, i, C, total, B: math.floor(0.005 * B) + head(d, C), None),
+    # n FFN nodes per layer, each with d weights in the FFN input and d in its output; n from the share
+    "far": ("far", ["method.trainable_share=0.005"],
+            lambda L, d, i, C, total, B: L * round(0.005 * (B + head(d, C)) / (L * 2 * d)) * 2 * d + head(d, C), None),
+    # a dense diff and a gate logit per base entry train; 0.5% of the entries are kept
+    "diff_pruning": ("diff_pruning", [], lambda L, d, i, C, total, B: 2 * B + head(d, C),
+                     lambda L, d, i, C, total, B: math.floor(0.005 * B) + head(d, C)),
+    # d numbers in all (the per-tensor scales among them)
+    "intrinsic_said": ("intrinsic_said", ["method.dimension=200"], lambda L, d, i, C, total, B: 200 + head(d, C), None),
+    "lora": ("lora", ["method.r=4"], lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C), None),
+    "lora_pissa": ("lora", ["method.r=4", "method.init=pissa"], lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C), None),
+    "rslora": ("rslora", ["method.r=4"], lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C), None),
     # DoRA adds a magnitude per output unit of each adapted matrix
-    "dora": ("dora", ["method.r=4"], lambda L, d, i, C, total: lora_matrices(L, 4, d) + L * 2 * d + head(d, C), None),
-    "full_ft": ("full_ft", [], lambda L, d, i, C, total: total, None),
+    "dora": ("dora", ["method.r=4"], lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + L * 2 * d + head(d, C), None),
+    "full_ft": ("full_ft", [], lambda L, d, i, C, total, B: total, None),
     # one vector per key and value output (d each), one over the FFN's inner activation (i)
-    "ia3": ("ia3", [], lambda L, d, i, C, total: L * (d + d + i) + head(d, C), None),
+    "ia3": ("ia3", [], lambda L, d, i, C, total, B: L * (d + d + i) + head(d, C), None),
     # two rank-r pairs per matrix: 2 x r x (in + out)
-    "loha": ("loha", ["method.r=4"], lambda L, d, i, C, total: L * 2 * (2 * 4 * (d + d)) + head(d, C), None),
+    "loha": ("loha", ["method.r=4"], lambda L, d, i, C, total, B: L * 2 * (2 * 4 * (d + d)) + head(d, C), None),
     # d = 32 factors as 4 x 8: a full 4 x 4 factor and the 8 x 8 factor as a rank-2 pair (8x2 + 2x8)
-    "lokr": ("lokr", ["method.r=2"], lambda L, d, i, C, total: L * 2 * (4 * 4 + 2 * 8 * 2) + head(d, C), None),
+    "lokr": ("lokr", ["method.r=2"], lambda L, d, i, C, total, B: L * 2 * (4 * 4 + 2 * 8 * 2) + head(d, C), None),
     # a trained vector per output (d) and per shared rank (r) for each matrix
-    "vera": ("vera", ["method.r=16"], lambda L, d, i, C, total: L * 2 * (d + 16) + head(d, C), None),
-    "prompt_tuning": ("prompt_tuning", ["method.num_virtual_tokens=5"], lambda L, d, i, C, total: 5 * d + head(d, C), None),
+    "vera": ("vera", ["method.r=16"], lambda L, d, i, C, total, B: L * 2 * (d + 16) + head(d, C), None),
+    "prompt_tuning": ("prompt_tuning", ["method.num_virtual_tokens=5"], lambda L, d, i, C, total, B: 5 * d + head(d, C), None),
     "prompt_tuning_vocab": ("prompt_tuning", ["method.num_virtual_tokens=5", "method.init=sample_vocab"],
-                            lambda L, d, i, C, total: 5 * d + head(d, C), None),
+                            lambda L, d, i, C, total, B: 5 * d + head(d, C), None),
     # keys and values of every layer: 2 x layers x tokens x width
     "prefix_tuning": ("prefix_tuning", ["method.num_virtual_tokens=5", "method.projection=false"],
-                      lambda L, d, i, C, total: 2 * L * 5 * d + head(d, C), None),
+                      lambda L, d, i, C, total, B: 2 * L * 5 * d + head(d, C), None),
     # through the MLP: token embeddings (5 x d), d -> h and h -> 2Ld layers; only 2Ld x 5 is stored
     "prefix_tuning_mlp": ("prefix_tuning", PREFIX_MLP,
-                          lambda L, d, i, C, total: 5 * d + (d * 16 + 16) + (16 * 2 * L * d + 2 * L * d) + head(d, C),
-                          lambda L, d, i, C, total: 2 * L * 5 * d + head(d, C)),
+                          lambda L, d, i, C, total, B: 5 * d + (d * 16 + 16) + (16 * 2 * L * d + 2 * L * d) + head(d, C),
+                          lambda L, d, i, C, total, B: 2 * L * 5 * d + head(d, C)),
     # peft's MLP encoder: d -> h -> h -> d; only the 5 x d prompts it computes are stored
     "p_tuning": ("p_tuning", ["method.num_virtual_tokens=5", "method.encoder_hidden_size=16"],
-                 lambda L, d, i, C, total: 5 * d + (d * 16 + 16) + (16 * 16 + 16) + (16 * d + d) + head(d, C),
-                 lambda L, d, i, C, total: 5 * d + head(d, C)),
-    "p_tuning_v2": ("p_tuning_v2", ["method.num_virtual_tokens=5"], lambda L, d, i, C, total: 2 * L * 5 * d + head(d, C), None),
+                 lambda L, d, i, C, total, B: 5 * d + (d * 16 + 16) + (16 * 16 + 16) + (16 * d + d) + head(d, C),
+                 lambda L, d, i, C, total, B: 5 * d + head(d, C)),
+    "p_tuning_v2": ("p_tuning_v2", ["method.num_virtual_tokens=5"], lambda L, d, i, C, total, B: 2 * L * 5 * d + head(d, C), None),
     # SVD form per matrix: P (r x in), Q (out x r) and r singular values, on q and v
     # LoRA on all six linear roles of a quantized base: q, k, v, attention-output (d x d) and the FFN pair (d x i)
-    "qlora": ("qlora", ["method.r=4"], lambda L, d, i, C, total: L * (4 * 2 * 4 * d + 2 * 4 * (d + i)) + head(d, C), None),
-    "qlora_8bit": ("qlora_8bit", ["method.r=4"], lambda L, d, i, C, total: L * (4 * 2 * 4 * d + 2 * 4 * (d + i)) + head(d, C), None),
+    "qlora": ("qlora", ["method.r=4"], lambda L, d, i, C, total, B: L * (4 * 2 * 4 * d + 2 * 4 * (d + i)) + head(d, C), None),
+    "qlora_8bit": ("qlora_8bit", ["method.r=4"], lambda L, d, i, C, total, B: L * (4 * 2 * 4 * d + 2 * 4 * (d + i)) + head(d, C), None),
     "adalora": ("adalora", ["method.init_r=4", "method.target_r=2", "method.target_modules=[q,v]", "method.tinit=2",
                             "method.tfinal=4", "method.deltaT=2"],
-                lambda L, d, i, C, total: L * 2 * (4 * d + d * 4 + 4) + head(d, C), None),
+                lambda L, d, i, C, total, B: L * 2 * (4 * d + d * 4 + 4) + head(d, C), None),
 }
 
 
@@ -105,17 +124,21 @@ def test_method_trains_freezes_and_counts(case, tiny_run_config):
     assert frozen_changed == [], f"{case} changed frozen weights: {frozen_changed[:5]}"
     assert trained_moved
 
-    check_memory_breakdown(record)
+    check_memory_breakdown(record, output.model)
     check_checkpoint_round_trip(cfg, record, output.model)
     check_merge(method, record)
+    check_only_selected_entries_change(cfg, method, output.model)
 
 
-def check_memory_breakdown(record):
-    """The analytic parts are exact: fp32 weights (quantized ones at a byte per stored element), fp32
-    gradients of the trainable parameters, and AdamW's two fp32 moments per trainable parameter."""
+def check_memory_breakdown(record, model):
+    """The analytic parts are exact: fp32 weights (quantized ones at a byte per stored element; every
+    tensor held, training-only ones too), fp32 gradients of the trainable parameters, and AdamW's two
+    fp32 moments per trainable parameter."""
     parts, params = record["memory"]["breakdown"], record["params"]
     quantized = (record["method_state"] or {}).get("quantized_weights_bytes", 0)  # int8/uint8: one byte per element
-    assert parts["weights_bytes"] == 4 * (params["total"] - quantized) + quantized
+    held = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    assert parts["weights_bytes"] == 4 * (held - quantized) + quantized
+    assert held >= params["total"]
     assert parts["gradients_bytes"] == 4 * params["trainable"]
     assert parts["optimizer_state_bytes"] == 2 * params["trainable"] * 4
     peak = record["memory"]["peak_bytes"]
@@ -125,7 +148,7 @@ def check_memory_breakdown(record):
 def check_checkpoint_round_trip(cfg, record, tuned):
     """Save, load into a fresh base with the method applied (its own tensors scrambled), same outputs."""
     path = Path(record["checkpoint"]["path"])
-    assert record["checkpoint"]["bytes"] == path.stat().st_size > 4 * record["params"]["trainable"]
+    assert record["checkpoint"]["bytes"] == path.stat().st_size > 4 * record["params"]["stored_after_training"]
     set_seed(cfg.seed)  # the random tiny base is defined by its seed; a pretrained one by its files
     fresh = apply_method(build_base(cfg)[0], cfg)
     with torch.no_grad():
@@ -136,6 +159,23 @@ def check_checkpoint_round_trip(cfg, record, tuned):
     assert not torch.equal(measure.outputs(fresh, batch, torch.device("cpu")), measure.outputs(tuned, batch, torch.device("cpu")))
     measure.load_checkpoint(fresh, path)
     assert torch.equal(measure.outputs(fresh, batch, torch.device("cpu")), measure.outputs(tuned, batch, torch.device("cpu")))
+
+
+def check_only_selected_entries_change(cfg, method, tuned):
+    """Selective methods: every base weight entry that differs after training (merged, so what users
+    deploy) lies inside the method's mask or kept diff."""
+    masks = selection_masks(tuned)
+    if not masks:
+        return
+    set_seed(cfg.seed)
+    base = build_base(cfg)[0].state_dict()
+    merged = measure.merged_copy(tuned, get_method(method)).state_dict()
+    changed_somewhere = False
+    for name, mask in masks.items():
+        changed = merged[name] != base[name]
+        assert not (changed & ~mask).any(), f"{method}: {name} changed outside its selection"
+        changed_somewhere |= bool(changed.any())
+    assert changed_somewhere
 
 
 def check_merge(method, record):

@@ -32,7 +32,9 @@ def test_every_method_declares_its_family_and_merge():
     for method in METHODS.values():
         assert method.family in ("baseline", "additive", "selective", "reparametrised", "hybrid")
     assert {name for name, m in METHODS.items() if m.mergeable} == {
-        "adalora", "bitfit", "dora", "ia3", "loha", "lokr", "lora", "qlora", "qlora_8bit", "rslora", "vera"}
+        "adalora", "bitfit", "dora", "ia3", "loha", "lokr", "lora", "qlora", "qlora_8bit", "rslora", "vera",
+        "diff_pruning", "far", "fishmask", "intrinsic_said"}
+    assert {name for name, m in METHODS.items() if m.family == "selective"} == {"bitfit", "diff_pruning", "far", "fishmask"}
 
 
 def test_prompt_tuning_starts_from_a_text(tiny_run_config):

@@ -40,7 +40,7 @@ def apply_adalora(model: nn.Module, cfg: AdaLoraConfig, arch: Arch) -> nn.Module
     return peft.get_peft_model(model, peft_config)
 
 
-def set_total_steps(model: nn.Module, total_steps: int) -> None:
+def set_total_steps(model: nn.Module, total_steps: int, train_loader) -> None:
     config = model.peft_config["default"]
     if config.tinit + config.tfinal >= total_steps:
         raise ValueError(f"AdaLoRA needs more training steps ({total_steps}) than tinit + tfinal "

@@ -22,7 +22,7 @@ def no_step_hook(model: nn.Module, step: int, total_steps: int) -> None:
     return None
 
 
-def no_start_hook(model: nn.Module, total_steps: int) -> None:
+def no_start_hook(model: nn.Module, total_steps: int, train_loader) -> None:
     return None
 
 
@@ -49,8 +49,10 @@ class Method:
     load_options: Callable[[Any, Arch], dict] | None = None
     # Model types (transformers `model_type`) it can serve; None: any.
     model_types: tuple[str, ...] | None = None
-    # Called once before training with the number of optimizer steps the run will take.
-    on_train_start: Callable[[nn.Module, int], None] = no_start_hook
+    # Called once before the optimizer is made and the parameters are counted, with the number of
+    # optimizer steps the run will take and the training batches (FishMask's Fisher information and
+    # FAR's importance scores are computed from them, and pick what trains).
+    on_train_start: Callable[[nn.Module, int, Any], None] = no_start_hook
     # Called after every optimizer step, before gradients are cleared (AdaLoRA's rank allocation).
     on_step: Callable[[nn.Module, int, int], None] = no_step_hook
     # Returns a loss term added to the task loss, or None (DiffPruning's L0 penalty lives here).
@@ -60,6 +62,9 @@ class Method:
     stored_parameters: Callable[[nn.Module], int] | None = None
     # What the record keeps about the tuned method itself (AdaLoRA's final ranks), or None.
     report: Callable[[nn.Module], dict] | None = None
+    # The tensors that restore the tuned model on top of its base (DiffPruning's sparse diff: kept
+    # indices and values); None: the trainable parameters.
+    saved_state: Callable[[nn.Module], dict] | None = None
 
     @property
     def mergeable(self) -> bool:
