@@ -93,18 +93,33 @@ def reference_fwht(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def test_intrinsic_said_changes_weights_only_through_the_projection(tiny_run_config):
-    # the encoder's weights only (no embeddings), so the float64 reference stays small
+def reference_projection(projector) -> np.ndarray:
+    """P theta, block by block, in float64: full-length transforms (no tiling shortcut), radix-2."""
+    theta = projector.theta.detach().double().numpy()
+    outputs = []
+    for c in range(projector.blocks):
+        signs = np.ones(projector.block)  # beyond theta's padded length the input is zero: any sign will do
+        signs[: projector.input_size] = projector.signs[c].double().numpy()
+        x = np.zeros(projector.block)
+        x[: theta.size] = theta
+        tiled = reference_fwht(signs * x)
+        # the projector keeps Pi(k) mod d' (where the tile repeats); any k' with that residue reads the same
+        y = tiled[projector.source[c].numpy()] * projector.gaussian[c].double().numpy()
+        outputs.append(reference_fwht(y))
+    return np.concatenate(outputs)[: projector.total]
+
+
+def test_intrinsic_said_changes_weights_only_through_the_projection(tiny_run_config, monkeypatch):
+    # the encoder's weights only (no embeddings), so the float64 reference stays small; small blocks
+    # so that several Fastfood blocks are stacked
+    monkeypatch.setattr("peftbench.methods.intrinsic_said.BLOCK_SIZE", 2 ** 12)
     cfg = tiny_run_config("intrinsic_said", "method.dimension=50", "method.include=encoder", "trainer.max_steps=4")
     output = run(cfg)
     projector = output.model.intrinsic_said
-    theta = projector.theta.detach().double().numpy()
-    signs, gaussian = projector.signs.double().numpy(), projector.gaussian.double().numpy()
-    permutation = projector.permutation.numpy()
-    padded = np.zeros(projector.padded)
-    padded[: theta.size] = theta
-    projected = reference_fwht(reference_fwht(signs * padded)[permutation] * gaussian)[: projector.total]
-    projected /= math.sqrt(projector.padded * float((gaussian ** 2).sum())) * math.sqrt(projector.total / projector.padded)
+    assert projector.blocks > 1
+    tile_repeats = projector.block // projector.input_size  # each block's Pi reads every tile position equally often
+    assert all((torch.bincount(row, minlength=projector.input_size) == tile_repeats).all() for row in projector.source)
+    projected = reference_projection(projector)
 
     change = effective_change(cfg, output)
     targets = [name for name, _, _ in base_parameters(build_base(cfg)[0], arch_of(cfg.model), "encoder")]

@@ -3,9 +3,13 @@ space through a fixed random Fastfood projection (Le et al. 2013; Li et al. 2018
 dimension), theta = theta_0 + lambda_i * P(theta_d)_i, with one learned scale lambda_i per projected
 tensor (the structure-aware "SAID" part; those scales count towards d).
 
-P = H G Pi H B / norm: B random signs, H the Walsh-Hadamard transform, Pi a random permutation, G
-Gaussian. One transform covers all projected tensors, concatenated and padded to a power of two, and
-is computed once per forward pass (a hook on the model); its random parts are buffers generated from
+P stacks Fastfood blocks V_c = H G_c Pi_c H B_c / norm_c (B random signs, H the Walsh-Hadamard
+transform, Pi a random permutation, G Gaussian), as Le et al. stack blocks when the output is larger
+than the input; the blocks together cover all projected tensors, concatenated. Two things keep it
+practical on CPU: blocks of at most BLOCK_SIZE entries (less padding than one power of two over all
+parameters), and the first transform's input is zero beyond theta's length d', so H B theta is
+H_d' (B theta) tiled, a transform of d' entries instead of the block's. The permutation then
+reads from that small tile directly. The projection is computed once per forward pass (a hook on the model); its random parts are buffers generated from
 `projection_seed`, so the checkpoint holds only the d trained numbers."""
 
 import math
@@ -20,6 +24,7 @@ from peftbench.methods.registry import Arch, Method, register_method
 from peftbench.methods.selection import base_parameters, merge_parametrizations
 
 HADAMARD_RADIX = 32  # transform this many entries at a time with a small dense matmul (measured fastest on CPU)
+BLOCK_SIZE = 2 ** 20  # largest Fastfood block (4 MiB of fp32: cache-friendly); as many as needed cover the parameters
 
 
 @dataclass
@@ -38,15 +43,15 @@ def hadamard(size: int, dtype=torch.float32, device=None) -> torch.Tensor:
 
 
 def walsh_hadamard(x: torch.Tensor) -> torch.Tensor:
-    """Unnormalised fast Walsh-Hadamard transform of a vector whose length is a power of two (natural
-    order, equal to multiplying by scipy.linalg.hadamard). Radix-32 stages: small dense matmuls."""
-    n, h, y = x.numel(), 1, x
+    """Unnormalised fast Walsh-Hadamard transform along the last axis, whose length is a power of two
+    (natural order, equal to multiplying by scipy.linalg.hadamard). Radix-32 stages: small matmuls."""
+    n, h, y = x.shape[-1], 1, x
     while h < n:
         r = min(HADAMARD_RADIX, n // h)
         block = hadamard(r, x.dtype, x.device)
         y = y.reshape(-1, r) @ block if h == 1 else torch.matmul(block, y.reshape(-1, r, h))
         h *= r
-    return y.reshape(n)
+    return y.reshape(x.shape)
 
 
 class WalshHadamard(torch.autograd.Function):
@@ -61,38 +66,55 @@ class WalshHadamard(torch.autograd.Function):
         return walsh_hadamard(grad)
 
 
-class FastfoodProjector(nn.Module):
-    """theta_d (d_projected) -> a D-vector, P theta_d; and the per-tensor scales."""
+def power_of_two(n: int) -> int:
+    return 2 ** math.ceil(math.log2(max(n, 2)))
 
-    def __init__(self, projected: int, total: int, scales: int, seed: int, device=None):
+
+class FastfoodProjector(nn.Module):
+    """theta_d (d_projected numbers) -> a D-vector, P theta_d; and the per-tensor scales."""
+
+    def __init__(self, projected: int, sizes: list[int], scales: int, seed: int, device=None):
         super().__init__()
-        padded = 2 ** math.ceil(math.log2(max(projected, total, 2)))
-        self.total, self.padded = total, padded
+        self.sizes, total = sizes, sum(sizes)
+        self.input_size = power_of_two(projected)  # d': theta padded
+        self.block = max(min(power_of_two(total), BLOCK_SIZE), self.input_size)
+        self.blocks = math.ceil(total / self.block)
+        self.total, self.padded = total, self.blocks * self.block
         self.theta = nn.Parameter(torch.zeros(projected, device=device))
         self.scales = nn.Parameter(torch.ones(scales, device=device)) if scales else None
         self.current = None
+        shapes = {"signs": ((self.blocks, self.input_size), torch.float32),
+                  "source": ((self.blocks, self.block), torch.long), "gaussian": ((self.blocks, self.block), torch.float32)}
         if torch.device(device or "cpu").type == "meta":  # counting only: shapes, no random numbers
-            for name, dtype in (("signs", torch.float32), ("permutation", torch.long), ("gaussian", torch.float32)):
-                self.register_buffer(name, torch.empty(padded, dtype=dtype, device="meta"))
-            self.norm = 1.0
+            for name, (shape, dtype) in shapes.items():
+                self.register_buffer(name, torch.empty(shape, dtype=dtype, device="meta"))
             return
         generator = torch.Generator().manual_seed(seed)
-        self.register_buffer("signs", (torch.randint(0, 2, (padded,), generator=generator) * 2 - 1).float().to(device))
-        self.register_buffer("permutation", torch.randperm(padded, generator=generator).to(device))
-        gaussian = torch.randn(padded, generator=generator)
-        self.register_buffer("gaussian", gaussian.to(device))
-        # Li et al.'s normalisation: each projected entry has roughly unit-norm sensitivity
-        self.norm = math.sqrt(padded * float((gaussian ** 2).sum())) * math.sqrt(total / padded)
+        signs = torch.randint(0, 2, shapes["signs"][0], generator=generator) * 2 - 1
+        permutations = torch.stack([torch.randperm(self.block, generator=generator) for _ in range(self.blocks)])
+        gaussian = torch.randn(shapes["gaussian"][0], generator=generator)
+        # each block's columns get unit norm (|H v| = sqrt(n)|v|; HB e_j has entries of +-1), and the
+        # stacked projection's columns too; folded into G, as H is linear
+        norms = torch.sqrt(self.block * (gaussian ** 2).sum(dim=1, keepdim=True) * self.blocks)
+        # Pi applied to the tiled H B theta: entry k of the block comes from entry Pi(k) mod d' of H_d' B theta
+        source = permutations % self.input_size
+        for name, value in (("signs", signs.float()), ("source", source), ("gaussian", gaussian / norms)):
+            self.register_buffer(name, value.to(device))
 
     def project(self) -> torch.Tensor:
-        x = nn.functional.pad(self.theta, (0, self.padded - self.theta.numel()))
-        x = WalshHadamard.apply(self.signs * x)
-        x = WalshHadamard.apply(x[self.permutation] * self.gaussian)
-        return x[: self.total] / self.norm
+        x = nn.functional.pad(self.theta, (0, self.input_size - self.theta.numel()))
+        x = WalshHadamard.apply(self.signs * x)  # H_d' B theta per block; H B theta over a block is this tiled
+        x = torch.gather(x, 1, self.source) * self.gaussian  # G Pi H B theta (normalised), from the small tile
+        return WalshHadamard.apply(x).flatten()[: self.total]
+
+    def pieces(self) -> tuple[torch.Tensor, ...]:
+        """The projection split per tensor in one op (slicing each piece apart would give every piece's
+        backward pass a gradient the size of all parameters)."""
+        return self.project().split(self.sizes)
 
     def refresh(self, *_) -> None:
         """Forward pre-hook of the model: one projection per forward pass, shared by every tensor."""
-        self.current = self.project()
+        self.current = self.pieces()
 
     def release(self, *_) -> None:
         """Forward hook: the projection's graph lives on in autograd, not in the module (copies stay plain)."""
@@ -105,16 +127,16 @@ class FastfoodProjector(nn.Module):
 class ProjectedDelta(nn.Module):
     """A tensor's slice of the shared projection, scaled: W = W0 + lambda_i * P(theta_d)[slice]."""
 
-    def __init__(self, projector: FastfoodProjector, offset: int, index: int):
+    def __init__(self, projector: FastfoodProjector, index: int):
         super().__init__()
         object.__setattr__(self, "projector", projector)  # shared, not a submodule of every weight
-        self.offset, self.index = offset, index
+        self.index = index
 
     def forward(self, original: torch.Tensor) -> torch.Tensor:
-        current = self.projector.current
-        if current is None:  # the weight read outside a forward pass: project for this tensor alone
-            current = self.projector.project()
-        delta = current[self.offset: self.offset + original.numel()].view_as(original)
+        pieces = self.projector.current
+        if pieces is None:  # the weight read outside a forward pass
+            pieces = self.projector.pieces()
+        delta = pieces[self.index].view_as(original)
         return original + self.projector.scale(self.index) * delta
 
 
@@ -126,15 +148,12 @@ def apply_intrinsic_said(model: nn.Module, cfg: IntrinsicSaidConfig, arch: Arch)
                          f"raise method.dimension or set method.said=false.")
     freeze_all(model)
     device = getattr(targets[0][1], targets[0][2]).device
-    total = sum(getattr(module, attribute).numel() for _, module, attribute in targets)
-    projector = FastfoodProjector(cfg.dimension - scales, total, scales, cfg.projection_seed, device)
+    sizes = [getattr(module, attribute).numel() for _, module, attribute in targets]
+    projector = FastfoodProjector(cfg.dimension - scales, sizes, scales, cfg.projection_seed, device)
     model.intrinsic_said = projector  # a submodule: its theta and scales train and are saved
-    offset = 0
     for index, (_, module, attribute) in enumerate(targets):
-        numel = getattr(module, attribute).numel()
         # unsafe: registering skips the trial call, which would project once per tensor
-        parametrize.register_parametrization(module, attribute, ProjectedDelta(projector, offset, index), unsafe=True)
-        offset += numel
+        parametrize.register_parametrization(module, attribute, ProjectedDelta(projector, index), unsafe=True)
     model.register_forward_pre_hook(projector.refresh)
     model.register_forward_hook(projector.release)
     return model
@@ -159,6 +178,7 @@ def said_report(model: nn.Module) -> dict:
     return {"trained": f"a {projector.theta.numel()}-dimensional vector through a Fastfood projection"
                        + (f", and {projector.scales.numel()} per-tensor scales" if projector.scales is not None else ""),
             "projected_parameters": projector.total, "padded_size": projector.padded,
+            "fastfood_blocks": projector.blocks, "block_size": projector.block,
             "projection_buffers_bytes": buffers,
             "scales": projector.scales.tolist() if projector.scales is not None else None}
 
