@@ -7,6 +7,7 @@ import torch
 from transformers import set_seed
 
 from peftbench.methods import get_method
+from peftbench.methods.adamix import AdapterMixture
 from peftbench.models import architecture_config, auto_class, build_model
 from peftbench.recipe import arch_of, run
 from test_methods import check_checkpoint_round_trip, check_memory_breakdown
@@ -34,6 +35,11 @@ CASES = {
                               lambda L, d, norms: L * adapter(d, M)),
     "scaled_parallel_adapter": ("scaled_parallel_adapter", [f"method.bottleneck={M}"], lambda L, d, norms: L * adapter(d, M)),
     "adapter_by_reduction_factor": ("adapter_pfeiffer", ["method.reduction_factor=8"], lambda L, d, norms: L * adapter(d, d // 8)),
+    # PHM projections with rank-1 fast factors: 2r(d + m) + d + m per adapter, plus the shared n^3 (n = 4)
+    "compacter": ("compacter", ["method.bottleneck=8"], lambda L, d, norms: L * 2 * (2 * (d + 8) + d + 8) + 4 ** 3),
+    "compacter_pp": ("compacter_pp", ["method.bottleneck=8"], lambda L, d, norms: L * (2 * (d + 8) + d + 8) + 4 ** 3),
+    # every expert trains; two, as the toy run's 24 steps split over four leave each too few to show the loss falling
+    "adamix": ("adamix", [f"method.bottleneck={M}", "method.experts=2"], lambda L, d, norms: L * 2 * adapter(d, M)),
 }
 
 
@@ -55,7 +61,7 @@ def test_adapter_trains_freezes_counts_and_round_trips(case, model, tiny_run_con
     for name, parameter in tuned.items():
         if not parameter.requires_grad:
             assert torch.equal(parameter, base[name]), f"{case} on {model} changed frozen {name}"
-    check_memory_breakdown(record, output.model)
+    check_memory_breakdown(record, output.model, every_parameter_stepped=method != "adamix")
     check_checkpoint_round_trip(cfg, record, output.model)
     assert record["latency"]["merged"] is None  # a non-linear adapter cannot fold into the weights
 
@@ -85,3 +91,27 @@ def test_a_fresh_adapter_is_the_identity(case, model):
     layers = cfg.model.architecture.get("num_layers", 0) + cfg.model.architecture.get("num_decoder_layers", 0)
     assert len(wrapped) >= (layers or 2)  # on every layer (T5: encoder and decoder stacks)
     assert torch.allclose(before, after, atol=1e-5)
+
+
+def test_adamix_inference_is_one_averaged_adapter():
+    set_seed(0)
+    mixture = AdapterMixture(width=16, bottleneck=4, experts=3, non_linearity="relu", scale=1.0)
+    with torch.no_grad():
+        for parameter in mixture.parameters():
+            parameter.normal_()
+    x = torch.randn(2, 5, 16)
+    mixture.train()
+    routed = {tuple(mixture(x).flatten()[:3].tolist()) for _ in range(20)}
+    assert len(routed) > 1  # training passes take different experts
+    mixture.eval()
+    single = mixture.average()
+    assert torch.allclose(single.down.weight, torch.stack([e.weight for e in mixture.down]).mean(0))
+    assert torch.allclose(single.up.bias, torch.stack([e.bias for e in mixture.up]).mean(0))
+    assert torch.allclose(mixture(x), single(x))
+    # what evaluation runs is that one adapter: a single adapter's parameters, computed once
+    assert sum(p.numel() for p in mixture.averaged.parameters()) == adapter(16, 4)
+    cached = mixture.averaged
+    mixture(x)
+    assert mixture.averaged is cached
+    mixture.train()
+    assert mixture.averaged is None  # training moves the experts: the average is rebuilt next time

@@ -131,7 +131,7 @@ def test_method_trains_freezes_and_counts(case, tiny_run_config):
     check_only_selected_entries_change(cfg, method, output.model)
 
 
-def check_memory_breakdown(record, model):
+def check_memory_breakdown(record, model, every_parameter_stepped: bool = True):
     """The analytic parts are exact: fp32 weights (quantized ones at a byte per stored element; every
     tensor held, training-only ones too), fp32 gradients of the trainable parameters, and AdamW's two
     fp32 moments per trainable parameter."""
@@ -141,7 +141,10 @@ def check_memory_breakdown(record, model):
     assert parts["weights_bytes"] == 4 * (held - quantized) + quantized
     assert held >= params["total"]
     assert parts["gradients_bytes"] == 4 * params["trainable"]
-    assert parts["optimizer_state_bytes"] == 2 * params["trainable"] * 4
+    if every_parameter_stepped:
+        assert parts["optimizer_state_bytes"] == 2 * params["trainable"] * 4
+    else:  # AdamW makes a parameter's state on its first gradient; a randomly routed expert may have none yet
+        assert 0 < parts["optimizer_state_bytes"] <= 2 * params["trainable"] * 4
     peak = record["memory"]["peak_bytes"]
     assert peak > 0 and parts["activations_and_other_bytes"] == peak - sum(v for k, v in parts.items() if k != "activations_and_other_bytes")
 

@@ -129,20 +129,25 @@ def sublayer_pairs(model: nn.Module, arch: Arch, place: str) -> list[tuple[str, 
     return pairs
 
 
-def apply_adapters(model: nn.Module, cfg: AdapterConfig, arch: Arch) -> nn.Module:
+def check_adapter_config(cfg: AdapterConfig) -> None:
     if cfg.non_linearity not in NON_LINEARITIES:
         raise ValueError(f"Unknown adapter non_linearity '{cfg.non_linearity}'; valid: {', '.join(NON_LINEARITIES)}.")
     unknown = [p for p in cfg.places if p not in PLACES]
     if unknown or not cfg.places:
         raise ValueError(f"Unknown adapter place(s) {', '.join(unknown) or '(none)'}; valid: {', '.join(PLACES)}.")
+
+
+def place_adapters(model: nn.Module, cfg: AdapterConfig, arch: Arch, make_adapter) -> nn.Module:
+    """Freeze the base and put `make_adapter(width, bottleneck)` at every configured place: serial on
+    the sub-layer output, or parallel to the sub-layer. Shared by every adapter-shaped method."""
+    check_adapter_config(cfg)
     freeze_all(model)
     modules = dict(model.named_modules())
     for place in cfg.places:
         for input_name, output_name in sublayer_pairs(model, arch, place):
             output = modules[output_name]
             width = features(output, "out")
-            device = next(output.parameters()).device
-            adapter = BottleneckAdapter(width, bottleneck_width(cfg, width), cfg.non_linearity, cfg.scale).to(device)
+            adapter = make_adapter(width, bottleneck_width(cfg, width)).to(next(output.parameters()).device)
             if cfg.parallel:
                 tap = InputTap(modules[input_name])
                 set_module(model, input_name, tap)
@@ -155,6 +160,11 @@ def apply_adapters(model: nn.Module, cfg: AdapterConfig, arch: Arch) -> nn.Modul
                 for parameter in module.parameters(recurse=False):
                     parameter.requires_grad_(True)
     return model
+
+
+def apply_adapters(model: nn.Module, cfg: AdapterConfig, arch: Arch) -> nn.Module:
+    check_adapter_config(cfg)
+    return place_adapters(model, cfg, arch, lambda width, m: BottleneckAdapter(width, m, cfg.non_linearity, cfg.scale))
 
 
 @dataclass
