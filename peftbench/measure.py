@@ -2,6 +2,8 @@
 breakdown, training throughput, inference latency (base, with the method, merged), checkpoint size."""
 
 import copy
+import ctypes
+import gc
 import math
 import statistics
 import threading
@@ -51,6 +53,16 @@ def memory_breakdown(model, optimizer) -> dict:
     }
 
 
+def release_freed_memory() -> None:
+    """Hand memory that Python and the C allocator hold after frees back to the OS (glibc's
+    malloc_trim), so that the resident set grows again when it is reused."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the resident set may understate reused memory
+        pass
+
+
 class PeakMemory:
     """Peak memory of a stretch of work, above the level at `start()`. On CUDA the allocator's own
     peak counters; on CPU the process's resident set size sampled by a thread, so that each run of a
@@ -69,6 +81,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.baseline = torch.cuda.memory_allocated(self.device)
             return self
+        release_freed_memory()  # else a run after another in the same process reuses its freed heap unseen
         self.baseline = self.peak = self.process.memory_info().rss
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()

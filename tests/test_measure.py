@@ -20,6 +20,23 @@ def test_peak_memory_is_per_window_not_per_process():
     assert second_peak < 32 * 2**20  # a lifetime maximum (ru_maxrss) would still show the 64 MiB
 
 
+def test_a_later_window_sees_memory_that_an_earlier_run_freed():
+    """Runs of a multirun share a process: memory one run freed stays with the C allocator, and the
+    next run would reuse it without the resident set growing. The window start hands it back first."""
+    cpu = torch.device("cpu")
+
+    def allocate_in_pieces():  # heap-sized pieces (not mmap'd): what glibc keeps after they are freed
+        return [torch.ones(16 * 1024) for _ in range(64 * 2**20 // (16 * 1024 * 4))]
+
+    pieces = allocate_in_pieces()
+    del pieces
+    window = measure.PeakMemory(cpu).start()
+    pieces = allocate_in_pieces()
+    peak = window.stop()["peak_bytes"]
+    del pieces
+    assert peak >= 48 * 2**20
+
+
 def test_throughput_skips_warmup_and_counts_real_tokens():
     result = measure.throughput([5.0, 5.0, 1.0, 2.0, 3.0], [16] * 5, [100, 100, 100, 200, 300], warmup_steps=2)
     assert result == {"warmup_steps": 2, "measured_steps": 3, "median_step_seconds": 2.0,
