@@ -92,7 +92,7 @@ def expand(name: str) -> list[list[str]]:
 
 def test_every_sweep_file_is_listed():
     assert {p.stem for p in SWEEPS.glob("*.yaml")} == set(EXPECTED_JOBS)
-    assert {p.stem for p in (SWEEPS / "wandb").glob("*.yaml")} == {"lora_rank", "methods_lr"}
+    assert {p.stem for p in (SWEEPS / "wandb_sweeps").glob("*.yaml")} == {"lora_rank", "methods_lr"}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_JOBS))
@@ -106,7 +106,7 @@ def test_sweep_file_composes_and_expands(name):
         assert cfg.method.name in METHODS and "task" in cfg
 
 
-@pytest.mark.parametrize("path", sorted((SWEEPS / "wandb").glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted((SWEEPS / "wandb_sweeps").glob("*.yaml")), ids=lambda p: p.stem)
 def test_wandb_sweep_resolves_to_peftbench_overrides(path):
     sweep = yaml.safe_load(path.read_text())
     assert sweep["command"][-3:] == ["-m", "peftbench", "${args_no_hyphens}"]
