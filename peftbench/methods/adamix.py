@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from peftbench.methods.adapters import (NON_LINEARITIES, AdapterConfig, BottleneckAdapter, check_adapter_config,
-                                        place_adapters)
+from peftbench.methods.adapters import NON_LINEARITIES, AdapterConfig, BottleneckAdapter, place_adapters
 from peftbench.methods.registry import Arch, Method, register_method
 
 
@@ -65,7 +64,6 @@ class AdapterMixture(nn.Module):
 
 
 def apply_adamix(model: nn.Module, cfg: AdaMixConfig, arch: Arch) -> nn.Module:
-    check_adapter_config(cfg)
     if cfg.experts < 1:
         raise ValueError(f"AdaMix experts {cfg.experts} must be at least 1.")
     return place_adapters(model, cfg, arch, lambda width, m: AdapterMixture(width, m, cfg.experts, cfg.non_linearity, cfg.scale))

@@ -163,7 +163,6 @@ def place_adapters(model: nn.Module, cfg: AdapterConfig, arch: Arch, make_adapte
 
 
 def apply_adapters(model: nn.Module, cfg: AdapterConfig, arch: Arch) -> nn.Module:
-    check_adapter_config(cfg)
     return place_adapters(model, cfg, arch, lambda width, m: BottleneckAdapter(width, m, cfg.non_linearity, cfg.scale))
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from peftbench.methods.adapters import NON_LINEARITIES, AdapterConfig, check_adapter_config, place_adapters
+from peftbench.methods.adapters import NON_LINEARITIES, AdapterConfig, place_adapters
 from peftbench.methods.registry import Arch, Method, register_method
 
 
@@ -70,7 +70,6 @@ class PHMAdapter(nn.Module):
 
 
 def apply_compacter(model: nn.Module, cfg: CompacterConfig, arch: Arch) -> nn.Module:
-    check_adapter_config(cfg)
     shared = SharedSlowWeights(cfg.phm_dim).to(next(model.parameters()).device)
     model = place_adapters(model, cfg, arch,
                            lambda width, m: PHMAdapter(shared, width, m, cfg.phm_rank, cfg.non_linearity, cfg.scale))

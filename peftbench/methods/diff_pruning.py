@@ -119,17 +119,20 @@ def kept_entries(model: nn.Module) -> int:
     return sum(gate.kept_indices.numel() for _, gate, _ in parametrized(model, DiffGate))
 
 
+def trained_outside_gates(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The trained tensors other than the dense diffs and gate logits (the head)."""
+    gate_parameters = {id(p) for _, gate, _ in parametrized(model, DiffGate) for p in gate.parameters()}
+    return {name: p for name, p in model.named_parameters() if p.requires_grad and id(p) not in gate_parameters}
+
+
 def stored_numbers(model: nn.Module) -> int:
     """The kept diff entries and the head; the dense diff and gate logits are training-only."""
-    gate_parameters = {id(p) for _, gate, _ in parametrized(model, DiffGate) for p in gate.parameters()}
-    others = sum(p.numel() for p in model.parameters() if p.requires_grad and id(p) not in gate_parameters)
-    return kept_entries(model) + others
+    return kept_entries(model) + sum(p.numel() for p in trained_outside_gates(model).values())
 
 
 def sparse_state(model: nn.Module) -> dict:
     """The kept diff as (indices, values) per weight, the pruned flags, and the other trained tensors."""
-    gate_parameters = {id(p) for _, gate, _ in parametrized(model, DiffGate) for p in gate.parameters()}
-    state = {name: p for name, p in model.named_parameters() if p.requires_grad and id(p) not in gate_parameters}
+    state = trained_outside_gates(model)
     state |= {name: b for name, b in model.named_buffers()
               if name.rsplit(".", 1)[-1] in ("kept_indices", "kept_values", "pruned")}
     return state

@@ -14,7 +14,8 @@ from torch.nn.utils import parametrize
 
 from peftbench.methods.modules import freeze_all, module_names_for_roles
 from peftbench.methods.registry import Arch, Method, register_method
-from peftbench.methods.selection import SliceSelection, merge_parametrizations, parametrized, selection_state
+from peftbench.methods.selection import (SliceSelection, merge_parametrizations, parametrized, selection_state,
+                                         summed_gradients)
 
 IMPORTANCE = ("gradient", "magnitude", "random")
 
@@ -59,51 +60,34 @@ def apply_far(model: nn.Module, cfg: FarConfig, arch: Arch) -> nn.Module:
         for module, side in ((ffn_in, "ffn_in"), (ffn_out, "ffn_out")):
             parametrize.register_parametrization(module, "weight", SliceSelection(module.weight, node_dim(module, side), per_layer))
     model.far_config = cfg  # read by the node selection before training
-    model.far_pairs = [(i, o) for i, o in pairs]
     return model
+
+
+def node_selections(model: nn.Module) -> list[tuple[SliceSelection, torch.Tensor]]:
+    """(selection, frozen weight) of every FFN layer, in model order: each layer's input, then output."""
+    return [(selection, original) for _, selection, original in parametrized(model, SliceSelection)]
 
 
 def node_scores(model: nn.Module, cfg: FarConfig, train_loader) -> list[torch.Tensor]:
     """One importance score per FFN node, per layer."""
-    weights = [(m.parametrizations.weight.original, node_dim(m, side))
-               for pair in model.far_pairs for m, side in zip(pair, ("ffn_in", "ffn_out"))]
+    selections = node_selections(model)
+    weights = [original for _, original in selections]
     if cfg.importance == "random":
-        return [torch.rand(w.shape[dim], device=w.device) for w, dim in weights[::2]]
+        return [torch.rand(w.shape[s.dim], device=w.device) for s, w in selections[::2]]
     if cfg.importance == "gradient":
-        values = accumulated_abs_gradients(model, [w for w, _ in weights], train_loader, cfg.importance_batches)
+        batches = (batch for _, batch in zip(range(cfg.importance_batches), train_loader))
+        values, _ = summed_gradients(model, weights, batches, of=torch.abs)
     else:
-        values = [w.detach().abs() for w, _ in weights]
-    per_tensor = [v.sum(dim=1 - dim) for v, (_, dim) in zip(values, weights)]
+        values = [w.detach().abs() for w in weights]
+    per_tensor = [v.sum(dim=1 - s.dim) for v, (s, _) in zip(values, selections)]
     return [a + b for a, b in zip(per_tensor[::2], per_tensor[1::2])]
 
 
-def accumulated_abs_gradients(model: nn.Module, weights: list[torch.Tensor], train_loader, batches: int):
-    device = weights[0].device
-    was_training = model.training
-    model.eval()
-    sums = [torch.zeros_like(w) for w in weights]
-    for w in weights:
-        w.requires_grad_(True)
-    for _, batch in zip(range(batches), train_loader):
-        model.zero_grad(set_to_none=True)
-        model(**{k: v.to(device) for k, v in batch.items()}).loss.backward()
-        for s, w in zip(sums, weights):
-            s += w.grad.abs()
-    for w in weights:
-        w.requires_grad_(False)
-        w.grad = None
-    model.zero_grad(set_to_none=True)
-    model.train(was_training)
-    return sums
-
-
 def select_nodes(model: nn.Module, total_steps: int, train_loader) -> None:
-    cfg = model.far_config
-    for (ffn_in, ffn_out), scores in zip(model.far_pairs, node_scores(model, cfg, train_loader)):
-        for module in (ffn_in, ffn_out):
-            selection = module.parametrizations.weight[0]
-            chosen = torch.topk(scores, selection.indices.numel()).indices.sort().values
-            selection.select(module.parametrizations.weight.original, chosen)
+    selections = node_selections(model)
+    for layer, scores in enumerate(node_scores(model, model.far_config, train_loader)):
+        for selection, original in selections[2 * layer: 2 * layer + 2]:  # the layer's FFN input and output
+            selection.select(original, torch.topk(scores, selection.indices.numel()).indices.sort().values)
 
 
 def node_report(model: nn.Module) -> dict:

@@ -11,7 +11,8 @@ from torch.nn.utils import parametrize
 
 from peftbench.methods.modules import freeze_all
 from peftbench.methods.registry import Arch, Method, register_method
-from peftbench.methods.selection import EntrySelection, base_parameters, merge_parametrizations, parametrized, selection_state
+from peftbench.methods.selection import (EntrySelection, base_parameters, merge_parametrizations, parametrized,
+                                         selection_state, summed_gradients)
 
 
 @dataclass
@@ -52,26 +53,8 @@ def proportional(count: int, sizes: list[int]) -> list[int]:
 
 def empirical_fisher(model: nn.Module, originals: list[torch.Tensor], batches) -> list[torch.Tensor]:
     """Mean squared gradient of the task loss for each tensor, over the given batches (dropout off)."""
-    device = originals[0].device
-    was_training = model.training
-    model.eval()
-    fisher = [torch.zeros_like(t) for t in originals]
-    for original in originals:
-        original.requires_grad_(True)
-    count = 0
-    for batch in batches:
-        model.zero_grad(set_to_none=True)
-        model(**{k: v.to(device) for k, v in batch.items()}).loss.backward()
-        for f, original in zip(fisher, originals):
-            if original.grad is not None:
-                f += original.grad.detach() ** 2
-        count += 1
-    for original in originals:
-        original.requires_grad_(False)
-        original.grad = None
-    model.zero_grad(set_to_none=True)
-    model.train(was_training)
-    return [f / max(count, 1) for f in fisher]
+    sums, count = summed_gradients(model, originals, batches, of=torch.square)
+    return [total / max(count, 1) for total in sums]
 
 
 def select_by_fisher(model: nn.Module, total_steps: int, train_loader) -> None:

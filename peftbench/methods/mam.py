@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from peftbench.methods.adapters import BottleneckAdapter, ParallelConfig, place_adapters
+from peftbench.methods.adapters import BottleneckAdapter, ParallelConfig, apply_adapters
 from peftbench.methods.prefix_tuning import PrefixTuningConfig, apply_prefix_tuning, stored_prefixes
 from peftbench.methods.prompts import PREFIX_MODEL_TYPES
 from peftbench.methods.registry import Arch, Method, register_method
@@ -24,8 +24,7 @@ class MamConfig:
 
 
 def apply_mam(model: nn.Module, cfg: MamConfig, arch: Arch) -> nn.Module:
-    adapters = ParallelConfig(bottleneck=cfg.bottleneck, scale=cfg.scale, non_linearity=cfg.non_linearity)
-    model = place_adapters(model, adapters, arch, lambda width, m: BottleneckAdapter(width, m, cfg.non_linearity, cfg.scale))
+    model = apply_adapters(model, ParallelConfig(bottleneck=cfg.bottleneck, scale=cfg.scale, non_linearity=cfg.non_linearity), arch)
     adapter_parameters = [p for m in model.modules() if isinstance(m, BottleneckAdapter) for p in m.parameters()]
     prefixes = PrefixTuningConfig(num_virtual_tokens=cfg.prefix_length, projection=cfg.prefix_projection,
                                   projection_hidden_size=cfg.projection_hidden_size)

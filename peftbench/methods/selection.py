@@ -113,6 +113,31 @@ def selection_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.selected(original) for name, p, original in parametrized(model, nn.Module) if hasattr(p, "selected")}
 
 
+def summed_gradients(model: nn.Module, tensors: list[torch.Tensor], batches, of) -> tuple[list[torch.Tensor], int]:
+    """For frozen tensors of the model: the sum over the batches of of(gradient of the task loss),
+    dropout off (importance scores for choosing what trains), and the number of batches."""
+    device = tensors[0].device
+    was_training = model.training
+    model.eval()
+    sums = [torch.zeros_like(t) for t in tensors]
+    for t in tensors:
+        t.requires_grad_(True)
+    count = 0
+    for batch in batches:
+        model.zero_grad(set_to_none=True)
+        model(**{k: v.to(device) for k, v in batch.items()}).loss.backward()
+        for total, t in zip(sums, tensors):
+            if t.grad is not None:
+                total += of(t.grad)
+        count += 1
+    for t in tensors:
+        t.requires_grad_(False)
+        t.grad = None
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return sums, count
+
+
 def selection_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """What restores a selectively tuned model on its base: the trained values and where they go."""
     state = {name: p for name, p in model.named_parameters() if p.requires_grad}
