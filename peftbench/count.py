@@ -36,9 +36,13 @@ def count(cfg: DictConfig) -> dict:
     split = parameter_split(model, base_ids, {id(p) for p in head})
     head_size = sum(p.numel() for p in {id(p): p for p in head}.values())
     method_params = split["added"] + split["unfrozen"]  # the trained head is counted apart
+    # what is kept after training, where a training-only part is dropped (a prefix MLP)
+    trained_head = sum(p.numel() for p in {id(p): p for p in head}.values() if p.requires_grad)
+    stored = method.stored_parameters(model) - trained_head if method.stored_parameters else method_params
     return {"model": cfg.model.name, "method": cfg.method.name, "options": options,
             "method_params": method_params, "added": split["added"], "unfrozen": split["unfrozen"],
             "head_params": head_size, "total": split["total"], "method_share": method_params / split["total"],
+            "method_stored": stored, "stored_share": stored / (split["total"] - split["added"]),  # of the base model
             "seconds": time.perf_counter() - started}
 
 
@@ -51,6 +55,8 @@ def hydra_main(cfg: DictConfig) -> None:
     print(f"  method parameters: {result['method_params']:,} ({result['method_params'] / 1e6:.2f}M, "
           f"{100 * result['method_share']:.4f}% of {result['total']:,})")
     print(f"    added {result['added']:,}, existing unfrozen {result['unfrozen']:,}")
+    if result["method_stored"] != result["method_params"]:
+        print(f"  stored after training: {result['method_stored']:,} ({100 * result['stored_share']:.4f}% of the base model)")
     print(f"  task head (not in the above): {result['head_params']:,}")
     print(f"  counted in {result['seconds']:.1f} s")
     print(json.dumps({k: v for k, v in result.items() if k != "seconds"}))

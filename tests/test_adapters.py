@@ -2,12 +2,15 @@
 falls, base frozen, exact count, save/load round trip) through the run path on tiny BERT, GPT-2 and
 LLaMA classifiers, and identity at initialisation on those and on a T5 encoder-decoder."""
 
+import copy
+
 import pytest
 import torch
 from transformers import set_seed
 
 from peftbench.methods import get_method
 from peftbench.methods.adamix import AdapterMixture
+from peftbench.methods.unipelt import Gate, GatedAdapter, GatedLoRA
 from peftbench.models import architecture_config, auto_class, build_model
 from peftbench.recipe import arch_of, run
 from test_methods import check_checkpoint_round_trip, check_memory_breakdown
@@ -25,24 +28,36 @@ MODELS = {
     # RMSNorm: a scale, no bias
     "tiny_llama": (lambda a: (a.num_hidden_layers, a.hidden_size), lambda L, d: (2 * L + 1) * d, lambda d, C: d * C),
 }
-# method case -> (method, overrides, count of what it adds and unfreezes, from layers, width, norms)
+# method case -> (method, overrides, count of what it adds and unfreezes, from layers, width, norms, model)
 M = 4
+UNIPELT = [f"method.bottleneck={M}", "method.prefix_length=3", "method.prefix_projection=false", "method.lora_r=2"]
+LORA_MODULES = {"tiny_bert": 2, "tiny_gpt2": 1, "tiny_llama": 2}  # q and v are separate matrices, or GPT-2's one c_attn
+
+
+def unipelt(L, d):
+    return L * (adapter(d, M) + 2 * 3 * d + 4 * 2 * d)
 CASES = {
-    "adapter_houlsby": ("adapter_houlsby", [f"method.bottleneck={M}"], lambda L, d, norms: L * 2 * adapter(d, M) + norms),
-    "adapter_pfeiffer": ("adapter_pfeiffer", [f"method.bottleneck={M}"], lambda L, d, norms: L * adapter(d, M)),
-    "parallel_adapter": ("parallel_adapter", [f"method.bottleneck={M}"], lambda L, d, norms: L * adapter(d, M)),
+    "adapter_houlsby": ("adapter_houlsby", [f"method.bottleneck={M}"], lambda L, d, norms, model: L * 2 * adapter(d, M) + norms),
+    "adapter_pfeiffer": ("adapter_pfeiffer", [f"method.bottleneck={M}"], lambda L, d, norms, model: L * adapter(d, M)),
+    "parallel_adapter": ("parallel_adapter", [f"method.bottleneck={M}"], lambda L, d, norms, model: L * adapter(d, M)),
     "parallel_adapter_attn": ("parallel_adapter", [f"method.bottleneck={M}", "method.places=[attn]"],
-                              lambda L, d, norms: L * adapter(d, M)),
-    "scaled_parallel_adapter": ("scaled_parallel_adapter", [f"method.bottleneck={M}"], lambda L, d, norms: L * adapter(d, M)),
-    "adapter_by_reduction_factor": ("adapter_pfeiffer", ["method.reduction_factor=8"], lambda L, d, norms: L * adapter(d, d // 8)),
+                              lambda L, d, norms, model: L * adapter(d, M)),
+    "scaled_parallel_adapter": ("scaled_parallel_adapter", [f"method.bottleneck={M}"], lambda L, d, norms, model: L * adapter(d, M)),
+    "adapter_by_reduction_factor": ("adapter_pfeiffer", ["method.reduction_factor=8"], lambda L, d, norms, model: L * adapter(d, d // 8)),
     # PHM projections with rank-1 fast factors: 2r(d + m) + d + m per adapter, plus the shared n^3 (n = 4)
-    "compacter": ("compacter", ["method.bottleneck=8"], lambda L, d, norms: L * 2 * (2 * (d + 8) + d + 8) + 4 ** 3),
-    "compacter_pp": ("compacter_pp", ["method.bottleneck=8"], lambda L, d, norms: L * (2 * (d + 8) + d + 8) + 4 ** 3),
+    "compacter": ("compacter", ["method.bottleneck=8"], lambda L, d, norms, model: L * 2 * (2 * (d + 8) + d + 8) + 4 ** 3),
+    "compacter_pp": ("compacter_pp", ["method.bottleneck=8"], lambda L, d, norms, model: L * (2 * (d + 8) + d + 8) + 4 ** 3),
     # every expert trains; two, as the toy run's 24 steps split over four leave each too few to show the loss falling
     # the parallel adapter at the FFN, and keys and values of 3 prefix tokens on every layer (no MLP)
     "mam": ("mam", [f"method.bottleneck={M}", "method.prefix_length=3", "method.prefix_projection=false"],
-            lambda L, d, norms: L * adapter(d, M) + 2 * L * 3 * d),
-    "adamix": ("adamix", [f"method.bottleneck={M}", "method.experts=2"], lambda L, d, norms: L * 2 * adapter(d, M)),
+            lambda L, d, norms, model: L * adapter(d, M) + 2 * L * 3 * d),
+    "adamix": ("adamix", [f"method.bottleneck={M}", "method.experts=2"], lambda L, d, norms, model: L * 2 * adapter(d, M)),
+    # the FFN adapter, 3 prefix tokens (no MLP), LoRA r=2 on q and v (4rd a layer; GPT-2's fused c_attn too),
+    # and a gate of d + 1 on the adapter, the attention and each LoRA projection
+    "unipelt": ("unipelt", UNIPELT, lambda L, d, norms, model: unipelt(L, d) + L * (2 + LORA_MODULES[model]) * (d + 1)),
+    "unipelt_nogate": ("unipelt_nogate", UNIPELT, lambda L, d, norms, model: unipelt(L, d)),
+    "unipelt_adapter_lora": ("unipelt", [*UNIPELT, "method.parts=[adapter,lora]"],
+                             lambda L, d, norms, model: L * (adapter(d, M) + 4 * 2 * d) + L * (1 + LORA_MODULES[model]) * (d + 1)),
 }
 
 
@@ -55,7 +70,7 @@ def test_adapter_trains_freezes_counts_and_round_trips(case, model, tiny_run_con
     record = output.record
     layers_and_width, norms, head = MODELS[model]
     L, d = layers_and_width(cfg.model.architecture)
-    assert record["params"]["trainable"] == formula(L, d, norms(L, d)) + head(d, 2)
+    assert record["params"]["trainable"] == formula(L, d, norms(L, d), model) + head(d, 2)
     first, last = sum(output.losses[:5]) / 5, sum(output.losses[-5:]) / 5
     assert last < first, f"{case} on {model}: loss did not fall ({first:.4f} -> {last:.4f})"
     set_seed(cfg.seed)
@@ -75,7 +90,7 @@ def t5_inputs(vocab: int) -> dict:
             "decoder_input_ids": torch.randint(1, vocab, (2, 5), generator=generator)}
 
 
-NOT_IDENTITY_AT_INIT = {"mam"}  # its prefixes add key/value positions: attention changes from the start
+NOT_IDENTITY_AT_INIT = {"mam", "unipelt", "unipelt_nogate"}  # prefixes add key/value positions: attention changes from the start
 
 
 @pytest.mark.parametrize("model", [*sorted(MODELS), "tiny_t5"])
@@ -121,3 +136,61 @@ def test_adamix_inference_is_one_averaged_adapter():
     assert mixture.averaged is cached
     mixture.train()
     assert mixture.averaged is None  # training moves the experts: the average is rebuilt next time
+
+
+def unipelt_gates(model) -> dict[str, list[Gate]]:
+    """Every gate of a UniPELT model, by the part it scales."""
+    gates = {"lora": [], "adapter": [], "prefix": []}
+    for module in model.modules():
+        if isinstance(module, GatedLoRA):
+            gates["lora"].append(module.gate)
+        elif isinstance(module, GatedAdapter):
+            gates["adapter"].append(module.gate)
+        elif hasattr(module, "prefix_gate"):
+            gates["prefix"].append(module.prefix_gate)
+    return gates
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_unipelt_gates_scale_each_part(model):
+    """Gates held at 1 give what the NoGate ablation gives with the same weights; moving any one part's
+    gate away from 1 changes the output, so each gate reaches what it gates (the prefix gate included)."""
+    cfg = compose_config(["+method=unipelt", "+task=rte", f"model={model}", "tracker=none", *UNIPELT])
+    set_seed(0)
+    base = auto_class(cfg.model).from_config(architecture_config(cfg.model, 2)).eval()
+    batch = {"input_ids": torch.randint(1, base.config.vocab_size, (2, 9))}
+    options = {k: v for k, v in cfg.method.items() if k not in ("name", "lr", "gates")}
+    gated, ungated = (get_method(name).apply(copy.deepcopy(base), get_method(name).make_config(options), arch_of(cfg.model)).eval()
+                      for name in ("unipelt", "unipelt_nogate"))
+    gates = unipelt_gates(gated)
+    layers = cfg.model.architecture.get("num_hidden_layers") or cfg.model.architecture.get("n_layer")
+    assert [len(gates[part]) for part in ("adapter", "prefix", "lora")] == [layers, layers, LORA_MODULES[model] * layers]
+    with torch.no_grad():
+        for parameter in gated.parameters():
+            if parameter.requires_grad:
+                parameter.normal_(0, 0.3)  # LoRA's B and the adapters' up leave zero: every part acts
+        for gate in (g for part in gates.values() for g in part):
+            gate.linear.weight.zero_()
+            gate.linear.bias.fill_(50.0)  # sigmoid(50) is 1.0 in float32
+        shared = {k: v for k, v in gated.state_dict().items() if k in ungated.state_dict()}
+        assert not ungated.load_state_dict(shared, strict=False).missing_keys
+        reference = ungated(**batch).logits
+        assert torch.allclose(gated(**batch).logits, reference, atol=1e-6)
+        for part, part_gates in gates.items():
+            part_gates[0].linear.bias.fill_(0.0)  # this gate now gives 0.5
+            assert not torch.allclose(gated(**batch).logits, reference, atol=1e-4), f"the {part} gate has no effect"
+            part_gates[0].linear.bias.fill_(50.0)
+
+
+def test_unipelt_records_its_trained_gates(tiny_run_config):
+    output = run(tiny_run_config("unipelt", *UNIPELT))
+    state, gates = output.record["method_state"], unipelt_gates(output.model)
+    assert state["gated"] and set(state["gates"]) == {"adapter", "prefix", "lora"}
+    for part, part_gates in gates.items():
+        assert len(state["gates"][part]) == len(part_gates) > 0
+        assert 0 < state["mean_gate"][part] < 1
+        # they trained: every bias started at zero
+        assert all(g.linear.bias.requires_grad and g.linear.bias.item() != 0 for g in part_gates)
+        assert all(0 < value < 1 for value in state["gates"][part].values())
+    ungated = run(tiny_run_config("unipelt_nogate", *UNIPELT)).record["method_state"]
+    assert not ungated["gated"] and ungated["gates"] == {}

@@ -12,8 +12,8 @@ from peftbench.count import count
 from conftest import compose_config
 
 ROWS = list(csv.DictReader(open(CONF_DIR.parent / "reference" / "published_param_counts.csv")))
-UNITS = {"M": 1e6, "K": 1e3, "1": 1}
-QUANTITIES = {"method": "method_params", "total": "total"}  # which count a row's published number is
+UNITS = {"M": 1e6, "K": 1e3, "1": 1, "%": 0.01}
+QUANTITIES = {"method": "method_params", "total": "total", "stored": "method_stored", "stored_share": "stored_share"}  # which count a row's published number is (stored: after training-only parts are dropped)
 
 
 def row_id(row):

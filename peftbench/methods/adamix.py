@@ -72,7 +72,8 @@ def apply_adamix(model: nn.Module, cfg: AdaMixConfig, arch: Arch) -> nn.Module:
 def averaged_size(model: nn.Module) -> int:
     """What is stored after training: one averaged adapter per position (and the other trained tensors)."""
     mixtures = [m for m in model.modules() if isinstance(m, AdapterMixture)]
-    extra = sum(p.numel() for m in mixtures for p in m.parameters()) - sum(p.numel() for m in mixtures for p in m.average().parameters())
+    # all experts but one per position are training-only (counted from the shapes: works on the meta device)
+    extra = sum(sum(p.numel() for p in m.parameters()) * (len(m.down) - 1) // len(m.down) for m in mixtures)
     return sum(p.numel() for p in model.parameters() if p.requires_grad) - extra
 
 

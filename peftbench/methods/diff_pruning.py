@@ -126,8 +126,17 @@ def trained_outside_gates(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def stored_numbers(model: nn.Module) -> int:
-    """The kept diff entries and the head; the dense diff and gate logits are training-only."""
-    return kept_entries(model) + sum(p.numel() for p in trained_outside_gates(model).values())
+    """The kept diff entries (before pruning: the target, which pruning keeps exactly) and the head;
+    the dense diff and gate logits are training-only."""
+    gates = parametrized(model, DiffGate)
+    pruned = any(bool(gate.pruned) for _, gate, _ in gates) if not next(model.parameters()).is_meta else False
+    kept = kept_entries(model) if pruned else target_entries(model)
+    return kept + sum(p.numel() for p in trained_outside_gates(model).values())
+
+
+def target_entries(model: nn.Module) -> int:
+    eligible = sum(original.numel() for _, _, original in parametrized(model, DiffGate))
+    return max(1, math.floor(model.diff_pruning_config.target_share * eligible))
 
 
 def sparse_state(model: nn.Module) -> dict:
@@ -143,7 +152,7 @@ def pruning_report(model: nn.Module) -> dict:
     eligible = sum(original.numel() for _, _, original in gates)
     return {"trained": "dense diff and hard-concrete gate logits on every eligible base weight, then magnitude-pruned",
             "eligible": eligible, "trained_diff_entries": eligible, "kept_nonzero": kept_entries(model),
-            "target_nonzero": max(1, math.floor(model.diff_pruning_config.target_share * eligible)),
+            "target_nonzero": target_entries(model),
             "kept_per_tensor": {name: gate.kept_indices.numel() for name, gate, _ in gates if gate.kept_indices.numel()}}
 
 
