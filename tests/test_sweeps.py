@@ -81,7 +81,7 @@ def test_a_method_without_a_knob_keeps_its_size_under_a_larger_budget():
 
 EXPECTED_JOBS = {"issue2_rte_seeds": 6, "lora_rank_weight_types": 15, "methods_x_glue": 28, "budget_ladder": 5,
                  "low_resource": 60, "lr_search": 20, "peft_methods_rte": 15,
-                 "selective_methods_rte": 5, "adapter_methods_rte": 9}
+                 "selective_methods_rte": 5, "adapter_methods_rte": 11}
 
 
 def expand(name: str) -> list[list[str]]:
