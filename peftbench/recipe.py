@@ -20,7 +20,8 @@ from peftbench import data, measure, records
 from peftbench.budget import solve_budget
 from peftbench.methods import Arch, get_method
 from peftbench.methods.modules import head_parameters, unfreeze_head
-from peftbench.metrics import is_better
+from peftbench.formats import Format, get_format
+from peftbench.metrics import is_better, unavailable_metrics
 from peftbench.models import build_model, model_source
 from peftbench.report_console import print_run_summary
 from peftbench.tracking import NoTracker, make_tracker
@@ -55,33 +56,54 @@ def build_base(cfg: DictConfig):
     return build_model(cfg.model, data.num_labels(cfg.task), options)
 
 
+def task_format(cfg: DictConfig) -> Format:
+    """How this task meets this model type (a classifier's head, or a language model's prompt and target)."""
+    return get_format(arch_of(cfg.model).auto_class, cfg.task)
+
+
 def apply_method(model, cfg: DictConfig):
-    """The configured method applied to a base model, with the new task head trainable."""
+    """The configured method applied to a base model, with a new task head trainable."""
     method = get_method(cfg.method.name)
     model = method.apply(model, method.make_config(method_options(cfg.method)), arch_of(cfg.model))
-    unfreeze_head(model, arch_of(cfg.model))
+    if task_format(cfg).new_head:
+        unfreeze_head(model, arch_of(cfg.model))
     return model
 
 
+def max_length(cfg: DictConfig) -> int:
+    return cfg.task.get("max_seq_length") or cfg.trainer.max_seq_length  # long inputs (dialogues) set their own
+
+
 def load_data(cfg: DictConfig, tokenizer):
-    """Train and evaluation loaders for the task, and what the record says about the data."""
-    splits = data.load_task(cfg.task, cfg.data_dir, cfg.seed)
-    features = {name: data.tokenize(examples, tokenizer, cfg.trainer.max_seq_length) for name, examples in splits.items()}
-    train_loader = data.make_loader(features["train"], tokenizer, cfg.trainer.batch_size, shuffle=True, seed=cfg.seed)
-    eval_loader = data.make_loader(features["validation"], tokenizer, cfg.trainer.eval_batch_size, shuffle=False, seed=cfg.seed)
+    """The training loader, the evaluation (model -> Evaluation) on the evaluation split, and what the
+    record says about the data."""
+    splits, form = data.load_task(cfg.task, cfg.data_dir, cfg.seed), task_format(cfg)
+    features = form.features(splits["train"], tokenizer, cfg.task, max_length(cfg))
+    train_loader = data.make_loader(features, form.collate(tokenizer), cfg.trainer.batch_size, shuffle=True, seed=cfg.seed)
+    device = resolve_device(cfg.device)
+
+    def evaluate(model):
+        return form.evaluate(model, splits["validation"], tokenizer, cfg.task, max_length(cfg), cfg.trainer.eval_batch_size, device)
+
     info = {"train_examples": len(splits["train"]), "eval_examples": len(splits["validation"]), "source": cfg.data_dir or "hub",
-            "eval_split": "heldout_from_train" if cfg.task.get("heldout_fraction") else "dev"}
-    return train_loader, eval_loader, info
+            "eval_split": "heldout_from_train" if cfg.task.get("heldout_fraction") else "dev", "format": form.name}
+    if cfg.data_dir and cfg.task.local.get("note"):
+        info["note"] = cfg.task.local.note  # e.g. E2E offline: trains on the official dev set, evaluates on test
+    if not cfg.data_dir and cfg.task.hub.get("splits"):
+        info["splits"] = dict(cfg.task.hub.splits)
+    return train_loader, evaluate, info
 
 
 def metrics_section(result, main_metric: str) -> dict:
     """Final and best evaluation (by the metric's declared direction), with the per-epoch history."""
-    best = result.history[0]
-    for entry in result.history[1:]:
+    tuned = [entry for entry in result.history if entry["epoch"] > 0]  # epoch 0: the untuned model, if evaluated
+    best = tuned[0]
+    for entry in tuned[1:]:
         if is_better(main_metric, entry["metrics"][main_metric], best["metrics"][main_metric]):
             best = entry
     return {"main_metric": main_metric, "final": result.history[-1]["metrics"], "best": best["metrics"],
             "best_epoch": best["epoch"], "history": result.history, "first_loss": result.losses[0],
+            "before_training": result.history[0]["metrics"] if result.history[0]["epoch"] == 0 else None,
             "last_loss": result.losses[-1]}
 
 
@@ -128,14 +150,14 @@ def run(cfg: DictConfig) -> RunOutput:
         model, tokenizer = build_base(cfg)
         base_parameter_ids = {id(p) for p in model.parameters()}
         model = apply_method(model, cfg).to(device)
-        train_loader, eval_loader, record["data"] = load_data(cfg, tokenizer)
+        train_loader, evaluate, record["data"] = load_data(cfg, tokenizer)
         # data-dependent choices of what trains (FishMask's Fisher mask, FAR's nodes) happen here
         method.on_train_start(model, total_optimizer_steps(cfg.trainer, len(train_loader)), train_loader)
         head_ids = {id(p) for p in head_parameters(model, arch_of(cfg.model))}
         record["params"] = measure.parameter_split(model, base_parameter_ids, head_ids)
 
         tracker = make_tracker(cfg.tracker, config, name=run_id)
-        result = train(model, method, train_loader, eval_loader, cfg.task, cfg.trainer, tracker, device)
+        result = train(model, method, train_loader, evaluate, cfg.trainer, tracker, device)
         record["params"] |= stored_parameters(model, method, record["params"])
         record["method_state"] = method.report(model) if method.report else None
         record["memory"] = measure.memory_record(peak_memory.stop(), measure.memory_breakdown(model, result.optimizer))
@@ -144,6 +166,9 @@ def run(cfg: DictConfig) -> RunOutput:
         record["metrics"] = metrics_section(result, cfg.task.main_metric)
         # the final evaluation per example, for paired significance tests in reports
         record["predictions"] = {"predictions": result.final.predictions, "labels": result.final.labels}
+        record["metrics"]["generation"] = result.final.generation  # generation tasks: ms per generated token
+        if unavailable := unavailable_metrics(cfg.task.metrics):
+            record["metrics"]["unavailable"] = unavailable
         record["throughput"] = measure.throughput(result.step_seconds, result.step_samples, result.step_tokens,
                                                   cfg.measure.warmup_steps)
         record["latency"] = measure_inference(cfg, model, method, device)

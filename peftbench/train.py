@@ -4,21 +4,14 @@ hooks (`on_step`, `extra_loss`; `on_train_start` runs before, in the recipe, as 
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from peftbench.data import is_regression
+from peftbench.formats import Evaluation
 from peftbench.measure import synchronize
-from peftbench.metrics import compute_metrics
-
-
-@dataclass
-class Evaluation:
-    metrics: dict[str, float]
-    predictions: list  # per evaluation example: class id, or score for regression
-    labels: list
 
 
 @dataclass
@@ -52,25 +45,27 @@ def to_device(batch: dict, device) -> dict:
     return {key: value.to(device) for key, value in batch.items()}
 
 
-@torch.no_grad()
-def evaluate(model, loader, task, device) -> Evaluation:
+def timed_evaluation(model, evaluate, result: TrainResult) -> Evaluation:
+    started = time.perf_counter()
     model.eval()
-    predictions, labels = [], []
-    for batch in loader:
-        logits = model(**to_device(batch, device)).logits
-        predictions.append(logits.squeeze(-1) if is_regression(task) else logits.argmax(-1))
-        labels.append(batch["labels"])
+    evaluation = evaluate(model)
     model.train()
-    predictions, labels = torch.cat(predictions).cpu(), torch.cat(labels)
-    return Evaluation(compute_metrics(task.metrics, predictions, labels), predictions.tolist(), labels.tolist())
+    result.eval_seconds += time.perf_counter() - started
+    return evaluation
 
 
-def train(model, method, train_loader, eval_loader, task, trainer, tracker, device) -> TrainResult:
+def train(model, method, train_loader, evaluate: Callable[[torch.nn.Module], Evaluation], trainer, tracker, device) -> TrainResult:
+    """Optimizer steps over the training batches; `evaluate(model)` (the task format's evaluation on the
+    evaluation split) after each epoch, or once at the end."""
     total_steps = total_optimizer_steps(trainer, len(train_loader))
     epochs = math.ceil(total_steps / math.ceil(len(train_loader) / trainer.grad_accum_steps))
     optimizer, scheduler = make_optimizer(model, trainer, total_steps)
     result = TrainResult()
     model.train()
+    if trainer.get("eval_before_training"):  # the untuned starting point, as epoch 0 of the history
+        evaluation = timed_evaluation(model, evaluate, result)
+        result.history.append({"epoch": 0, "step": 0, "metrics": evaluation.metrics, "generation": evaluation.generation})
+        tracker.log({f"eval/{name}": value for name, value in evaluation.metrics.items()} | {"epoch": 0}, step=0)
     progress = tqdm(total=total_steps, desc="train", unit="step", mininterval=2.0)
     for epoch in range(1, epochs + 1):
         started = step_started = time.perf_counter()
@@ -106,10 +101,8 @@ def train(model, method, train_loader, eval_loader, task, trainer, tracker, devi
                 break
         result.train_seconds += time.perf_counter() - started
         if trainer.eval_every_epoch or result.steps >= total_steps:
-            started = time.perf_counter()
-            result.final = evaluate(model, eval_loader, task, device)
+            result.final = timed_evaluation(model, evaluate, result)
             metrics = result.final.metrics
-            result.eval_seconds += time.perf_counter() - started
             result.history.append({"epoch": epoch, "step": result.steps, "metrics": metrics})
             tracker.log({f"eval/{name}": value for name, value in metrics.items()} | {"epoch": epoch}, step=result.steps)
             progress.write(f"epoch {epoch}/{epochs} step {result.steps}: "

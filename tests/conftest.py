@@ -46,17 +46,37 @@ def write_toy_rte(root: Path, n_train: int = 64, n_eval: int = 32, seed: int = 0
     return root
 
 
+def write_toy_e2e(root: Path, n_train: int = 48, n_eval: int = 8, seed: int = 0) -> Path:
+    """An E2E-layout directory (mr, ref CSVs) with a learnable mapping: name[X], food[Y] -> 'X serves Y
+    food.'; each evaluation input has two references, to be grouped."""
+    rng = random.Random(seed)
+    names, foods = ["alpha", "delta", "omega", "sigma"], ["french", "italian", "chinese", "indian"]
+
+    def rows(n, references):
+        lines = ["mr,ref"]
+        pairs = [(name, food) for name in names for food in foods]
+        for name, food in (rng.sample(pairs, n) if references > 1 else rng.choices(pairs, k=n)):  # distinct inputs to evaluate
+            lines += [f'"name[{name}], food[{food}]",{name} serves {food} food.',
+                      f'"name[{name}], food[{food}]",{name} has {food} food.'][:references]
+        return "\n".join(lines) + "\n"
+
+    (root / "e2e_nlg").mkdir(parents=True, exist_ok=True)
+    (root / "e2e_nlg" / "devset.csv").write_text(rows(n_train, 1))
+    (root / "e2e_nlg" / "testset_w_refs.csv").write_text(rows(n_eval, 2))
+    return root
+
+
 @pytest.fixture(scope="session")
 def toy_data_dir(tmp_path_factory) -> Path:
-    return write_toy_rte(tmp_path_factory.mktemp("data"))
+    return write_toy_e2e(write_toy_rte(tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture
 def tiny_run_config(toy_data_dir, tmp_path):
-    """compose(method, extra overrides) -> a config for a tiny run on the toy RTE data."""
+    """compose(method, extra overrides, task=rte) -> a config for a tiny run on the toy data (RTE or E2E)."""
 
-    def make(method: str, *overrides: str):
-        return compose_config([f"+method={method}", "+task=rte", f"data_dir={toy_data_dir}",
+    def make(method: str, *overrides: str, task: str = "rte"):
+        return compose_config([f"+method={method}", f"+task={task}", f"data_dir={toy_data_dir}",
                                f"results_dir={tmp_path / 'results'}", f"checkpoint_dir={tmp_path / 'checkpoints'}",
                                *TINY_RUN, *overrides])
 

