@@ -109,8 +109,9 @@ def classifier_collate(tokenizer):
 
 @torch.no_grad()
 def classifier_evaluate(model, examples, tokenizer, task, max_length, batch_size, device) -> Evaluation:
+    # its own generator: iterating a loader draws a seed, and evaluation must not move the training's random state
     loader = DataLoader(classifier_features(examples, tokenizer, task, max_length), batch_size=batch_size,
-                        collate_fn=classifier_collate(tokenizer))
+                        collate_fn=classifier_collate(tokenizer), generator=torch.Generator().manual_seed(0))
     predictions, labels = [], []
     for batch in loader:
         logits = model(**{k: v.to(device) for k, v in batch.items()}).logits

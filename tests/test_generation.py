@@ -128,3 +128,21 @@ def test_smollm2_loads_offline_and_generates():
     inputs = tokenizer("The capital of France is", return_tensors="pt")
     output = model.generate(**inputs, max_new_tokens=6, do_sample=False)
     assert "Paris" in tokenizer.decode(output[0, inputs["input_ids"].shape[1]:])
+
+
+@pytest.mark.parametrize("model,task", [("tiny_bert", "rte"), ("tiny_gpt2_lm", "rte"), ("tiny_t5_lm", "e2e_nlg")])
+def test_evaluation_leaves_the_training_random_state_alone(model, task, toy_data_dir):
+    """Evaluating between epochs must not change the dropout masks and shuffles that follow."""
+    import torch
+
+    from peftbench.models import build_model
+    from peftbench.recipe import task_format
+
+    cfg = compose_config(["+method=lora", f"+task={task}", f"model={model}", f"data_dir={toy_data_dir}"])
+    model_, tokenizer = build_model(cfg.model, data.num_labels(cfg.task))
+    examples = data.load_task(cfg.task, cfg.data_dir, seed=0)["validation"][:4]
+    torch.manual_seed(0)
+    task_format(cfg).evaluate(model_.eval(), examples, tokenizer, cfg.task, 64, 2, torch.device("cpu"))
+    after_evaluation = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(after_evaluation, torch.rand(3))
