@@ -163,6 +163,12 @@ def classification_result(scores: torch.Tensor, examples, task) -> Evaluation:
 @torch.no_grad()
 def causal_score_labels(model, examples, tokenizer, task, max_length, batch_size, device) -> Evaluation:
     words = word_ids(tokenizer, task)
+    score = causal_score_single_tokens if all(len(word) == 1 for word in words) else causal_score_sequences
+    return classification_result(score(model, examples, tokenizer, words, max_length, batch_size, device), examples, task)
+
+
+def causal_score_sequences(model, examples, tokenizer, words, max_length, batch_size, device) -> torch.Tensor:
+    """log p(word | prompt) for every example and label word: one sequence per pair."""
     rows = []  # (example index, label index, ids, labels)
     for i, example in enumerate(examples):
         prompt_ids = tokenizer(prompt_text(example)).input_ids
@@ -178,7 +184,20 @@ def causal_score_labels(model, examples, tokenizer, task, max_length, batch_size
         values = sequence_logprobs(logits, pad([r[3] for r in chunk], IGNORE).to(device)).cpu()
         for (i, c, _, _), value in zip(chunk, values):
             scores[i, c] = value
-    return classification_result(scores, examples, task)
+    return scores
+
+
+def causal_score_single_tokens(model, examples, tokenizer, words, max_length, batch_size, device) -> torch.Tensor:
+    """The same when every label word is one token: one pass over each prompt scores all of them."""
+    prompts = [tokenizer(prompt_text(e)).input_ids[-(max_length - 1):] for e in examples]
+    tokens = torch.tensor([word[0] for word in words])
+    scores = []
+    for chunk in batches(prompts, batch_size):
+        ids, mask = pad(chunk, pad_id(tokenizer)), pad([[1] * len(p) for p in chunk], 0)
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        last = logits[torch.arange(len(chunk)), torch.tensor([len(p) - 1 for p in chunk])].float().log_softmax(-1)
+        scores.append(last[:, tokens.to(device)].cpu())
+    return torch.cat(scores)
 
 
 def generation_settings(task) -> dict:

@@ -146,3 +146,21 @@ def test_evaluation_leaves_the_training_random_state_alone(model, task, toy_data
     after_evaluation = torch.rand(3)
     torch.manual_seed(0)
     assert torch.equal(after_evaluation, torch.rand(3))
+
+
+def test_single_token_label_scores_equal_the_general_scoring(toy_data_dir):
+    """The one-pass shortcut for one-token label words gives the log-probabilities that scoring each
+    label's sequence gives (' True' and ' False' are one WordPiece each)."""
+    import torch
+
+    from peftbench import formats
+    from peftbench.models import build_model
+
+    cfg = compose_config(["+method=lora", "+task=rte", "model=tiny_gpt2_lm", f"data_dir={toy_data_dir}"])
+    model, tokenizer = build_model(cfg.model, 2)
+    examples = data.load_task(cfg.task, cfg.data_dir, seed=0)["validation"][:6]
+    words = formats.word_ids(tokenizer, cfg.task)
+    assert all(len(word) == 1 for word in words)
+    args = (model.eval(), examples, tokenizer, words, 64, 4, torch.device("cpu"))
+    with torch.no_grad():
+        assert torch.allclose(formats.causal_score_single_tokens(*args), formats.causal_score_sequences(*args), atol=1e-5)
