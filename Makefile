@@ -9,7 +9,7 @@ export PEFTBENCH_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test run report bench bench-sweeps clean
+.PHONY: help install test run report bench bench-sweeps bench-adapters clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ report: $(STAMP) ## survey tables from the records in results/ into results/repo
 
 bench: $(STAMP) ## cost-measurement benchmarks: latency repeatability, harness overhead, 175B count time
 	$(PYTHON) benchmarks/bench_costs.py
+
+bench-adapters: $(STAMP) ## step-time ratio of Houlsby adapters to LoRA at a similar count, and their latency overhead
+	cd benchmarks && ../$(PYTHON) step_time_ratio.py
 
 bench-sweeps: $(STAMP) ## 0.3M budget across methods; a 2x2 multirun sequential vs parallel
 	$(PYTHON) benchmarks/budget_table.py budget=params_0.3m
