@@ -86,7 +86,8 @@ def load_data(cfg: DictConfig, tokenizer):
         return form.evaluate(model, splits["validation"], tokenizer, cfg.task, max_length(cfg), cfg.trainer.eval_batch_size, device)
 
     info = {"train_examples": len(splits["train"]), "eval_examples": len(splits["validation"]), "source": cfg.data_dir or "hub",
-            "eval_split": "heldout_from_train" if cfg.task.get("heldout_fraction") else "dev", "format": form.name}
+            "eval_split": "heldout_from_train" if cfg.task.get("heldout_fraction") else cfg.task.get("eval_split") or "dev",
+            "format": form.name}
     if cfg.data_dir and cfg.task.local.get("note"):
         info["note"] = cfg.task.local.note  # e.g. E2E offline: trains on the official dev set, evaluates on test
     if not cfg.data_dir and cfg.task.hub.get("splits"):

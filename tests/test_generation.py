@@ -35,7 +35,8 @@ def test_language_model_learns_and_generates(model, method, tiny_run_config):
     assert set(record["metrics"]["final"]) == {"bleu", "nist", "rouge_l", "cider"} - set(record["metrics"].get("unavailable") or {})
     timing = record["metrics"]["generation"]
     assert timing["new_tokens"] > 0 and timing["ms_per_token"] > 0 and timing["num_beams"] == 1
-    assert "evaluates on test" in record["data"]["note"] and record["data"]["format"] in ("causal_lm", "seq2seq")
+    assert "evaluates on test" in record["data"]["note"] and record["data"]["eval_split"] == "test"
+    assert record["data"]["format"] in ("causal_lm", "seq2seq")
     assert record["params"]["head"] == 0  # a language model gets no new head
 
 
