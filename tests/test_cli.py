@@ -39,7 +39,7 @@ def test_cli_runs_and_writes_a_record(toy_data_dir, tmp_path):
     "arguments, message",
     [
         ((), f"error: no method given; add +method=<name>, available methods: {METHOD_NAMES}."),
-        (("+method=lora",), "error: no task given; add +task=<name>, available tasks: cb, cola, mrpc, rte, sst2, stsb, wic."),
+        (("+method=lora",), "error: no task given; add +task=<name>, available tasks: cb, cola, e2e_nlg, mrpc, rte, samsum, sst2, stsb, wic."),
         (("+method=loar", "+task=rte"), f"error: unknown method 'loar'; available methods: {METHOD_NAMES}."),
         (("+method=lora", "+task=rtee"), f"error: unknown task 'rtee'; available tasks: {TASK_NAMES}."),
         (("-m", "+method=lora,nope", "+task=rte"), "error: unknown method 'nope'"),
