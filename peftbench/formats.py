@@ -84,9 +84,8 @@ def batches(items: list, size: int):
 def lm_collate(tokenizer) -> Callable[[list[dict]], dict]:
     def collate(features: list[dict]) -> dict:
         ids = [f["input_ids"] for f in features]
-        batch = {"input_ids": pad(ids, pad_id(tokenizer)), "attention_mask": pad([[1] * len(i) for i in ids], 0),
-                 "labels": pad([f["labels"] for f in features], IGNORE)}
-        return batch
+        return {"input_ids": pad(ids, pad_id(tokenizer)), "attention_mask": pad([[1] * len(i) for i in ids], 0),
+                "labels": pad([f["labels"] for f in features], IGNORE)}
 
     return collate
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from peftbench.methods.adapters import BottleneckAdapter, ParallelConfig, apply_adapters
-from peftbench.methods.prefix_tuning import PrefixTuningConfig, apply_prefix_tuning, stored_prefixes
+from peftbench.methods.adapters import ParallelConfig, apply_adapters
+from peftbench.methods.prefix_tuning import PrefixTuningConfig, add_prefixes, stored_prefixes
 from peftbench.methods.prompts import PREFIX_MODEL_TYPES
 from peftbench.methods.registry import Arch, Method, register_method
 
@@ -25,13 +25,9 @@ class MamConfig:
 
 def apply_mam(model: nn.Module, cfg: MamConfig, arch: Arch) -> nn.Module:
     model = apply_adapters(model, ParallelConfig(bottleneck=cfg.bottleneck, scale=cfg.scale, non_linearity=cfg.non_linearity), arch)
-    adapter_parameters = [p for m in model.modules() if isinstance(m, BottleneckAdapter) for p in m.parameters()]
     prefixes = PrefixTuningConfig(num_virtual_tokens=cfg.prefix_length, projection=cfg.prefix_projection,
                                   projection_hidden_size=cfg.projection_hidden_size)
-    model = apply_prefix_tuning(model, prefixes, arch)  # peft freezes everything it wraps ...
-    for parameter in adapter_parameters:  # ... so the adapters are made trainable again
-        parameter.requires_grad_(True)
-    return model
+    return add_prefixes(model, prefixes, arch)
 
 
 register_method(Method("mam", MamConfig, apply_mam, family="hybrid", size_knob="bottleneck",

@@ -25,6 +25,16 @@ def apply_prefix_tuning(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -
     return peft.get_peft_model(model, peft_config)
 
 
+def add_prefixes(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -> nn.Module:
+    """peft's prefixes around a model that already trains something of its own (a hybrid's adapters):
+    peft freezes everything it wraps, so what trained before is made trainable again."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    model = apply_prefix_tuning(model, cfg, arch)
+    for parameter in trained:
+        parameter.requires_grad_(True)
+    return model
+
+
 def stored_prefixes(model: nn.Module) -> int:
     """Keys and values of every layer: 2 x layers x virtual tokens x width."""
     config = model.peft_config["default"]

@@ -18,7 +18,7 @@ import torch.nn as nn
 from peftbench.methods.adapters import (BottleneckAdapter, PfeifferConfig, Wrapper, features, place_adapters,
                                         set_module)
 from peftbench.methods.modules import freeze_all, module_names_for_roles
-from peftbench.methods.prefix_tuning import PrefixTuningConfig, apply_prefix_tuning, stored_prefixes
+from peftbench.methods.prefix_tuning import PrefixTuningConfig, add_prefixes, stored_prefixes
 from peftbench.methods.prompts import PREFIX_MODEL_TYPES
 from peftbench.methods.registry import Arch, Method, register_method
 
@@ -155,13 +155,9 @@ def apply_unipelt(model: nn.Module, cfg: UniPeltConfig, arch: Arch) -> nn.Module
         for attention, width in attention_modules(model, arch):
             attention.prefix_gate = Gate(width).to(next(attention.parameters()).device)
             attention.register_forward_pre_hook(gate_prefix_hook, with_kwargs=True)
-    trained = [p for p in model.parameters() if p.requires_grad]
     prefixes = PrefixTuningConfig(num_virtual_tokens=cfg.prefix_length, projection=cfg.prefix_projection,
                                   projection_hidden_size=cfg.projection_hidden_size)
-    model = apply_prefix_tuning(model, prefixes, arch)  # peft freezes everything it wraps ...
-    for parameter in trained:  # ... so the adapters, LoRA and gates are made trainable again
-        parameter.requires_grad_(True)
-    return model
+    return add_prefixes(model, prefixes, arch)
 
 
 def stored_numbers(model: nn.Module) -> int:
