@@ -1,13 +1,19 @@
 """Prefix tuning (Li & Liang 2021) and P-tuning v2 (Liu et al. 2022) through the peft library:
 trained key/value prefixes on every layer. Prefix tuning may train them through an MLP
 reparametrisation (dropped after training); P-tuning v2 trains them directly, with the task's
-classification head."""
+classification head.
+
+Where the model config names the attention modules that take prefixes (`prefix_attn`: T5 and BART,
+whose encoder, decoder and cross-attention peft's prefixes do not all reach), the prefixes are
+peftbench's own (methods/prefixes.py); elsewhere they are the peft library's."""
 
 from dataclasses import dataclass
 
 import peft
 import torch.nn as nn
 
+from peftbench.methods import prefixes
+from peftbench.methods.modules import freeze_all
 from peftbench.methods.prompts import virtual_token_limit, PREFIX_MODEL_TYPES, peft_task_type, stored_after_reparametrisation
 from peftbench.methods.registry import Arch, Method, register_method
 
@@ -19,15 +25,24 @@ class PrefixTuningConfig:
     projection_hidden_size: int = 512  # the MLP's width
 
 
+def native(arch: Arch) -> bool:
+    return "prefix_attn" in arch.modules
+
+
 def apply_prefix_tuning(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -> nn.Module:
+    if native(arch):
+        freeze_all(model)
+        return prefixes.attach_prefixes(model, arch, cfg.num_virtual_tokens, cfg.projection_hidden_size if cfg.projection else None)
     peft_config = peft.PrefixTuningConfig(task_type=peft_task_type(arch), num_virtual_tokens=cfg.num_virtual_tokens,
                                           prefix_projection=cfg.projection, encoder_hidden_size=cfg.projection_hidden_size)
     return peft.get_peft_model(model, peft_config)
 
 
 def add_prefixes(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -> nn.Module:
-    """peft's prefixes around a model that already trains something of its own (a hybrid's adapters):
-    peft freezes everything it wraps, so what trained before is made trainable again."""
+    """Prefixes on a model that already trains something of its own (a hybrid's adapters). peft
+    freezes everything it wraps, so what trained before is made trainable again."""
+    if native(arch):
+        return prefixes.attach_prefixes(model, arch, cfg.num_virtual_tokens, cfg.projection_hidden_size if cfg.projection else None)
     trained = [p for p in model.parameters() if p.requires_grad]
     model = apply_prefix_tuning(model, cfg, arch)
     for parameter in trained:
@@ -37,6 +52,8 @@ def add_prefixes(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -> nn.Mo
 
 def stored_prefixes(model: nn.Module) -> int:
     """Keys and values of every layer: 2 x layers x virtual tokens x width."""
+    if hasattr(model, "prefix_groups"):
+        return prefixes.stored_numbers(model)
     config = model.peft_config["default"]
     return stored_after_reparametrisation(model, 2 * config.num_layers * config.num_virtual_tokens * config.token_dim)
 

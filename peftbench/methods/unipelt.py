@@ -5,9 +5,9 @@ sigmoid on the input of what it gates, averaged over the sequence: one value per
 scales the LoRA update, the prefix keys and values, or the adapter output.
 
 LoRA and the gates are native here (the peft library has no gate); the adapter is peftbench's own;
-the prefixes are the peft library's, wrapped around that model, and gated by a hook on each
-attention module that scales the prefix positions of its key/value cache before attention reads
-them. `unipelt_nogate` is the paper's ablation: the same three parts, ungated."""
+the prefixes are the peft library's, wrapped around that model (peftbench's own on T5 and BART), and
+gated by a hook on each attention module that scales its prefix keys and values before attention
+reads them. `unipelt_nogate` is the paper's ablation: the same three parts, ungated."""
 
 import math
 from dataclasses import dataclass
@@ -113,22 +113,26 @@ def layer_cache(cache, call_kwargs: dict, layer_idx: int):
 
 
 def gate_prefix_hook(attention: nn.Module, args: tuple, kwargs: dict) -> None:
-    """Before attention: scale the prefix keys and values in its cache by the gate on its input, once
-    per cache (peft builds a fresh one each forward pass; during generation later steps reuse it)."""
+    """Before attention: scale its prefix keys and values by the gate on its input. peftbench's own
+    prefixes (T5, BART) take the scale as they enter attention; peft's sit in the cache, scaled there
+    once per cache (peft builds a fresh one each forward pass; during generation later steps reuse it)."""
+    hidden_states = args[0] if args else kwargs["hidden_states"]
+    if getattr(attention, "prefix_slot", None) is not None:
+        attention.prefix_scale = attention.prefix_gate(hidden_states).unsqueeze(1)  # (batch, 1, 1, 1)
+        return
     layer = layer_cache(kwargs.get("past_key_values"), kwargs, attention.layer_idx)
     if layer is None or getattr(layer, "keys", None) is None or getattr(layer, "prefix_gated", False):
         return
-    hidden_states = args[0] if args else kwargs["hidden_states"]
     gate = attention.prefix_gate(hidden_states).unsqueeze(1)  # (batch, 1, 1, 1): over heads, positions, width
     layer.keys, layer.values = layer.keys * gate, layer.values * gate
     layer.prefix_gated = True
 
 
 def attention_modules(model: nn.Module, arch: Arch) -> list[tuple[nn.Module, int]]:
-    """(attention module, its input width) for every attention that peft's prefixes reach: the parents of
-    the query projections."""
+    """(attention module, its input width) for every attention that takes prefixes: the parents of the
+    query projections (on T5 and BART, those the model config names)."""
     queries = {name.rpartition(".")[0]: model.get_submodule(name) for name in module_names_for_roles(model, arch, ["q"])}
-    if "prefix_attn" in arch.modules:  # the model config names them where prefixes reach only some (T5, BART)
+    if "prefix_attn" in arch.modules:  # the model config names them where not every attention has them
         reached = set(module_names_for_roles(model, arch, ["prefix_attn"]))
         queries = {parent: query for parent, query in queries.items() if parent in reached}
     attentions = [(model.get_submodule(parent), features(query, "in")) for parent, query in queries.items()]
@@ -162,7 +166,7 @@ def apply_unipelt(model: nn.Module, cfg: UniPeltConfig, arch: Arch) -> nn.Module
 
 def stored_numbers(model: nn.Module) -> int:
     """With prefixes, the prefix MLP is dropped after training; otherwise everything trained is stored."""
-    if hasattr(model, "peft_config"):
+    if hasattr(model, "peft_config") or hasattr(model, "prefix_groups"):
         return stored_prefixes(model)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
