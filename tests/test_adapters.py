@@ -1,6 +1,6 @@
 """The native adapters on every architecture family: the method table's behaviours (trains and loss
 falls, base frozen, exact count, save/load round trip) through the run path on tiny BERT, GPT-2 and
-LLaMA classifiers, and identity at initialisation on those and on a T5 encoder-decoder."""
+LLaMA classifiers, and identity at initialisation on those and on T5 and BART encoder-decoders."""
 
 import copy
 
@@ -84,7 +84,10 @@ def test_adapter_trains_freezes_counts_and_round_trips(case, model, tiny_run_con
     assert record["latency"]["merged"] is None  # a non-linear adapter cannot fold into the weights
 
 
-def t5_inputs(vocab: int) -> dict:
+SEQ2SEQ = ("tiny_t5", "tiny_bart_lm")
+
+
+def seq2seq_inputs(vocab: int) -> dict:
     generator = torch.Generator().manual_seed(0)
     return {"input_ids": torch.randint(1, vocab, (2, 9), generator=generator),
             "decoder_input_ids": torch.randint(1, vocab, (2, 5), generator=generator)}
@@ -93,7 +96,7 @@ def t5_inputs(vocab: int) -> dict:
 NOT_IDENTITY_AT_INIT = {"mam", "unipelt", "unipelt_nogate"}  # prefixes add key/value positions: attention changes from the start
 
 
-@pytest.mark.parametrize("model", [*sorted(MODELS), "tiny_t5"])
+@pytest.mark.parametrize("model", [*sorted(MODELS), *SEQ2SEQ])
 @pytest.mark.parametrize("case", sorted(set(CASES) - NOT_IDENTITY_AT_INIT))
 def test_a_fresh_adapter_is_the_identity(case, model):
     method, overrides, _ = CASES[case]
@@ -102,15 +105,16 @@ def test_a_fresh_adapter_is_the_identity(case, model):
     set_seed(0)
     base = auto_class(cfg.model).from_config(architecture_config(cfg.model, 2)).eval()  # no tokenizer needed
     vocab = base.config.vocab_size
-    batch = t5_inputs(vocab) if model == "tiny_t5" else {"input_ids": torch.randint(1, vocab, (2, 9))}
+    batch = seq2seq_inputs(vocab) if model in SEQ2SEQ else {"input_ids": torch.randint(1, vocab, (2, 9))}
     with torch.no_grad():
         before = base(**batch).logits
         method_cfg = get_method(method).make_config({k: v for k, v in cfg.method.items() if k not in ("name", "lr")})
         adapted = get_method(method).apply(base, method_cfg, arch_of(cfg.model)).eval()
         after = adapted(**batch).logits
     wrapped = [m for m in adapted.modules() if type(m).__name__ in ("SerialAdapter", "ParallelAdapter")]
-    layers = cfg.model.architecture.get("num_layers", 0) + cfg.model.architecture.get("num_decoder_layers", 0)
-    assert len(wrapped) >= (layers or 2)  # on every layer (T5: encoder and decoder stacks)
+    a = cfg.model.architecture
+    layers = a.get("num_layers", 0) + a.get("num_decoder_layers", 0) + a.get("encoder_layers", 0) + a.get("decoder_layers", 0)
+    assert len(wrapped) >= (layers or 2)  # on every layer (T5, BART: encoder and decoder stacks)
     assert torch.allclose(before, after, atol=1e-5)
 
 

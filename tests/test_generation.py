@@ -14,7 +14,7 @@ from peftbench.recipe import run
 from conftest import compose_config
 
 LM_MODELS = ["tiny_gpt2_lm", "tiny_llama_lm", "tiny_t5_lm", "tiny_bart_lm"]
-MAIN_METHODS = ["lora", "dora", "adalora", "ia3", "prompt_tuning", "prefix_tuning", "p_tuning", "adapter_houlsby"]
+MAIN_METHODS = ["lora", "dora", "adalora", "ia3", "qlora", "prompt_tuning", "prefix_tuning", "p_tuning", "p_tuning_v2", "adapter_houlsby"]
 RUN_OPTIONS = {
     "adalora": ["method.tinit=2", "method.tfinal=4", "method.deltaT=2"],  # its schedule within 18 steps
     "prompt_tuning": ["trainer.lr=0.3"],  # Lester et al.'s rate: at 1e-2 the soft prompt barely moves BART in 18 steps
