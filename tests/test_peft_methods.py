@@ -60,6 +60,7 @@ def test_qlora_quantizes_on_cpu_and_saves_weight_memory(method, bits, tiny_run_c
     plain = run(tiny_run_config("lora", *common)).record
     state = quantized["method_state"]
     assert state["quantization"]["bits"] == bits and state["quantization"]["skipped_modules"] == ["classifier"]
+    assert ("quant_type" in state["quantization"]) == (bits == 4)  # NF4 and double quantization are 4-bit options only
     assert quantized["params"]["trainable"] == plain["params"]["trainable"]  # the same LoRA on a smaller base
     saved = state["weight_memory_saved_bytes"]
     assert saved == state["fp32_weights_bytes"] - state["quantized_weights_bytes"] > 0

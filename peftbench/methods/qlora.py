@@ -53,9 +53,11 @@ def quantization_report(model: nn.Module) -> dict:
     quantized = [p for p in model.parameters() if p.dtype in (torch.uint8, torch.int8)]
     quantized_bytes = sum(p.numel() * p.element_size() for p in quantized)
     unquantized_bytes = sum(4 * unquantized_numel(p) for p in quantized)  # the same weights in fp32
-    return {"quantization": {"bits": 4 if config.load_in_4bit else 8, "quant_type": config.bnb_4bit_quant_type,
-                             "double_quant": config.bnb_4bit_use_double_quant, "compute_dtype": str(config.bnb_4bit_compute_dtype),
-                             "skipped_modules": list(config.llm_int8_skip_modules or [])},
+    quantization = {"bits": 4 if config.load_in_4bit else 8, "skipped_modules": list(config.llm_int8_skip_modules or [])}
+    if config.load_in_4bit:  # the 4-bit options; 8-bit (LLM.int8) takes none of them
+        quantization |= {"quant_type": config.bnb_4bit_quant_type, "double_quant": config.bnb_4bit_use_double_quant,
+                         "compute_dtype": str(config.bnb_4bit_compute_dtype)}
+    return {"quantization": quantization,
             "quantized_weights_bytes": quantized_bytes, "fp32_weights_bytes": unquantized_bytes,
             "weight_memory_saved_bytes": unquantized_bytes - quantized_bytes}
 
