@@ -190,8 +190,12 @@ def merged_copy(model, method):
 
 
 def merge_check(unmerged: torch.Tensor, merged: torch.Tensor, tolerance: float) -> dict:
+    """Equivalent when the largest difference is within `tolerance` of the largest |output| (at least 1):
+    float32 rounding grows with the outputs' size (a language model's logits reach tens)."""
     difference = (unmerged - merged).abs().max().item()
-    return {"max_abs_diff": difference, "tolerance": tolerance, "equivalent": difference <= tolerance}
+    scale = max(1.0, unmerged.abs().max().item())
+    return {"max_abs_diff": difference, "output_scale": scale, "tolerance": tolerance, "allowed_abs_diff": tolerance * scale,
+            "equivalent": difference <= tolerance * scale}
 
 
 # --- checkpoint -------------------------------------------------------------------------------

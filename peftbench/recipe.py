@@ -214,7 +214,7 @@ def measure_inference(cfg: DictConfig, model, method, device: torch.device) -> d
     merged_latency = measure.latency(merged, batch, **timing)
     check = measure.merge_check(measure.outputs(model, batch, device), measure.outputs(merged, batch, device), m.merge_tolerance)
     if not check["equivalent"]:
-        check["reason"] = f"merged outputs differ from unmerged by {check['max_abs_diff']:.3g} > {m.merge_tolerance:g}"
+        check["reason"] = f"merged outputs differ from unmerged by {check['max_abs_diff']:.3g} > {check['allowed_abs_diff']:.3g}"
     return {**result, "merge_check": check,
             "merged": {**merged_latency, "overhead_pct": measure.overhead_pct(merged_latency["median_ms"], base_latency["median_ms"])}}
 

@@ -1,5 +1,6 @@
 """Measurement primitives: per-run peak memory, throughput arithmetic, latency statistics."""
 
+import pytest
 import torch
 
 from peftbench import measure
@@ -54,3 +55,12 @@ def test_latency_statistics_and_overhead():
                              torch.device("cpu"), warmup=1, repeats=11, min_warmup_seconds=0.05)
     assert result["repeats"] == 11 and 0 < result["median_ms"] <= result["p90_ms"]
     assert measure.overhead_pct(110.0, 100.0) == 10.0
+
+
+def test_merge_check_allows_rounding_in_proportion_to_the_outputs():
+    small, large = torch.tensor([[0.5, -1.0]]), torch.tensor([[30.0, -20.0]])
+    assert measure.merge_check(small, small + 9e-5, 1e-4)["equivalent"]
+    assert not measure.merge_check(small, small + 2e-4, 1e-4)["equivalent"]  # outputs below 1: an absolute 1e-4
+    check = measure.merge_check(large, large + 2e-3, 1e-4)  # logits of 30: up to 3e-3
+    assert check["equivalent"] and check["allowed_abs_diff"] == pytest.approx(3e-3)
+    assert not measure.merge_check(large, large + 4e-3, 1e-4)["equivalent"]
