@@ -17,17 +17,23 @@ from safetensors.torch import load_file, save_file
 # --- parameters -------------------------------------------------------------------------------
 
 
+def logical_numel(parameter: torch.Tensor) -> int:
+    """Weights a tensor stands for: bitsandbytes packs two 4-bit weights per byte and keeps the shape aside."""
+    state = getattr(parameter, "quant_state", None)
+    return math.prod(state.shape) if state is not None else parameter.numel()
+
+
 def parameter_split(model, base_parameter_ids: set[int], head_parameter_ids: set[int]) -> dict:
     """Trainable parameters split into what the method adds, existing weights it unfreezes (whole, or
     selected entries that a method trains in place: `selects_base_entries`), and the task head (new
-    under every method). `total` is the tuned model's size: tied weights once, and neither selected
+    under every method). `total` is the tuned model's size in weights (4-bit ones unpacked): tied weights once, and neither selected
     copies of base entries nor training-only tensors (`counts_in_total = False`, DiffPruning's dense diff)."""
     parameters = {id(p): p for p in model.parameters()}
     trainable = {i: p for i, p in parameters.items() if p.requires_grad}
     head = sum(p.numel() for i, p in trainable.items() if i in head_parameter_ids)
     added = sum(p.numel() for i, p in trainable.items()
                 if i not in base_parameter_ids and not getattr(p, "selects_base_entries", False))
-    total = sum(p.numel() for p in parameters.values()
+    total = sum(logical_numel(p) for p in parameters.values()
                 if getattr(p, "counts_in_total", True) and not getattr(p, "selects_base_entries", False))
     count = sum(p.numel() for p in trainable.values())
     return {"trainable": count, "total": total, "trainable_share": count / total, "added": added,

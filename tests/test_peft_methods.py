@@ -62,6 +62,7 @@ def test_qlora_quantizes_on_cpu_and_saves_weight_memory(method, bits, tiny_run_c
     assert state["quantization"]["bits"] == bits and state["quantization"]["skipped_modules"] == ["classifier"]
     assert ("quant_type" in state["quantization"]) == (bits == 4)  # NF4 and double quantization are 4-bit options only
     assert quantized["params"]["trainable"] == plain["params"]["trainable"]  # the same LoRA on a smaller base
+    assert quantized["params"]["total"] == plain["params"]["total"]  # of as many weights, 4-bit ones unpacked
     saved = state["weight_memory_saved_bytes"]
     assert saved == state["fp32_weights_bytes"] - state["quantized_weights_bytes"] > 0
     # 4-bit packs two weights per byte (1/8 of fp32), 8-bit one (1/4)

@@ -2,7 +2,6 @@
 4-bit NormalFloat with double quantization (or 8-bit). The new task head stays unquantized. Runs on
 CPU and CUDA."""
 
-import math
 from dataclasses import dataclass, field
 
 import peft
@@ -10,6 +9,7 @@ import torch
 import torch.nn as nn
 from transformers import BitsAndBytesConfig
 
+from peftbench.measure import logical_numel
 from peftbench.methods.lora import LoraConfig, apply_lora, merge_lora
 from peftbench.methods.registry import Arch, Method, register_method
 
@@ -43,16 +43,11 @@ def apply_qlora(model: nn.Module, cfg: QLoraConfig, arch: Arch) -> nn.Module:
     return apply_lora(model, cfg, arch)
 
 
-def unquantized_numel(parameter: torch.Tensor) -> int:
-    state = getattr(parameter, "quant_state", None)  # 4-bit weights are packed two per byte
-    return math.prod(state.shape) if state is not None else parameter.numel()
-
-
 def quantization_report(model: nn.Module) -> dict:
     config = model.get_base_model().config.quantization_config
     quantized = [p for p in model.parameters() if p.dtype in (torch.uint8, torch.int8)]
     quantized_bytes = sum(p.numel() * p.element_size() for p in quantized)
-    unquantized_bytes = sum(4 * unquantized_numel(p) for p in quantized)  # the same weights in fp32
+    unquantized_bytes = sum(4 * logical_numel(p) for p in quantized)  # the same weights in fp32
     quantization = {"bits": 4 if config.load_in_4bit else 8, "skipped_modules": list(config.llm_int8_skip_modules or [])}
     if config.load_in_4bit:  # the 4-bit options; 8-bit (LLM.int8) takes none of them
         quantization |= {"quant_type": config.bnb_4bit_quant_type, "double_quant": config.bnb_4bit_use_double_quant,
