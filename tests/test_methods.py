@@ -137,9 +137,10 @@ def check_memory_breakdown(record, model, every_parameter_stepped: bool = True):
     fp32 moments per trainable parameter."""
     parts, params = record["memory"]["breakdown"], record["params"]
     quantized = (record["method_state"] or {}).get("quantized_weights_bytes", 0)  # int8/uint8: one byte per element
-    held = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    tensors = {id(p): p for p in model.parameters()}.values()
+    held = sum(p.numel() for p in tensors)
     assert parts["weights_bytes"] == 4 * (held - quantized) + quantized
-    assert held >= params["total"]
+    assert sum(measure.logical_numel(p) for p in tensors) >= params["total"]  # 4-bit weights: two per stored byte
     assert parts["gradients_bytes"] == 4 * params["trainable"]
     if every_parameter_stepped:
         assert parts["optimizer_state_bytes"] == 2 * params["trainable"] * 4
