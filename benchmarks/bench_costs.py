@@ -31,9 +31,11 @@ def arguments() -> dict:
     return values
 
 
-def compose_run(model: str):
+def compose_run(model: str, method: str = "lora"):
+    """An RTE run config; `method` is a method name and its options, e.g. "adapter_houlsby method.bottleneck=8"."""
+    name, *options = method.split()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=["+method=lora", "+task=rte", f"model={model}", "tracker=none"])
+        return compose(config_name="config", overrides=[f"+method={name}", "+task=rte", f"model={model}", "tracker=none", *options])
 
 
 def tuned_model(cfg):

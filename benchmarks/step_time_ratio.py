@@ -11,10 +11,9 @@ import statistics
 import sys
 
 import torch
-from hydra import compose, initialize_config_dir
 
-from bench_costs import fixed_batches, harness_step_seconds, tuned_model
-from peftbench import CONF_DIR, data, measure
+from bench_costs import compose_run, fixed_batches, harness_step_seconds, tuned_model
+from peftbench import data, measure
 from peftbench.models import build_model
 
 
@@ -22,12 +21,6 @@ def arguments() -> dict:
     values = {"model": "minilm_l6", "steps": "30", "rounds": "4", "a": "adapter_houlsby method.bottleneck=8", "b": "lora"}
     values.update(argument.split("=", 1) for argument in sys.argv[1:])
     return values
-
-
-def compose_method(spec: str, model: str):
-    method, *options = spec.split()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=[f"+method={method}", "+task=rte", f"model={model}", "tracker=none", *options])
 
 
 def latency_ms(model, cfg) -> float:
@@ -40,7 +33,7 @@ def main() -> None:
     args = arguments()
     runs = {}
     for key in ("a", "b"):
-        cfg = compose_method(args[key], args["model"])
+        cfg = compose_run(args["model"], args[key])
         model, tokenizer, method = tuned_model(cfg)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         runs[key] = {"spec": args[key], "cfg": cfg, "model": model, "method": method, "trainable": trainable, "steps": [],

@@ -29,10 +29,14 @@ def native(arch: Arch) -> bool:
     return "prefix_attn" in arch.modules
 
 
+def attach_native(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -> nn.Module:
+    return prefixes.attach_prefixes(model, arch, cfg.num_virtual_tokens, cfg.projection_hidden_size if cfg.projection else None)
+
+
 def apply_prefix_tuning(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -> nn.Module:
     if native(arch):
         freeze_all(model)
-        return prefixes.attach_prefixes(model, arch, cfg.num_virtual_tokens, cfg.projection_hidden_size if cfg.projection else None)
+        return attach_native(model, cfg, arch)
     peft_config = peft.PrefixTuningConfig(task_type=peft_task_type(arch), num_virtual_tokens=cfg.num_virtual_tokens,
                                           prefix_projection=cfg.projection, encoder_hidden_size=cfg.projection_hidden_size)
     return peft.get_peft_model(model, peft_config)
@@ -42,7 +46,7 @@ def add_prefixes(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -> nn.Mo
     """Prefixes on a model that already trains something of its own (a hybrid's adapters). peft
     freezes everything it wraps, so what trained before is made trainable again."""
     if native(arch):
-        return prefixes.attach_prefixes(model, arch, cfg.num_virtual_tokens, cfg.projection_hidden_size if cfg.projection else None)
+        return attach_native(model, cfg, arch)
     trained = [p for p in model.parameters() if p.requires_grad]
     model = apply_prefix_tuning(model, cfg, arch)
     for parameter in trained:
@@ -51,8 +55,9 @@ def add_prefixes(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -> nn.Mo
 
 
 def stored_prefixes(model: nn.Module) -> int:
-    """Keys and values of every layer: 2 x layers x virtual tokens x width."""
-    if hasattr(model, "prefix_groups"):
+    """Everything trained outside a prefix MLP, and the keys and values it computes: 2 x layers x
+    virtual tokens x width (peftbench's prefixes: per group; none: just what trained)."""
+    if not hasattr(model, "peft_config"):
         return prefixes.stored_numbers(model)
     config = model.peft_config["default"]
     return stored_after_reparametrisation(model, 2 * config.num_layers * config.num_virtual_tokens * config.token_dim)

@@ -114,7 +114,7 @@ def attach_prefixes(model: nn.Module, arch: Arch, length: int, projection_hidden
 
 def stored_numbers(model: nn.Module) -> int:
     """What inference needs: everything trained outside the prefix MLPs, and the prefixes they compute."""
-    groups = list(model.prefix_groups)
+    groups = list(getattr(model, "prefix_groups", []))
     inside = {id(p) for group in groups for p in group.parameters()}
     outside = sum(p.numel() for p in model.parameters() if p.requires_grad and id(p) not in inside)
     return outside + sum(group.stored_numbers() for group in groups)

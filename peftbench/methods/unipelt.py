@@ -164,13 +164,6 @@ def apply_unipelt(model: nn.Module, cfg: UniPeltConfig, arch: Arch) -> nn.Module
     return add_prefixes(model, prefixes, arch)
 
 
-def stored_numbers(model: nn.Module) -> int:
-    """With prefixes, the prefix MLP is dropped after training; otherwise everything trained is stored."""
-    if hasattr(model, "peft_config") or hasattr(model, "prefix_groups"):
-        return stored_prefixes(model)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def gate_values(model: nn.Module) -> dict:
     """The mean value of every gate over the latest evaluation, by part and module, and per part."""
     gates = {part: {} for part in PARTS}
@@ -191,4 +184,4 @@ def gate_values(model: nn.Module) -> dict:
 
 for name, config_cls in (("unipelt", UniPeltConfig), ("unipelt_nogate", UniPeltNoGateConfig)):
     register_method(Method(name, config_cls, apply_unipelt, family="hybrid", size_knob="bottleneck",
-                           model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_numbers, report=gate_values))
+                           model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_prefixes, report=gate_values))
