@@ -1,5 +1,7 @@
 """Behaviour particular to the peft-library methods beyond the shared method table."""
 
+import math
+
 import pytest
 
 from peftbench.methods import METHODS
@@ -68,3 +70,71 @@ def test_qlora_quantizes_on_cpu_and_saves_weight_memory(method, bits, tiny_run_c
     # 4-bit packs two weights per byte (1/8 of fp32), 8-bit one (1/4)
     assert state["quantized_weights_bytes"] * (8 if bits == 4 else 4) == state["fp32_weights_bytes"]
     assert quantized["memory"]["breakdown"]["weights_bytes"] == plain["memory"]["breakdown"]["weights_bytes"] - saved
+
+
+@pytest.fixture
+def cpu_bf16_layout(monkeypatch):
+    """bitsandbytes' AVX512-BF16 path on any CPU: every new 4-bit layer may repack its weight for CPU
+    inference; counts how often a weight is repacked."""
+    import bitsandbytes.nn.modules as modules
+
+    calls = {"packed": 0}
+    pack = modules._convert_weight_packed_for_cpu
+
+    def counted_pack(*args, **kwargs):
+        calls["packed"] += 1
+        return pack(*args, **kwargs)
+
+    monkeypatch.setattr(modules, "has_avx512bf16", lambda: True)
+    monkeypatch.setattr(modules, "_convert_weight_packed_for_cpu", counted_pack)
+    return calls
+
+
+def test_qlora_trains_again_after_evaluating_in_the_cpu_bf16_layout(cpu_bf16_layout, tiny_run_config):
+    """On an AVX512-BF16 CPU the evaluation between epochs repacks the weights; the next epoch, the
+    latency measurement and the merge must still work."""
+    wide = ["model.architecture.hidden_size=64", "model.architecture.intermediate_size=128"]  # a block of 64 fits
+    record = run(tiny_run_config("qlora", *wide, "trainer.epochs=2", "method.r=4", "method.compute_dtype=bfloat16",
+                                 "method.target_modules=[q,k,v,attn_out,ffn_in,ffn_out]")).record
+    assert record["status"] == "ok" and [entry["epoch"] for entry in record["metrics"]["history"]] == [1, 2]
+    assert record["time"]["train_steps"] == 2 * 8 and math.isfinite(record["metrics"]["last_loss"])
+    assert record["method_state"]["quantization"]["cpu_bf16_packed_layers"] == 2 * 6 + 1  # both layers' six, and the pooler
+    assert cpu_bf16_layout["packed"] >= 2 * 13  # packed at each evaluation: the standard layout came back to train
+    assert math.isfinite(record["latency"]["merged"]["median_ms"]) and math.isfinite(record["latency"]["merge_check"]["max_abs_diff"])
+
+
+def test_qlora_uses_the_cpu_layout_only_where_it_keeps_the_numbers(cpu_bf16_layout, tiny_run_config):
+    """fp32 compute (the default): the bf16 CPU kernel would compute in bfloat16, so it never runs. bf16:
+    only on layers whose input is a whole quantization block (tiny_bert's FFN outputs, 64 -> 32); the
+    repack fails on narrower ones (32 wide)."""
+    packed_layers = {}
+    for dtype in ("float32", "bfloat16"):
+        record = run(tiny_run_config("qlora", "trainer.epochs=2", f"method.compute_dtype={dtype}")).record
+        assert record["status"] == "ok"
+        packed_layers[dtype] = record["method_state"]["quantization"]["cpu_bf16_packed_layers"]
+    assert packed_layers == {"float32": 0, "bfloat16": 2}
+
+
+def test_the_cpu_bf16_layout_is_undone_exactly_before_training():
+    import bitsandbytes as bnb
+    import torch
+
+    from peftbench.methods.qlora import guard_cpu_packing, is_cpu_packed
+
+    layer = bnb.nn.Linear4bit(128, 64, compute_dtype=torch.bfloat16, quant_type="nf4", compress_statistics=True)
+    layer.weight = bnb.nn.Params4bit(torch.randn(64, 128), requires_grad=False, quant_type="nf4",
+                                     compress_statistics=True, module=layer)
+    layer = layer.to("cpu")
+    layer.support_avx512bf16_for_cpu = True
+    guard_cpu_packing(layer, torch.bfloat16)
+    standard = layer.weight.data.clone()
+    before = bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state).clone()
+    for _ in range(3):  # evaluate, then train: every cycle returns to the same weights
+        layer.eval()
+        with torch.no_grad():
+            layer(torch.randn(2, 128))
+        assert is_cpu_packed(layer)
+        layer.train()
+        layer(torch.randn(2, 128, requires_grad=True)).sum().backward()
+        assert not is_cpu_packed(layer) and torch.equal(layer.weight.data, standard)
+    assert torch.equal(bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state), before)

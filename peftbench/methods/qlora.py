@@ -2,6 +2,7 @@
 4-bit NormalFloat with double quantization (or 8-bit). The new task head stays unquantized. Runs on
 CPU and CUDA."""
 
+import copy
 from dataclasses import dataclass, field
 
 import peft
@@ -38,9 +39,67 @@ def quantization_options(cfg: QLoraConfig, arch: Arch) -> dict:
         llm_int8_skip_modules=list(arch.head))}  # the new head trains in full precision
 
 
+# bitsandbytes, on a CPU with AVX512-BF16, repacks a 4-bit weight into a CPU layout the first time the
+# layer runs in eval mode without gradients, and from then on computes that layer in bfloat16. The
+# packed layout cannot train (matmul_4bit adds the bias in place) nor be de-quantized for a merge, its
+# inverse is lossy (the scales pass through bfloat16), and the repack fails on layers narrower than a
+# quantization block. peftbench lets it run only where it is what the user asked for
+# (compute_dtype=bfloat16) and the layer's shape fits, and puts the layer's own standard-layout weight
+# back before it trains or merges: the same numbers on every CPU, however often it evaluates.
+CPU_PACK_BLOCK_N = 32  # bitsandbytes' _convert_weight_packed_for_cpu: out_features in blocks of 32
+
+
+def linear_4bit_layers(model: nn.Module) -> list[nn.Module]:
+    import bitsandbytes as bnb  # imported here: only QLoRA needs it
+
+    return [module for module in model.modules() if isinstance(module, bnb.nn.Linear4bit)]
+
+
+def is_cpu_packed(layer: nn.Module) -> bool:
+    return bool(getattr(layer.weight.quant_state, "packing_format_for_cpu", False))
+
+
+def cpu_packable(layer: nn.Module, compute_dtype: torch.dtype) -> bool:
+    """Whether bitsandbytes' CPU bf16 layout may serve this layer's inference."""
+    blocksize = layer.weight.quant_state.blocksize
+    fits = layer.in_features % blocksize == 0 and layer.out_features % CPU_PACK_BLOCK_N == 0
+    return fits and compute_dtype == torch.bfloat16
+
+
+def restore_standard_layout(layer: nn.Module) -> None:
+    """The weight and quantization state the layer had before bitsandbytes repacked them (exact)."""
+    if is_cpu_packed(layer):
+        layer.weight.data, layer.weight.quant_state = layer.standard_layout
+
+
+def keep_standard_layout(layer: nn.Module, args) -> None:
+    """Forward pre-hook: remembers the standard layout while the layer has it (the repack replaces the
+    tensor and edits the state in place, so a shallow copy keeps the original), and puts it back
+    before a forward that trains or passes gradients."""
+    if not is_cpu_packed(layer):
+        layer.standard_layout = (layer.weight.data, copy.copy(layer.weight.quant_state))
+    elif layer.training or args[0].requires_grad:
+        restore_standard_layout(layer)
+
+
+def guard_cpu_packing(model: nn.Module, compute_dtype: torch.dtype) -> None:
+    for layer in linear_4bit_layers(model):
+        layer.support_avx512bf16_for_cpu = layer.support_avx512bf16_for_cpu and cpu_packable(layer, compute_dtype)
+        if layer.support_avx512bf16_for_cpu:
+            layer.register_forward_pre_hook(keep_standard_layout)
+
+
 def apply_qlora(model: nn.Module, cfg: QLoraConfig, arch: Arch) -> nn.Module:
     model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    guard_cpu_packing(model, COMPUTE_DTYPES[cfg.compute_dtype])
     return apply_lora(model, cfg, arch)
+
+
+def merge_qlora(model: nn.Module) -> nn.Module:
+    """De-quantizes (from the standard layout), adds the update and re-quantizes."""
+    for layer in linear_4bit_layers(model):
+        restore_standard_layout(layer)
+    return merge_lora(model)
 
 
 def quantization_report(model: nn.Module) -> dict:
@@ -50,8 +109,11 @@ def quantization_report(model: nn.Module) -> dict:
     unquantized_bytes = sum(4 * logical_numel(p) for p in quantized)  # the same weights in fp32
     quantization = {"bits": 4 if config.load_in_4bit else 8, "skipped_modules": list(config.llm_int8_skip_modules or [])}
     if config.load_in_4bit:  # the 4-bit options; 8-bit (LLM.int8) takes none of them
+        layers = linear_4bit_layers(model)
         quantization |= {"quant_type": config.bnb_4bit_quant_type, "double_quant": config.bnb_4bit_use_double_quant,
-                         "compute_dtype": str(config.bnb_4bit_compute_dtype)}
+                         "compute_dtype": str(config.bnb_4bit_compute_dtype),
+                         # layers whose inference may use bitsandbytes' CPU bf16 layout (AVX512-BF16 CPUs)
+                         "cpu_bf16_packed_layers": sum(layer.support_avx512bf16_for_cpu for layer in layers)}
     return {"quantization": quantization,
             "quantized_weights_bytes": quantized_bytes, "fp32_weights_bytes": unquantized_bytes,
             "weight_memory_saved_bytes": unquantized_bytes - quantized_bytes}
@@ -59,5 +121,5 @@ def quantization_report(model: nn.Module) -> dict:
 
 # Merging de-quantizes, adds the update and re-quantizes: lossy, and the run's merge check says by how much.
 for name in ("qlora", "qlora_8bit"):
-    register_method(Method(name, QLoraConfig, apply_qlora, family="reparametrised", size_knob="r", merge=merge_lora,
+    register_method(Method(name, QLoraConfig, apply_qlora, family="reparametrised", size_knob="r", merge=merge_qlora,
                            load_options=quantization_options, report=quantization_report))
