@@ -1,5 +1,9 @@
-"""`python -m peftbench +method=<name> +task=<name> [overrides]`: one run, or a grid with -m."""
+"""`python -m peftbench +method=<name> +task=<name> [overrides]`: one run, or a grid with -m.
 
+Before Hydra starts, the command line is checked as a whole (group names, keys, values; the first
+combination of a grid): a bad one exits 2 with one sentence, before any model is built."""
+
+import difflib
 import os
 import re
 import sys
@@ -7,12 +11,15 @@ import sys
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from peftbench import CONF_DIR
 
 REQUIRED_GROUPS = ("method", "task")
+CHOSEN_GROUPS = ("method", "task", "model", "trainer", "tracker", "budget")  # conf/<group>/<name>.yaml
 USAGE_ERROR = 2
+# Hydra's own flags that name another config: the command line is then checked by the run itself
+CONFIG_FLAGS = ("--config-name", "-cn", "--config-dir", "-cd", "--config-path", "-cp")
 
 
 def available(group: str) -> list[str]:
@@ -25,10 +32,10 @@ def fail(message: str) -> None:
 
 
 def check_group_choices(arguments: list[str]) -> None:
-    """Reject an unknown method/task name before Hydra composes (its own error is long and exits 1)."""
+    """Reject an unknown config name before Hydra composes (its own error is long and exits 1)."""
     for argument in arguments:
         match = re.fullmatch(r"[+~]{0,2}(\w+)=(.*)", argument)
-        if not match or match.group(1) not in REQUIRED_GROUPS:
+        if not match or match.group(1) not in CHOSEN_GROUPS:
             continue
         group, value = match.groups()
         choices = re.sub(r"^(choice|range|glob)\((.*)\)$", r"\2", value).split(",")
@@ -41,6 +48,82 @@ def check_required_groups(cfg: DictConfig) -> None:
     for group in REQUIRED_GROUPS:
         if group not in cfg:
             fail(f"no {group} given; add +{group}=<name>, available {group}s: {', '.join(available(group))}.")
+
+
+def first_combination(arguments: list[str]) -> list[str]:
+    """The overrides of a grid's first job (a sweep `a=1,2` as `a=1`); Hydra's own keys left out."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = [a for a in arguments if not a.startswith("-") and not a.startswith(("hydra.", "hydra/", "+hydra"))]
+    chosen = []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.is_sweep_override():
+            chosen.append(f"{override.get_key_element()}={next(override.sweep_string_iterator())}")
+        else:
+            chosen.append(override.input_line)
+    return chosen
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return hydra_compose(config_name="config", overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def unknown_key_message(key: str, overrides: list[str]) -> str:
+    """One sentence for an override of a key the config lacks: the group it needs, or the near keys."""
+    parts = key.lstrip("+~").split(".")
+    others = [o for o in overrides if not re.match(rf"[+~]*{re.escape(key.lstrip('+~'))}=", o)]
+    try:
+        base = compose(others)
+    except Exception:  # noqa: BLE001 - the other overrides are bad too; the first is named
+        base = None
+    if base is not None and parts[0] in REQUIRED_GROUPS and parts[0] not in base:
+        return (f"{key} needs a {parts[0]}: add +{parts[0]}=<name>; available {parts[0]}s: "
+                f"{', '.join(available(parts[0]))}.")
+    node = OmegaConf.select(base, ".".join(parts[:-1])) if base is not None and len(parts) > 1 else base
+    keys = sorted(node.keys()) if isinstance(node, DictConfig) else []
+    near = difflib.get_close_matches(parts[-1], keys, n=1)
+    prefix = ".".join(parts[:-1] + [""])
+    hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
+    listing = f"; valid keys of {'.'.join(parts[:-1]) or 'the config'}: {', '.join(keys)}" if keys else ""
+    return f"unknown key '{key}'{hint}{listing}; +{key}=... would add a new one."
+
+
+def composition_message(error: Exception, overrides: list[str]) -> str:
+    text = str(error)
+    if match := re.search(r"Could not override '([^']+)'", text):
+        return unknown_key_message(match.group(1), overrides)
+    if match := re.search(r"Could not append to config\. An item is already at '([^']+)'", text):
+        return f"'{match.group(1)}' is already in the config: set it without '+' ({match.group(1)}=...)."
+    return text.strip().splitlines()[0]
+
+
+def preflight(arguments: list[str]) -> DictConfig | None:
+    """The command line checked before Hydra runs it: the composed config of the (first) run, or None
+    where Hydra's own flags name another config. Exits 2 with one sentence on the first bad value."""
+    check_group_choices(arguments)
+    if any(a.split("=")[0] in CONFIG_FLAGS for a in arguments) or any(a in ("--help", "-h", "--hydra-help") for a in arguments):
+        return None
+    overrides = first_combination(arguments)
+    try:
+        cfg = compose(overrides)
+    except Exception as error:  # noqa: BLE001 - Hydra's composition errors have no common base class
+        fail(composition_message(error, overrides))
+    check_required_groups(cfg)
+    from peftbench.validate import ConfigError, validate
+
+    try:
+        validate(cfg)
+    except ConfigError as error:
+        fail(str(error))
+    return cfg
 
 
 def threads_per_parallel_job(hydra_cfg) -> int | None:
@@ -62,17 +145,27 @@ def hydra_main(cfg: DictConfig) -> float:
         with open_dict(cfg):  # the runs of one multirun share a W&B group named after the sweep
             cfg.tracker.group = hydra_cfg.sweep.dir.replace("/", "_")
     from peftbench.budget import BudgetError
+    from peftbench.data import DataError
+    from peftbench.records import NotWritableError
     from peftbench.recipe import run  # imported here so that usage errors answer fast
+    from peftbench.validate import ConfigError
 
     try:
         record = run(cfg).record
-    except BudgetError as error:
+    except (BudgetError, ConfigError, DataError, NotWritableError) as error:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             raise  # this job fails; the other jobs of the sweep go on
         fail(str(error))
     return record["metrics"]["final"][cfg.task.main_metric]  # for Hydra sweepers that optimise
 
 
+def register_resolvers() -> None:
+    """`${run_uid:}` in hydra.run.dir: runs started in the same second get folders of their own."""
+    if not OmegaConf.has_resolver("run_uid"):
+        OmegaConf.register_new_resolver("run_uid", lambda: f"{os.getpid()}", use_cache=True)
+
+
 def main() -> None:
-    check_group_choices(sys.argv[1:])
+    preflight(sys.argv[1:])
+    register_resolvers()
     hydra_main()

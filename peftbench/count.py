@@ -20,10 +20,10 @@ from peftbench.cli import check_group_choices, fail
 def count(cfg: DictConfig) -> dict:
     """Parameter counts of method x model on the meta device (no task needed)."""
     from peftbench.measure import parameter_split
-    from peftbench.methods import get_method
+    from peftbench.methods import get_method, method_options
     from peftbench.methods.modules import head_parameters
     from peftbench.models import build_meta_model
-    from peftbench.recipe import arch_of, method_options
+    from peftbench.recipe import arch_of
 
     started = time.perf_counter()
     method = get_method(cfg.method.name)

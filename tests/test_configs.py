@@ -6,7 +6,7 @@ import pytest
 
 from peftbench import CONF_DIR
 from peftbench.methods import METHODS, get_method
-from peftbench.recipe import method_options
+from peftbench.methods import method_options
 
 from conftest import compose_config
 

@@ -6,6 +6,14 @@ from typing import Any, Callable
 import torch.nn as nn
 
 FAMILIES = ("baseline", "additive", "selective", "reparametrised", "hybrid")
+COMMON_METHOD_KEYS = ("name", "lr")  # every method config has these; the rest are its options
+
+
+def method_options(method_cfg) -> dict:
+    """A method config's own options (everything but the keys every method has)."""
+    from omegaconf import OmegaConf
+
+    return {k: v for k, v in OmegaConf.to_container(method_cfg, resolve=True).items() if k not in COMMON_METHOD_KEYS}
 
 
 @dataclass(frozen=True)

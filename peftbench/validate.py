@@ -1,0 +1,137 @@
+"""Checks of a composed run config before any work: each bad value fails in one sentence that names
+it and the valid choices (the CLI exits 2), before a model is built or data is read."""
+
+import math
+
+from peftbench.tracking import TRACKER_MODES, TRACKERS, wandb_key_configured
+
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+NAN_POLICIES = ("stop", "skip")  # trainer.nan_policy: what a non-finite loss does
+
+
+class ConfigError(ValueError):
+    """A composed config that cannot run: a usage error, raised before any work."""
+
+
+def value_at(cfg, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = node.get(part) if node is not None else None
+    return node
+
+
+def is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_whole(cfg, dotted: str, minimum: int, optional: bool = False) -> None:
+    value = value_at(cfg, dotted)
+    if optional and value is None:
+        return
+    if not is_whole(value) or value < minimum:
+        allowed = f"a whole number of at least {minimum}" + (" or null" if optional else "")
+        raise ConfigError(f"{dotted}={value!r} is not valid: it must be {allowed}.")
+
+
+def check_number(cfg, dotted: str, low: float, high: float | None = None, low_open: bool = False,
+                 optional: bool = False) -> None:
+    value = value_at(cfg, dotted)
+    if optional and value is None:
+        return
+    above = is_number(value) and (value > low if low_open else value >= low)
+    if not above or (high is not None and value >= high):
+        bounds = f"{'above' if low_open else 'at least'} {low:g}" + (f" and below {high:g}" if high is not None else "")
+        raise ConfigError(f"{dotted}={value!r} is not valid: it must be a number {bounds}"
+                          f"{' or null' if optional else ''}.")
+
+
+def check_choice(cfg, dotted: str, choices) -> None:
+    value = value_at(cfg, dotted)
+    if value not in choices:
+        raise ConfigError(f"{dotted}={value!r} is not valid; valid: {', '.join(map(str, choices))}.")
+
+
+def resolve_device(requested: str):
+    """`auto` is cuda when available, else cpu; a device this machine lacks fails in one sentence."""
+    import torch  # imported here: the checks before it answer in a fraction of a second
+
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:
+        raise ConfigError(f"device={requested!r} is not valid; valid: auto, {', '.join(DEVICE_TYPES)} (cuda:<index>).")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={requested!r} is not available: this machine has no CUDA device; use device=auto or device=cpu.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device={requested!r} is not available: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={requested!r} is not available on this machine; use device=auto or device=cpu.")
+    return device
+
+
+def check_trainer(cfg) -> None:
+    for key in ("batch_size", "eval_batch_size", "grad_accum_steps", "max_seq_length", "log_every_steps"):
+        check_whole(cfg, f"trainer.{key}", 1)
+    check_whole(cfg, "trainer.max_steps", 1, optional=True)
+    if cfg.trainer.max_steps is None:
+        check_whole(cfg, "trainer.epochs", 1)
+    check_whole(cfg, "trainer.save_state_every_steps", 1, optional=True)
+    check_number(cfg, "trainer.lr", 0.0, low_open=True)
+    check_number(cfg, "trainer.weight_decay", 0.0)
+    check_number(cfg, "trainer.warmup_ratio", 0.0, 1.0)
+    check_number(cfg, "trainer.max_grad_norm", 0.0, low_open=True, optional=True)
+    check_choice(cfg, "trainer.nan_policy", NAN_POLICIES)
+    for key in ("resume", "eval_every_epoch", "eval_before_training"):
+        check_choice(cfg, f"trainer.{key}", (True, False))
+
+
+def check_method(cfg) -> None:
+    from peftbench.methods import get_method, method_options  # imported here: slow (peft, transformers)
+
+    try:
+        method = get_method(cfg.method.name)
+    except KeyError as error:
+        raise ConfigError(error.args[0]) from error
+    try:
+        options = method.make_config(method_options(cfg.method))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(str(error)) from error
+    if method.size_knob:
+        check_whole(cfg, f"method.{method.size_knob}", 1, optional=getattr(options, method.size_knob) is None)
+    try:
+        method.check_model_type(cfg.model.architecture.model_type)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+
+
+def check_tracker(cfg) -> None:
+    check_choice(cfg, "tracker.name", TRACKERS)
+    if cfg.tracker.name != "wandb":
+        return
+    check_choice(cfg, "tracker.mode", TRACKER_MODES)
+    if cfg.tracker.mode == "online" and not wandb_key_configured():
+        raise ConfigError("tracker.mode=online needs a W&B API key (WANDB_API_KEY or `wandb login`); "
+                          "use tracker.mode=offline (sync later) or tracker=none.")
+
+
+def validate(cfg) -> None:
+    """Every check of a composed run config; raises ConfigError at the first bad value."""
+    check_whole(cfg, "seed", 0)
+    check_whole(cfg, "num_threads", 1, optional=True)
+    check_choice(cfg, "force", (True, False))
+    check_trainer(cfg)
+    check_whole(cfg, "task.max_train_samples", 1, optional=True)
+    check_whole(cfg, "task.max_eval_samples", 1, optional=True)
+    if cfg.budget.params is not None and cfg.budget.share is not None:
+        raise ConfigError(f"Budget '{cfg.budget.name}' sets both budget.params={cfg.budget.params} and "
+                          f"budget.share={cfg.budget.share}; set one of them.")
+    check_tracker(cfg)
+    resolve_device(cfg.device)
+    check_method(cfg)
