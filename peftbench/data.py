@@ -1,15 +1,23 @@
 """Task data: read a task's splits (local GLUE/SuperGLUE files or the hub), tokenize, batch."""
 
 import csv
+import hashlib
+import io
 import json
 import random
+import string
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
 SPLITS = ("train", "validation")
+
+
+class DataError(ValueError):
+    """A task's data that cannot be used as configured (a missing column, an empty or non-UTF-8 file)."""
 
 
 @dataclass(frozen=True)
@@ -36,22 +44,87 @@ def num_labels(task) -> int:
     return 1 if is_regression(task) else len(task.labels)
 
 
+def read_text(path: Path, encoding: str = "utf-8") -> str:
+    """The file's text as it is (line ends untranslated: a quoted CSV field keeps its own)."""
+    try:
+        return path.read_bytes().decode(encoding)
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); "
+                        f"save it as UTF-8.") from error
+
+
 def read_tsv(path: Path, columns) -> list[dict]:
     """GLUE TSV: split on newlines and tabs with no quote handling (sentences contain `"`)."""
-    lines = [line for line in path.read_text(encoding="utf-8-sig").split("\n") if line.strip()]
+    lines = [line for line in read_text(path, "utf-8-sig").split("\n") if line.strip()]
+    if not lines:
+        return []
     if columns is None:
         columns, lines = lines[0].rstrip("\r").split("\t"), lines[1:]
     return [dict(zip(columns, line.rstrip("\r").split("\t"))) for line in lines]
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path} line {number} is not JSON ({error.msg}).") from error
+    return rows
 
 
 def read_csv(path: Path) -> list[dict]:
     """CSV with a header line; quoted fields may span lines (E2E, SAMSum)."""
-    with path.open(encoding="utf-8", newline="") as file:
-        return list(csv.DictReader(file))
+    return list(csv.DictReader(io.StringIO(read_text(path), newline="")))
+
+
+def template_fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def fields_read(task) -> list[str]:
+    """The columns a task's templates and label read from every row."""
+    needed = set().union(*(template_fields(t) for t in task.segments))
+    if task.get("prompt"):
+        needed |= template_fields(task.prompt)
+    return sorted(needed | {task.label_field})
+
+
+def check_rows(rows: list[dict], path: Path, task) -> None:
+    if not rows:
+        raise DataError(f"{path} holds no examples (an empty file, or a header alone); task '{task.name}' needs at least one row.")
+    missing = [name for name in fields_read(task) if name not in rows[0]]
+    if missing:
+        raise DataError(f"{path} has no column '{missing[0]}', which task '{task.name}' reads; "
+                        f"its columns: {', '.join(map(str, rows[0]))}.")
+
+
+@lru_cache(maxsize=64)
+def file_fingerprint(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def identity(task, data_dir: str | None) -> dict:
+    """What a run's data is, for its config hash: each local file's size and SHA-256 (not where it
+    lies), or the hub dataset's name."""
+    if not data_dir:
+        return {"source": "hub", "path": task.hub.path, "name": task.hub.get("name"),
+                "splits": dict(task.hub.get("splits") or {})}
+    files = {}
+    for split in SPLITS:
+        path = Path(data_dir) / task.local.dir / task.local.splits[split]
+        if path.is_file():
+            stat = path.stat()
+            files[split] = {"file": f"{task.local.dir}/{task.local.splits[split]}", "bytes": stat.st_size,
+                            "sha256": file_fingerprint(str(path.resolve()), stat.st_size, stat.st_mtime_ns)}
+        else:
+            files[split] = None  # reading it fails with the path
+    return {"source": "local", "files": files}
 
 
 READERS = {"tsv": lambda path, local: read_tsv(path, local.columns), "jsonl": lambda path, local: read_jsonl(path),
@@ -70,7 +143,12 @@ def read_local_split(task, data_dir: str, split: str) -> list[dict]:
         raise ValueError(f"Unknown file format '{local.format}' for task '{task.name}'; valid: {', '.join(READERS)}.")
     rows = READERS[local.format](path, local)
     renames = dict(local.rename or {})
-    return [{**row, **{field: row[column] for field, column in renames.items()}} for row in rows]
+    if rows and (absent := [column for column in renames.values() if column not in rows[0]]):
+        raise DataError(f"{path} has no column '{absent[0]}', which task '{task.name}' renames; "
+                        f"its columns: {', '.join(map(str, rows[0]))}.")
+    rows = [{**row, **{field: row[column] for field, column in renames.items()}} for row in rows]
+    check_rows(rows, path, task)
+    return rows
 
 
 def read_hub_split(task, split: str) -> list[dict]:

@@ -4,11 +4,14 @@ compose cfg -> seed -> build base model -> apply method -> load task data
   -> train (method code only through hooks) -> evaluate -> measure -> record
 """
 
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,30 +20,19 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
 from peftbench import data, measure, records
-from peftbench.budget import solve_budget
-from peftbench.methods import Arch, get_method
+from peftbench.budget import BudgetError, solve_budget
+from peftbench.methods import Arch, get_method, method_options
 from peftbench.methods.modules import head_parameters, unfreeze_head
 from peftbench.formats import Format, get_format
 from peftbench.metrics import is_better, unavailable_metrics
 from peftbench.models import build_model, model_source
 from peftbench.report_console import print_run_summary
 from peftbench.tracking import NoTracker, make_tracker
-from peftbench.train import total_optimizer_steps, train
+from peftbench.train import NonFiniteLoss, total_optimizer_steps, train
+from peftbench.validate import ConfigError, resolve_device, validate
 
-COMMON_METHOD_KEYS = ("name", "lr")  # every method config has these; the rest are its options
 # Record sections flattened into the W&B summary ("memory/peak_train_bytes"); the report reads them back.
 SUMMARY_SECTIONS = ("params", "memory", "throughput", "latency", "checkpoint", "time")
-
-
-def resolve_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
-
-
-def method_options(method_cfg) -> dict:
-    """A method config's own options (everything but the keys every method has)."""
-    return {k: v for k, v in OmegaConf.to_container(method_cfg, resolve=True).items() if k not in COMMON_METHOD_KEYS}
 
 
 def arch_of(model_cfg) -> Arch:
@@ -74,13 +66,12 @@ def max_length(cfg: DictConfig) -> int:
     return cfg.task.get("max_seq_length") or cfg.trainer.max_seq_length  # long inputs (dialogues) set their own
 
 
-def load_data(cfg: DictConfig, tokenizer):
+def load_data(cfg: DictConfig, splits: dict, tokenizer, device: torch.device):
     """The training loader, the evaluation (model -> Evaluation) on the evaluation split, and what the
     record says about the data."""
-    splits, form = data.load_task(cfg.task, cfg.data_dir, cfg.seed), task_format(cfg)
+    form = task_format(cfg)
     features = form.features(splits["train"], tokenizer, cfg.task, max_length(cfg))
     train_loader = data.make_loader(features, form.collate(tokenizer), cfg.trainer.batch_size, shuffle=True, seed=cfg.seed)
-    device = resolve_device(cfg.device)
 
     def evaluate(model):
         return form.evaluate(model, splits["validation"], tokenizer, cfg.task, max_length(cfg), cfg.trainer.eval_batch_size, device)
@@ -103,9 +94,9 @@ def metrics_section(result, main_metric: str) -> dict:
         if is_better(main_metric, entry["metrics"][main_metric], best["metrics"][main_metric]):
             best = entry
     return {"main_metric": main_metric, "final": result.history[-1]["metrics"], "best": best["metrics"],
-            "best_epoch": best["epoch"], "history": result.history, "first_loss": result.losses[0],
+            "best_epoch": best["epoch"], "history": result.history, "first_loss": result.losses[0] if result.losses else None,
             "before_training": result.history[0]["metrics"] if result.history[0]["epoch"] == 0 else None,
-            "last_loss": result.losses[-1]}
+            "last_loss": result.losses[-1] if result.losses else None}
 
 
 @dataclass
@@ -116,82 +107,150 @@ class RunOutput:
     skipped: bool = False  # an ok record of the same configuration existed; nothing ran
 
 
+class RunInterrupted(BaseException):
+    """SIGTERM or SIGINT (a SLURM pre-emption, Ctrl-C) during a run: it stops with a failed record."""
+
+
+@contextmanager
+def signals_as_interruptions():
+    """SIGTERM and SIGINT raise RunInterrupted in the run (signal handlers live in the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise RunInterrupted(f"The run was interrupted by {signal.Signals(signum).name}.")
+
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def error_section(error: BaseException) -> dict:
+    section = {"type": type(error).__name__, "message": str(error) or repr(error), "traceback": traceback.format_exc()}
+    if isinstance(error, NonFiniteLoss):
+        section |= {"step": error.step, "epoch": error.epoch}
+    return section
+
+
+def resume_state_path(cfg: DictConfig, config_hash: str) -> Path:
+    """Where a run saves its training state to resume from (trainer.save_state_every_steps)."""
+    return Path(cfg.results_dir) / ".resume" / f"{config_hash}-seed{cfg.seed}.pt"
+
+
+def record_refusal(cfg: DictConfig, error: Exception, started: str) -> None:
+    """A failed record for a config refused before any work, where its folder can be written."""
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+        config_hash = records.config_hash(config, data.identity(cfg.task, cfg.data_dir))
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config_hash}-seed{cfg.seed}-{uuid.uuid4().hex[:6]}"
+        record = {"schema_version": records.SCHEMA_VERSION, "status": "failed",
+                  "run": {"id": run_id, "task": cfg.task.name, "model": cfg.model.name, "method": cfg.method.name,
+                          "seed": cfg.seed, "config_hash": config_hash, "started_at": started,
+                          "finished_at": records.utc_now()},
+                  "config": config, "error": error_section(error), "provenance": records.provenance(None)}
+        records.write_record(record, records.record_path(cfg.results_dir, config, run_id))
+    except Exception as unrecorded:  # noqa: BLE001 - the refusal itself is what the caller reports
+        print(f"warning: the refused run could not be recorded ({unrecorded})", file=sys.stderr)
+
+
 def run(cfg: DictConfig) -> RunOutput:
-    """Fine-tune and evaluate one configuration; writes its record and returns it with the model."""
+    """Fine-tune and evaluate one configuration; writes its record and returns it with the model.
+    A bad config fails before any work (ConfigError); from the start of the work on, the record is on
+    disk: `running` while it runs (a killed run reads as `interrupted`), then `ok` or `failed`."""
     started, wall_start = records.utc_now(), time.perf_counter()
-    cfg, budget = solve_budget(cfg)  # a budget sets the method's size knob before anything runs
+    try:
+        validate(cfg)
+        cfg, budget = solve_budget(cfg)  # a budget sets the method's size knob before anything runs
+    except (ConfigError, BudgetError) as error:
+        record_refusal(cfg, error, started)  # a sweep's job that was refused shows in the store
+        raise
     config = OmegaConf.to_container(cfg, resolve=True)
-    config_hash = records.config_hash(config)
+    data_identity = data.identity(cfg.task, cfg.data_dir)
+    config_hash = records.config_hash(config, data_identity)
     if not cfg.force and (existing := records.find_ok_record(cfg.results_dir, config, config_hash)):
         print(f"skipping: an ok record of this configuration exists ({existing['path']}); force=true re-runs it",
               file=sys.stderr)
         return RunOutput(record=existing, model=None, losses=[], skipped=True)
+    records.check_writable(records.record_folder(cfg.results_dir, config), "results folder")
+    if cfg.checkpoint_dir:
+        records.check_writable(cfg.checkpoint_dir, "checkpoint folder")
+    records.mark_interrupted(cfg.results_dir, config, config_hash)
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config_hash}-seed{cfg.seed}-{uuid.uuid4().hex[:6]}"
-    device = resolve_device(cfg.device)
+    method = get_method(cfg.method.name)
     record = {
         "schema_version": records.SCHEMA_VERSION,
         "status": "running",
         "run": {"id": run_id, "task": cfg.task.name, "model": cfg.model.name, "method": cfg.method.name,
-                "method_family": get_method(cfg.method.name).family, "seed": cfg.seed, "config_hash": config_hash,
-                "started_at": started},
+                "method_family": method.family, "seed": cfg.seed, "config_hash": config_hash,
+                "started_at": started, "process": records.this_process()},
         "config": config,
         "budget": budget,
     }
-    path = records.record_path(cfg.results_dir, config, run_id)
-    tracker, peak_memory = NoTracker(), None
+    path = records.write_record(record, records.record_path(cfg.results_dir, config, run_id))
+    state_path = resume_state_path(cfg, config_hash)
+    tracker, peak_memory, device = NoTracker(), None, None
     try:
-        method = get_method(cfg.method.name)
-        method.make_config(method_options(cfg.method))  # bad options fail before any work
-        method.check_model_type(cfg.model.architecture.model_type)
-        if cfg.num_threads is not None:
-            torch.set_num_threads(int(cfg.num_threads))
-        set_seed(cfg.seed)
+        with signals_as_interruptions():
+            device = resolve_device(cfg.device)
+            if cfg.num_threads is not None:
+                torch.set_num_threads(int(cfg.num_threads))
+            set_seed(cfg.seed)
+            splits = data.load_task(cfg.task, cfg.data_dir, cfg.seed)  # bad data fails before the model is built
 
-        peak_memory = measure.PeakMemory(device).start()  # the level before the model is built
-        model, tokenizer = build_base(cfg)
-        base_parameter_ids = {id(p) for p in model.parameters()}
-        model = apply_method(model, cfg).to(device)
-        train_loader, evaluate, record["data"] = load_data(cfg, tokenizer)
-        # data-dependent choices of what trains (FishMask's Fisher mask, FAR's nodes) happen here
-        method.on_train_start(model, total_optimizer_steps(cfg.trainer, len(train_loader)), train_loader)
-        head_ids = {id(p) for p in head_parameters(model, arch_of(cfg.model))}
-        record["params"] = measure.parameter_split(model, base_parameter_ids, head_ids)
+            peak_memory = measure.PeakMemory(device).start()  # the level before the model is built
+            model, tokenizer = build_base(cfg)
+            base_parameter_ids = {id(p) for p in model.parameters()}
+            model = apply_method(model, cfg).to(device)
+            train_loader, evaluate, record["data"] = load_data(cfg, splits, tokenizer, device)
+            record["data"]["fingerprint"] = data_identity
+            # data-dependent choices of what trains (FishMask's Fisher mask, FAR's nodes) happen here
+            method.on_train_start(model, total_optimizer_steps(cfg.trainer, len(train_loader)), train_loader)
+            head_ids = {id(p) for p in head_parameters(model, arch_of(cfg.model))}
+            record["params"] = measure.parameter_split(model, base_parameter_ids, head_ids)
 
-        tracker = make_tracker(cfg.tracker, config, name=run_id)
-        result = train(model, method, train_loader, evaluate, cfg.trainer, tracker, device)
-        record["params"] |= stored_parameters(model, method, record["params"])
-        record["method_state"] = method.report(model) if method.report else None
-        record["memory"] = measure.memory_record(peak_memory.stop(), measure.memory_breakdown(model, result.optimizer))
-        peak_memory, result.optimizer = None, None  # the optimizer state goes before the inference measurements
+            tracker = make_tracker(cfg.tracker, config, name=run_id)
+            result = train(model, method, train_loader, evaluate, cfg.trainer, tracker, device, state_path)
+            record["params"] |= stored_parameters(model, method, record["params"])
+            record["method_state"] = method.report(model) if method.report else None
+            record["memory"] = measure.memory_record(peak_memory.stop(), measure.memory_breakdown(model, result.optimizer))
+            peak_memory, result.optimizer = None, None  # the optimizer state goes before the inference measurements
 
-        record["metrics"] = metrics_section(result, cfg.task.main_metric)
-        # the final evaluation per example, for paired significance tests in reports
-        record["predictions"] = {"predictions": result.final.predictions, "labels": result.final.labels}
-        record["metrics"]["generation"] = result.final.generation  # generation tasks: ms per generated token
-        if unavailable := unavailable_metrics(cfg.task.metrics):
-            record["metrics"]["unavailable"] = unavailable
-        record["throughput"] = measure.throughput(result.step_seconds, result.step_samples, result.step_tokens,
-                                                  cfg.measure.warmup_steps)
-        record["latency"] = measure_inference(cfg, model, method, device)
-        record["checkpoint"] = measure_checkpoint(cfg.checkpoint_dir, run_id, model, method)
-        record["time"] = {"wall_seconds": time.perf_counter() - wall_start, "train_seconds": result.train_seconds,
-                          "eval_seconds": result.eval_seconds, "train_steps": result.steps}
-        record["provenance"] = records.provenance(device)
-        record["status"] = "ok"
-        record["run"]["finished_at"] = records.utc_now()
-        tracker.summary(summary_values(record))
-        tracker.finish()
+            record["metrics"] = metrics_section(result, cfg.task.main_metric)
+            # the final evaluation per example, for paired significance tests in reports
+            record["predictions"] = {"predictions": result.final.predictions, "labels": result.final.labels}
+            record["metrics"]["generation"] = result.final.generation  # generation tasks: ms per generated token
+            if unavailable := unavailable_metrics(cfg.task.metrics):
+                record["metrics"]["unavailable"] = unavailable
+            record["throughput"] = measure.throughput(result.step_seconds, result.step_samples, result.step_tokens,
+                                                      cfg.measure.warmup_steps)
+            record["latency"] = measure_inference(cfg, model, method, device)
+            record["checkpoint"] = measure_checkpoint(cfg.checkpoint_dir, run_id, model, method)
+            record["time"] = {"wall_seconds": time.perf_counter() - wall_start, "train_seconds": result.train_seconds,
+                              "eval_seconds": result.eval_seconds, "train_steps": result.steps,
+                              "skipped_steps": result.skipped_steps, "resumed_from_step": result.resumed_from_step}
+            record["provenance"] = records.provenance(device)
+            record["status"] = "ok"
+            record["run"]["finished_at"] = records.utc_now()
+            tracker.summary(summary_values(record))
+            tracker.finish()
     except BaseException as error:
         record["status"] = "failed"
-        record["error"] = {"type": type(error).__name__, "message": str(error), "traceback": traceback.format_exc()}
+        record["error"] = error_section(error)
         record["run"]["finished_at"] = records.utc_now()
         record.setdefault("provenance", records.provenance(device))
         if peak_memory is not None:
             peak_memory.stop()  # ends the sampling thread
-        tracker.finish(failed=True)
-        records.write_record(record, path)
+        try:
+            tracker.finish(failed=True)
+        finally:
+            records.write_record(record, path)
         raise
     records.write_record(record, path)
+    state_path.unlink(missing_ok=True)  # finished: nothing to resume
     record["path"] = str(path)
     print_run_summary(record)
     return RunOutput(record=record, model=model, losses=result.losses)

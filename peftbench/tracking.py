@@ -2,7 +2,11 @@
 
 import netrc
 import os
+import sys
 from pathlib import Path
+
+TRACKERS = ("wandb", "none")
+TRACKER_MODES = ("auto", "online", "offline", "disabled")
 
 
 class NoTracker:
@@ -36,17 +40,20 @@ class WandbTracker:
         import wandb  # imported here: slow, and unused with tracker=none
 
         Path(tracker_cfg.dir).mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(
-            project=tracker_cfg.project,
-            entity=tracker_cfg.entity,
-            mode=wandb_mode(tracker_cfg.mode),
-            dir=tracker_cfg.dir,
-            group=tracker_cfg.group,
-            tags=list(tracker_cfg.tags),
-            name=name,
-            config=config,
-            reinit="finish_previous",
-        )
+        options = dict(project=tracker_cfg.project, entity=tracker_cfg.entity, dir=tracker_cfg.dir,
+                       group=tracker_cfg.group, tags=list(tracker_cfg.tags), name=name, config=config,
+                       reinit="finish_previous")
+        mode = wandb_mode(tracker_cfg.mode)
+        try:
+            # a server that cannot be reached must not cost the run: a bounded wait, then offline
+            settings = wandb.Settings(init_timeout=tracker_cfg.get("init_timeout_s", 30))
+            self.run = wandb.init(mode=mode, settings=settings, **options)
+        except Exception as error:  # wandb raises its own errors (CommError, UsageError) and timeouts
+            if mode != "online":
+                raise
+            print(f"warning: W&B could not be reached ({type(error).__name__}: {str(error)[:200]}); logging offline "
+                  f"to {tracker_cfg.dir}/wandb/ instead (upload later with `wandb sync`).", file=sys.stderr)
+            self.run = wandb.init(mode="offline", **options)
 
     def log(self, metrics: dict, step: int) -> None:
         self.run.log(metrics, step=step)
@@ -63,4 +70,4 @@ def make_tracker(tracker_cfg, config: dict, name: str):
         return NoTracker()
     if tracker_cfg.name == "wandb":
         return WandbTracker(tracker_cfg, config, name)
-    raise ValueError(f"Unknown tracker '{tracker_cfg.name}'; valid trackers: wandb, none.")
+    raise ValueError(f"Unknown tracker '{tracker_cfg.name}'; valid trackers: {', '.join(TRACKERS)}.")

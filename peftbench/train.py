@@ -2,8 +2,11 @@
 hooks (`on_step`, `extra_loss`; `on_train_start` runs before, in the recipe, as it decides what trains)."""
 
 import math
+import os
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -12,6 +15,15 @@ from transformers import get_linear_schedule_with_warmup
 
 from peftbench.formats import Evaluation
 from peftbench.measure import synchronize
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite: the run stops at that step (trainer.nan_policy=stop)."""
+
+    def __init__(self, value: float, step: int, epoch: int):
+        self.step, self.epoch = step, epoch
+        super().__init__(f"The loss became {value} at step {step} (epoch {epoch}); lower trainer.lr, or set "
+                         f"trainer.nan_policy=skip to skip such steps.")
 
 
 @dataclass
@@ -24,8 +36,46 @@ class TrainResult:
     step_seconds: list[float] = field(default_factory=list)  # wall time of every optimizer step
     step_samples: list[int] = field(default_factory=list)
     step_tokens: list[int] = field(default_factory=list)  # real (non-padding) tokens
+    skipped_steps: int = 0  # batches whose loss was not finite (trainer.nan_policy=skip)
+    resumed_from_step: int | None = None  # trainer.resume: the saved training state it went on from
     optimizer: torch.optim.Optimizer | None = None  # kept for the memory breakdown
     final: Evaluation | None = None  # the last evaluation, with its predictions
+
+
+# What a resumed run restores besides the tensors: everything the record is built from.
+RESUMED_FIELDS = ("steps", "train_seconds", "eval_seconds", "losses", "history", "step_seconds", "step_samples",
+                  "step_tokens", "skipped_steps")
+
+
+def save_training_state(path: Path, model, optimizer, scheduler, result: TrainResult, epoch: int, batches_done: int,
+                        epoch_order_state: torch.Tensor) -> None:
+    """Everything needed to go on from this step as if never stopped, written atomically: the trained
+    tensors, the optimizer and schedule, the random state, and where in which epoch's order it was."""
+    state = {
+        "trainable": {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad},
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "epoch": epoch, "batches_done": batches_done, "epoch_order_state": epoch_order_state,
+        "result": {name: value for name, value in asdict(result).items() if name in RESUMED_FIELDS},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def load_training_state(path: Path, model, optimizer, scheduler, result: TrainResult) -> dict:
+    state = torch.load(path, weights_only=False)
+    model.load_state_dict(state["trainable"], strict=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    if state["cuda_rng"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    for name, value in state["result"].items():
+        setattr(result, name, value)
+    result.resumed_from_step = result.steps
+    return state
 
 
 def total_optimizer_steps(trainer, batches_per_epoch: int) -> int:
@@ -54,28 +104,48 @@ def timed_evaluation(model, evaluate, result: TrainResult) -> Evaluation:
     return evaluation
 
 
-def train(model, method, train_loader, evaluate: Callable[[torch.nn.Module], Evaluation], trainer, tracker, device) -> TrainResult:
+def train(model, method, train_loader, evaluate: Callable[[torch.nn.Module], Evaluation], trainer, tracker, device,
+          state_path: Path | None = None) -> TrainResult:
     """Optimizer steps over the training batches; `evaluate(model)` (the task format's evaluation on the
-    evaluation split) after each epoch, or once at the end."""
+    evaluation split) after each epoch, or once at the end. With `state_path`, the training state is
+    saved there every `trainer.save_state_every_steps` steps, and `trainer.resume` goes on from it."""
     total_steps = total_optimizer_steps(trainer, len(train_loader))
     epochs = math.ceil(total_steps / math.ceil(len(train_loader) / trainer.grad_accum_steps))
     optimizer, scheduler = make_optimizer(model, trainer, total_steps)
     result = TrainResult()
+    save_every = trainer.get("save_state_every_steps") if state_path is not None else None
+    resumed = None
+    if state_path is not None and trainer.get("resume") and state_path.is_file():
+        resumed = load_training_state(state_path, model, optimizer, scheduler, result)
+        print(f"resuming from step {result.steps} ({state_path})", file=sys.stderr)
     model.train()
-    if trainer.get("eval_before_training"):  # the untuned starting point, as epoch 0 of the history
+    if trainer.get("eval_before_training") and resumed is None:  # the untuned starting point, as epoch 0 of the history
         evaluation = timed_evaluation(model, evaluate, result)
         result.history.append({"epoch": 0, "step": 0, "metrics": evaluation.metrics, "generation": evaluation.generation})
         tracker.log({f"eval/{name}": value for name, value in evaluation.metrics.items()} | {"epoch": 0}, step=0)
-    progress = tqdm(total=total_steps, desc="train", unit="step", mininterval=2.0)
-    for epoch in range(1, epochs + 1):
+    progress = tqdm(total=total_steps, initial=result.steps, desc="train", unit="step", mininterval=2.0)
+    first_epoch = resumed["epoch"] if resumed else 1
+    for epoch in range(first_epoch, epochs + 1):
+        if resumed and epoch == resumed["epoch"]:
+            train_loader.generator.set_state(resumed["epoch_order_state"])  # the same order as before the stop
+        epoch_order_state = train_loader.generator.get_state()
+        skip_batches = resumed["batches_done"] if resumed and epoch == resumed["epoch"] else 0
         started = step_started = time.perf_counter()
         step_samples = step_tokens = 0
         for index, batch in enumerate(train_loader):
+            if index < skip_batches:  # trained before the stop
+                continue
             step_samples += len(batch["labels"])
             step_tokens += int(batch["attention_mask"].sum())
             loss = model(**to_device(batch, device)).loss
             extra = method.extra_loss(model)
             total_loss = loss if extra is None else loss + extra
+            if not torch.isfinite(total_loss.detach()):
+                if trainer.nan_policy == "stop":
+                    raise NonFiniteLoss(total_loss.item(), result.steps + 1, epoch)
+                result.skipped_steps += 1  # skip: this batch's gradients are dropped
+                optimizer.zero_grad(set_to_none=True)
+                continue
             (total_loss / trainer.grad_accum_steps).backward()
             if (index + 1) % trainer.grad_accum_steps and index + 1 < len(train_loader):
                 continue
@@ -97,6 +167,10 @@ def train(model, method, train_loader, evaluate: Callable[[torch.nn.Module], Eva
             progress.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}", refresh=False)
             if result.steps % trainer.log_every_steps == 0:
                 tracker.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step=result.steps)
+            if save_every and result.steps % save_every == 0:
+                result.train_seconds += time.perf_counter() - started  # the time so far goes into the state
+                save_training_state(state_path, model, optimizer, scheduler, result, epoch, index + 1, epoch_order_state)
+                started = step_started = time.perf_counter()
             if result.steps >= total_steps:
                 break
         result.train_seconds += time.perf_counter() - started

@@ -81,6 +81,14 @@ def test_a_failed_run_writes_a_failed_record_and_raises(tiny_run_config, tmp_pat
 
 def test_write_record_is_atomic_on_failure(tmp_path):
     path = tmp_path / "a" / "record.json"
-    with pytest.raises(ValueError):
-        records.write_record({"value": float("nan")}, path)  # NaN is not valid JSON: nothing is written
+    with pytest.raises(TypeError):
+        records.write_record({"value": object()}, path)  # not JSON: nothing is written
     assert not path.exists() and list(path.parent.iterdir()) == []
+
+
+def test_non_finite_values_are_written_as_null_with_what_they_were(tmp_path):
+    path = records.write_record({"metrics": {"final": {"pearson": float("nan"), "loss": float("inf")}, "n": 3}},
+                                tmp_path / "record.json")
+    on_disk = json.loads(path.read_text())
+    assert on_disk["metrics"] == {"final": {"pearson": None, "loss": None}, "n": 3}
+    assert on_disk["non_finite"] == {"metrics.final.pearson": "nan", "metrics.final.loss": "inf"}

@@ -11,7 +11,7 @@ import scipy.linalg
 import torch
 from transformers import set_seed
 
-from peftbench import measure
+from peftbench import data, measure
 from peftbench.methods import get_method
 from peftbench.methods.intrinsic_said import walsh_hadamard
 from peftbench.methods.selection import base_parameters, selection_masks
@@ -59,7 +59,8 @@ def test_fishmask_selects_the_largest_fisher_entries(tiny_run_config):
     set_seed(cfg.seed)
     model, tokenizer = build_base(cfg)
     model = apply_method(model, cfg)
-    train_loader, _, _ = load_data(cfg, tokenizer)
+    splits = data.load_task(cfg.task, cfg.data_dir, cfg.seed)
+    train_loader, _, _ = load_data(cfg, splits, tokenizer, torch.device("cpu"))
     batches = [batch for _, batch in zip(range(3), train_loader)]
     get_method("fishmask").on_train_start(model, 2, batches)
     masks = selection_masks(model)
