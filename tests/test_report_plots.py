@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import matplotlib.image
 import pytest
 
+from peftbench.records import write_record
 from peftbench.report.__main__ import build_tables, main, write_reports
 from peftbench.report.index import INTRODUCTION, write_index
 from peftbench.report.plots import lora_grid, pareto_figure, pareto_front, write_plots
@@ -99,7 +100,12 @@ def test_index_lists_every_table_and_embeds_every_plot(tmp_path):
 
 def test_cli_writes_tables_plots_and_index(tmp_path, capsys):
     results = tmp_path / "results"
-    main([f"results_dir={results}", f"out_dir={results / 'reports'}"])  # no records: tables of dashes, no plots
+    with pytest.raises(SystemExit) as exit_info:
+        main([f"results_dir={results}", f"out_dir={results / 'reports'}"])  # no such folder: nothing is written
+    assert exit_info.value.code == 2 and not results.exists()
+    for r in RECORDS:
+        write_record({"schema_version": 1, **r}, results / f"{r['run']['id']}.json")
+    main([f"results_dir={results}", f"out_dir={results / 'reports'}", "task=cola"])  # no runs of cola: no plots
     printed = capsys.readouterr().out.split()
     assert printed[-1] == str(results / "README.md") and all(p.endswith((".md", ".tex", ".html", ".csv")) for p in printed)
     with pytest.raises(SystemExit) as exit_info:

@@ -64,9 +64,26 @@ def parse_arguments(argv: list[str]) -> dict:
     return args
 
 
+def found_text(records: list[dict], source: str) -> str:
+    statuses = {}
+    for record in records:
+        statuses[record.get("status")] = statuses.get(record.get("status"), 0) + 1
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items(), key=lambda item: str(item[0])))
+    return f"found {len(records)} record(s) under {source}" + (f": {counts}" if counts else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
-    records = load_records(args["results_dir"])
+    source = args["results_dir"]
+    if not source.startswith(WANDB_SOURCE) and not Path(source).is_dir():
+        print(f"error: results_dir '{source}' is not a folder; give the folder the runs wrote their records to "
+              f"(results_dir=results by default).", file=sys.stderr)
+        raise SystemExit(2)
+    records = load_records(source)
+    print(found_text(records, source), file=sys.stderr)
+    if not any(record.get("status") == "ok" for record in records):
+        print(f"error: no ok records under {source}: there is nothing to report yet.", file=sys.stderr)
+        raise SystemExit(2)
     out_dir = Path(args["out_dir"])
     tables = build_tables(records, args["model"])
     written = write_tables(tables, out_dir)

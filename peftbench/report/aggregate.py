@@ -1,7 +1,13 @@
 """From records to table cells: mean, standard deviation and count over seeds."""
 
+import json
 import statistics
 from dataclasses import dataclass
+
+from peftbench.records import UNHASHED_TRAINER_KEYS
+
+# Task options a user varies between runs of one task (the K-shot subset); the rest is the task itself.
+TASK_SETTINGS = ("max_train_samples", "max_eval_samples", "heldout_fraction")
 
 
 @dataclass(frozen=True)
@@ -29,3 +35,35 @@ def cell(values: list[float]) -> Cell | None:
     if not values:
         return None  # missing stays missing, never filled
     return Cell(statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None, len(values))
+
+
+def setting_options(record: dict) -> dict:
+    """What a run's experiment is besides its method, task, model and seed: the method's options (bare
+    names), the budget, the trainer's options and the task's subset options (dotted). Only runs with
+    the same setting are seeds of one result."""
+    config = record.get("config") or {}
+    options = {k: v for k, v in (config.get("method") or {}).items() if k != "name"}
+    options["budget"] = lookup(record, "budget.name") or lookup(config, "budget.name")
+    trainer = {k: v for k, v in (config.get("trainer") or {}).items() if k not in UNHASHED_TRAINER_KEYS}
+    options |= {f"trainer.{k}": v for k, v in trainer.items()}
+    options |= {f"task.{k}": lookup(config, f"task.{k}") for k in TASK_SETTINGS if lookup(config, f"task.{k}") is not None}
+    return options
+
+
+def setting_key(record: dict) -> str:
+    return json.dumps(setting_options(record), sort_keys=True, default=str)
+
+
+def option_text(name: str, value) -> str:
+    """Short: "r=8", a budget by its name, weight types joined ("q+v")."""
+    if isinstance(value, (list, tuple)):
+        return "+".join(map(str, value))
+    return str(value) if name == "budget" else f"{name}={value}"
+
+
+def varying_labels(options_by_key: dict[str, dict]) -> dict[str, str]:
+    """setting key -> the options that differ between these settings ("r=4, task.max_train_samples=300")."""
+    names = sorted({name for options in options_by_key.values() for name in options})
+    varying = [n for n in names if len({json.dumps(o.get(n), default=str) for o in options_by_key.values()}) > 1]
+    return {key: ", ".join(option_text(n, options[n]) for n in varying if options.get(n) is not None)
+            for key, options in options_by_key.items()}

@@ -5,7 +5,6 @@ Pure functions of the records: runs are grouped and sorted before drawing, means
 (`statistics`), and files carry no date or version (SVG with a fixed id salt), so the same records give
 byte-identical PNG and SVG files. Figures are built without pyplot: no global state, Agg for PNG."""
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from matplotlib.lines import Line2D
 from peftbench.methods import METHODS
 from peftbench.methods.registry import FAMILIES
 from peftbench.metrics import METRICS
-from peftbench.report.aggregate import Cell, cell, lookup
+from peftbench.report.aggregate import Cell, cell, lookup, setting_key, setting_options, varying_labels
 
 PNG_DPI = 150
 STYLE = {"svg.hashsalt": "peftbench", "svg.fonttype": "path", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
@@ -87,34 +86,13 @@ def main_metric(runs: list[dict]) -> str | None:
     return names[0] if names else None
 
 
-def setting_options(record: dict) -> dict:
-    options = {k: v for k, v in (lookup(record, "config.method") or {}).items() if k != "name"}
-    return {**options, "budget": lookup(record, "budget.name") or lookup(record, "config.budget.name")}
-
-
-def setting_key(record: dict) -> str:
-    return json.dumps(setting_options(record), sort_keys=True, default=str)
-
-
-def option_text(name: str, value) -> str:
-    """Short: "r=8", a budget by its name, weight types joined ("q+v")."""
-    if isinstance(value, (list, tuple)):
-        return "+".join(map(str, value))
-    return str(value) if name == "budget" else f"{name}={value}"
-
-
 def setting_labels(runs: list[dict]) -> dict[tuple[str, str], str]:
     """(method, setting key) -> the options that differ between that method's settings ("r=4, q+v")."""
     settings = {}
     for r in runs:
         settings.setdefault(r["run"]["method"], {})[setting_key(r)] = setting_options(r)
-    labels = {}
-    for method, options_by_key in settings.items():
-        names = sorted({name for options in options_by_key.values() for name in options})
-        varying = [n for n in names if len({json.dumps(o.get(n), default=str) for o in options_by_key.values()}) > 1]
-        for key, options in options_by_key.items():
-            labels[(method, key)] = ", ".join(option_text(n, options[n]) for n in varying if options.get(n) is not None)
-    return labels
+    return {(method, key): label for method, options_by_key in settings.items()
+            for key, label in varying_labels(options_by_key).items()}
 
 
 def points(runs: list[dict], metric: str, cost: Cost) -> list[Point]:

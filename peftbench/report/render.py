@@ -43,7 +43,7 @@ def grid(table: BuiltTable, emphasis) -> list[list[str]]:
     with_difference = same_setting(table)
     header = ["Method"] + [f"{c.label} {side}" for c in table.spec.columns for side in sides(c, with_difference)]
     body = []
-    for row in table.spec.rows:
+    for row in table.rows:
         line = [row.label]
         for column in table.spec.columns:
             entry = table.entries[(row.label, column.label)]
@@ -94,7 +94,7 @@ def to_csv(table: BuiltTable) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["method", "column", "paper", "ours_mean", "ours_std", "ours_n", "best", "indistinguishable_from_best", "test"])
-    for row in table.spec.rows:
+    for row in table.rows:
         for column in table.spec.columns:
             entry = table.entries[(row.label, column.label)]
             ours = entry.ours

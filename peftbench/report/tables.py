@@ -14,7 +14,7 @@ import numpy as np
 from scipy import stats
 
 from peftbench.metrics import METRICS
-from peftbench.report.aggregate import Cell, cell, lookup, matching
+from peftbench.report.aggregate import Cell, cell, lookup, matching, setting_key, setting_options, varying_labels
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent.parent / "reference"
 SIGNIFICANCE_LEVEL = 0.05
@@ -45,6 +45,7 @@ class Row:
     published: dict = field(default_factory=dict)  # reference CSV values selecting the paper's row; empty: none
     method: str | None = None  # our method; None: we have no such method yet
     where: dict = field(default_factory=dict)  # config values our records must have (e.g. {"method.r": 8})
+    setting: str | None = None  # one setting (aggregate.setting_key) of a row whose runs have several
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class BuiltTable:
     model: str  # our model
     entries: dict  # (row label, column label) -> Entry
     best: dict  # column label -> row label with our best mean
+    rows: tuple[Row, ...] = ()  # the spec's rows, each split by setting where its runs differ in more than the seed
 
 
 def published_value(reference: list[dict], selector: dict, column: str | None) -> float | None:
@@ -89,7 +91,22 @@ def our_runs(records: list[dict], spec: TableSpec, row: Row, column: Column, mod
     if row.method is None or column.ours is None:
         return []
     runs = matching(records, row.method, column.task or spec.task, model, row.where)
-    return [r for r in runs if lookup(r, column.ours) is not None]
+    return [r for r in runs if lookup(r, column.ours) is not None and row.setting in (None, setting_key(r))]
+
+
+def split_by_setting(records: list[dict], spec: TableSpec, model: str) -> tuple[Row, ...]:
+    """Each row as one row per setting of its runs: runs that differ in more than the seed are never
+    pooled as seeds; a split row's label says what differs ("lora (reparametrised) [trainer.lr=0]")."""
+    rows = []
+    for row in spec.rows:
+        runs = {id(r): r for column in spec.columns for r in our_runs(records, spec, row, column, model)}
+        settings = {setting_key(r): setting_options(r) for r in runs.values()}
+        if len(settings) <= 1:
+            rows.append(row)
+            continue
+        for key, label in sorted(varying_labels(settings).items(), key=lambda item: item[1]):
+            rows.append(Row(f"{row.label} [{label}]", row.published, row.method, row.where, setting=key))
+    return tuple(rows)
 
 
 def paired_bootstrap_not_worse(best_runs: list[dict], other_runs: list[dict], metric: str) -> bool | None:
@@ -129,8 +146,9 @@ def welch_not_worse(best: list[float], other: list[float]) -> bool:
 def build(spec: TableSpec, records: list[dict], model: str) -> BuiltTable:
     reference = list(csv.DictReader(open(REFERENCE_DIR / spec.reference, encoding="utf-8"))) if spec.reference else []
     entries, best = {}, {}
+    rows = split_by_setting(records, spec, model)
     for column in spec.columns:
-        runs = {row.label: our_runs(records, spec, row, column, model) for row in spec.rows}
+        runs = {row.label: our_runs(records, spec, row, column, model) for row in rows}
         values = {label: [column.scale * lookup(r, column.ours) for r in rs] for label, rs in runs.items()}
         if column.relative_to:
             base = cell(values.get(column.relative_to, []))
@@ -140,7 +158,7 @@ def build(spec: TableSpec, records: list[dict], model: str) -> BuiltTable:
         if scored and direction is not None:
             best[column.label] = (max if direction else min)(scored)[1]
         metric = column.ours.rsplit(".", 1)[1] if column.ours and column.ours.startswith("metrics.final.") else None
-        for row in spec.rows:
+        for row in rows:
             leader = best.get(column.label)
             close, test = False, None
             if leader is not None and row.label != leader and values[row.label]:
@@ -149,4 +167,4 @@ def build(spec: TableSpec, records: list[dict], model: str) -> BuiltTable:
                     welch_not_worse(values[leader], values[row.label]), "welch")
             entries[(row.label, column.label)] = Entry(published_value(reference, row.published, column.published),
                                                        cell(values[row.label]), close, test)
-    return BuiltTable(spec, model, entries, best)
+    return BuiltTable(spec, model, entries, best, rows)
