@@ -141,18 +141,26 @@ def resume_state_path(cfg: DictConfig, config_hash: str) -> Path:
     return Path(cfg.results_dir) / ".resume" / f"{config_hash}-seed{cfg.seed}.pt"
 
 
+def new_record(cfg: DictConfig, config: dict, config_hash: str, started: str, status: str) -> dict:
+    """A record's opening: what runs, and since when."""
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config_hash}-seed{cfg.seed}-{uuid.uuid4().hex[:6]}"
+    return {
+        "schema_version": records.SCHEMA_VERSION,
+        "status": status,
+        "run": {"id": run_id, "task": cfg.task.name, "model": cfg.model.name, "method": cfg.method.name,
+                "seed": cfg.seed, "config_hash": config_hash, "started_at": started},
+        "config": config,
+    }
+
+
 def record_refusal(cfg: DictConfig, error: Exception, started: str) -> None:
     """A failed record for a config refused before any work, where its folder can be written."""
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
-        config_hash = records.config_hash(config, data.identity(cfg.task, cfg.data_dir))
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config_hash}-seed{cfg.seed}-{uuid.uuid4().hex[:6]}"
-        record = {"schema_version": records.SCHEMA_VERSION, "status": "failed",
-                  "run": {"id": run_id, "task": cfg.task.name, "model": cfg.model.name, "method": cfg.method.name,
-                          "seed": cfg.seed, "config_hash": config_hash, "started_at": started,
-                          "finished_at": records.utc_now()},
-                  "config": config, "error": error_section(error), "provenance": records.provenance(None)}
-        records.write_record(record, records.record_path(cfg.results_dir, config, run_id))
+        record = new_record(cfg, config, records.config_hash(config, data.identity(cfg.task, cfg.data_dir)), started, "failed")
+        record["run"]["finished_at"] = records.utc_now()
+        record |= {"error": error_section(error), "provenance": records.provenance(None)}
+        records.write_record(record, records.record_path(cfg.results_dir, config, record["run"]["id"]))
     except Exception as unrecorded:  # noqa: BLE001 - the refusal itself is what the caller reports
         print(f"warning: the refused run could not be recorded ({unrecorded})", file=sys.stderr)
 
@@ -179,17 +187,10 @@ def run(cfg: DictConfig) -> RunOutput:
     if cfg.checkpoint_dir:
         records.check_writable(cfg.checkpoint_dir, "checkpoint folder")
     records.mark_interrupted(cfg.results_dir, config, config_hash)
-    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{config_hash}-seed{cfg.seed}-{uuid.uuid4().hex[:6]}"
     method = get_method(cfg.method.name)
-    record = {
-        "schema_version": records.SCHEMA_VERSION,
-        "status": "running",
-        "run": {"id": run_id, "task": cfg.task.name, "model": cfg.model.name, "method": cfg.method.name,
-                "method_family": method.family, "seed": cfg.seed, "config_hash": config_hash,
-                "started_at": started, "process": records.this_process()},
-        "config": config,
-        "budget": budget,
-    }
+    record = new_record(cfg, config, config_hash, started, "running") | {"budget": budget}
+    record["run"] |= {"method_family": method.family, "process": records.this_process()}
+    run_id = record["run"]["id"]
     path = records.write_record(record, records.record_path(cfg.results_dir, config, run_id))
     state_path = resume_state_path(cfg, config_hash)
     tracker, peak_memory, device = NoTracker(), None, None
