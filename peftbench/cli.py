@@ -20,6 +20,7 @@ CHOSEN_GROUPS = ("method", "task", "model", "trainer", "tracker", "budget")  # c
 USAGE_ERROR = 2
 # Hydra's own flags that name another config: the command line is then checked by the run itself
 CONFIG_FLAGS = ("--config-name", "-cn", "--config-dir", "-cd", "--config-path", "-cp")
+HELP_FLAGS = ("--help", "-h", "--hydra-help")
 
 
 def available(group: str) -> list[str]:
@@ -109,7 +110,8 @@ def preflight(arguments: list[str]) -> DictConfig | None:
     """The command line checked before Hydra runs it: the composed config of the (first) run, or None
     where Hydra's own flags name another config. Exits 2 with one sentence on the first bad value."""
     check_group_choices(arguments)
-    if any(a.split("=")[0] in CONFIG_FLAGS for a in arguments) or any(a in ("--help", "-h", "--hydra-help") for a in arguments):
+    names_another_config = any(a.split("=")[0] in CONFIG_FLAGS for a in arguments)
+    if names_another_config or any(a in HELP_FLAGS for a in arguments):
         return None
     overrides = first_combination(arguments)
     try:

@@ -93,7 +93,8 @@ def fields_read(task) -> list[str]:
 
 def check_rows(rows: list[dict], path: Path, task) -> None:
     if not rows:
-        raise DataError(f"{path} holds no examples (an empty file, or a header alone); task '{task.name}' needs at least one row.")
+        raise DataError(f"{path} holds no examples (an empty file, or a header alone); "
+                        f"task '{task.name}' needs at least one row.")
     missing = [name for name in fields_read(task) if name not in rows[0]]
     if missing:
         raise DataError(f"{path} has no column '{missing[0]}', which task '{task.name}' reads; "

@@ -93,10 +93,11 @@ def metrics_section(result, main_metric: str) -> dict:
     for entry in tuned[1:]:
         if is_better(main_metric, entry["metrics"][main_metric], best["metrics"][main_metric]):
             best = entry
+    losses = result.losses or [None]  # every batch skipped (nan_policy=skip): no loss to report
     return {"main_metric": main_metric, "final": result.history[-1]["metrics"], "best": best["metrics"],
-            "best_epoch": best["epoch"], "history": result.history, "first_loss": result.losses[0] if result.losses else None,
+            "best_epoch": best["epoch"], "history": result.history, "first_loss": losses[0],
             "before_training": result.history[0]["metrics"] if result.history[0]["epoch"] == 0 else None,
-            "last_loss": result.losses[-1] if result.losses else None}
+            "last_loss": losses[-1]}
 
 
 @dataclass
@@ -157,7 +158,8 @@ def record_refusal(cfg: DictConfig, error: Exception, started: str) -> None:
     """A failed record for a config refused before any work, where its folder can be written."""
     try:
         config = OmegaConf.to_container(cfg, resolve=True)
-        record = new_record(cfg, config, records.config_hash(config, data.identity(cfg.task, cfg.data_dir)), started, "failed")
+        config_hash = records.config_hash(config, data.identity(cfg.task, cfg.data_dir))
+        record = new_record(cfg, config, config_hash, started, "failed")
         record["run"]["finished_at"] = records.utc_now()
         record |= {"error": error_section(error), "provenance": records.provenance(None)}
         records.write_record(record, records.record_path(cfg.results_dir, config, record["run"]["id"]))
@@ -217,7 +219,8 @@ def run(cfg: DictConfig) -> RunOutput:
             result = train(model, method, train_loader, evaluate, cfg.trainer, tracker, device, state_path)
             record["params"] |= stored_parameters(model, method, record["params"])
             record["method_state"] = method.report(model) if method.report else None
-            record["memory"] = measure.memory_record(peak_memory.stop(), measure.memory_breakdown(model, result.optimizer))
+            breakdown = measure.memory_breakdown(model, result.optimizer)
+            record["memory"] = measure.memory_record(peak_memory.stop(), breakdown)
             peak_memory, result.optimizer = None, None  # the optimizer state goes before the inference measurements
 
             record["metrics"] = metrics_section(result, cfg.task.main_metric)

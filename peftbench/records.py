@@ -109,7 +109,8 @@ def effective_status(record: dict) -> str:
     """A `running` record whose process on this host is gone was killed (SIGKILL, power): `interrupted`."""
     status = record.get("status")
     owner = record.get("run", {}).get("process") or {}
-    if status == "running" and owner.get("hostname") == socket.gethostname() and not process_alive(owner.get("pid", -1)):
+    on_this_host = owner.get("hostname") == socket.gethostname()
+    if status == "running" and on_this_host and not process_alive(owner.get("pid", -1)):
         return "interrupted"
     return status
 

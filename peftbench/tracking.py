@@ -46,7 +46,7 @@ class WandbTracker:
         mode = wandb_mode(tracker_cfg.mode)
         try:
             # a server that cannot be reached must not cost the run: a bounded wait, then offline
-            settings = wandb.Settings(init_timeout=tracker_cfg.get("init_timeout_s", 30))
+            settings = wandb.Settings(init_timeout=tracker_cfg.init_timeout_s)
             self.run = wandb.init(mode=mode, settings=settings, **options)
         except Exception as error:  # wandb raises its own errors (CommError, UsageError) and timeouts
             if mode != "online":

@@ -5,7 +5,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -54,9 +54,10 @@ def save_training_state(path: Path, model, optimizer, scheduler, result: TrainRe
     state = {
         "trainable": {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad},
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         "epoch": epoch, "batches_done": batches_done, "epoch_order_state": epoch_order_state,
-        "result": {name: value for name, value in asdict(result).items() if name in RESUMED_FIELDS},
+        "result": {name: getattr(result, name) for name in RESUMED_FIELDS},  # asdict would deep-copy the rest
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -119,7 +120,8 @@ def train(model, method, train_loader, evaluate: Callable[[torch.nn.Module], Eva
         resumed = load_training_state(state_path, model, optimizer, scheduler, result)
         print(f"resuming from step {result.steps} ({state_path})", file=sys.stderr)
     model.train()
-    if trainer.get("eval_before_training") and resumed is None:  # the untuned starting point, as epoch 0 of the history
+    # the untuned starting point, as epoch 0 of the history (a resumed run has it already)
+    if trainer.get("eval_before_training") and resumed is None:
         evaluation = timed_evaluation(model, evaluate, result)
         result.history.append({"epoch": 0, "step": 0, "metrics": evaluation.metrics, "generation": evaluation.generation})
         tracker.log({f"eval/{name}": value for name, value in evaluation.metrics.items()} | {"epoch": 0}, step=0)
@@ -169,7 +171,8 @@ def train(model, method, train_loader, evaluate: Callable[[torch.nn.Module], Eva
                 tracker.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step=result.steps)
             if save_every and result.steps % save_every == 0:
                 result.train_seconds += time.perf_counter() - started  # the time so far goes into the state
-                save_training_state(state_path, model, optimizer, scheduler, result, epoch, index + 1, epoch_order_state)
+                save_training_state(state_path, model, optimizer, scheduler, result, epoch, index + 1,
+                                    epoch_order_state)
                 started = step_started = time.perf_counter()
             if result.steps >= total_steps:
                 break

@@ -44,7 +44,9 @@ def check_number(cfg, dotted: str, low: float, high: float | None = None, low_op
         return
     above = is_number(value) and (value > low if low_open else value >= low)
     if not above or (high is not None and value >= high):
-        bounds = f"{'above' if low_open else 'at least'} {low:g}" + (f" and below {high:g}" if high is not None else "")
+        bounds = f"{'above' if low_open else 'at least'} {low:g}"
+        if high is not None:
+            bounds += f" and below {high:g}"
         raise ConfigError(f"{dotted}={value!r} is not valid: it must be a number {bounds}"
                           f"{' or null' if optional else ''}.")
 
@@ -68,9 +70,11 @@ def resolve_device(requested: str):
     if device is None or device.type not in DEVICE_TYPES:
         raise ConfigError(f"device={requested!r} is not valid; valid: auto, {', '.join(DEVICE_TYPES)} (cuda:<index>).")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={requested!r} is not available: this machine has no CUDA device; use device=auto or device=cpu.")
+        raise ConfigError(f"device={requested!r} is not available: this machine has no CUDA device; "
+                          f"use device=auto or device=cpu.")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"device={requested!r} is not available: this machine has {torch.cuda.device_count()} CUDA device(s).")
+        raise ConfigError(f"device={requested!r} is not available: this machine has "
+                          f"{torch.cuda.device_count()} CUDA device(s).")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device={requested!r} is not available on this machine; use device=auto or device=cpu.")
     return device
@@ -103,8 +107,8 @@ def check_method(cfg) -> None:
         options = method.make_config(method_options(cfg.method))
     except (TypeError, ValueError) as error:
         raise ConfigError(str(error)) from error
-    if method.size_knob:
-        check_whole(cfg, f"method.{method.size_knob}", 1, optional=getattr(options, method.size_knob) is None)
+    if method.size_knob and getattr(options, method.size_knob) is not None:
+        check_whole(cfg, f"method.{method.size_knob}", 1)
     try:
         method.check_model_type(cfg.model.architecture.model_type)
     except ValueError as error:

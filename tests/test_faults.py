@@ -17,11 +17,10 @@ import pytest
 import torch
 
 from peftbench import cli, records
-from peftbench.data import DataError
 from peftbench.recipe import run
-from peftbench.validate import ConfigError
 
-from conftest import REPO_ROOT, TINY_RUN, compose_config, write_toy_rte
+from conftest import REPO_ROOT, TINY_RUN, write_toy_rte
+from test_cli import peftbench as peftbench_cli
 
 BASE = ["+method=lora", "+task=rte", "tracker=none", "model=tiny_bert"]
 
@@ -87,12 +86,6 @@ def test_a_good_command_line_passes_the_checks_and_a_grid_is_checked_on_its_firs
     with pytest.raises(SystemExit):
         cli.preflight(["-m", "+method=lora,bitfit", "+task=rte", "trainer.lr=0,1e-3"])
     assert "trainer.lr=0 is not valid" in capsys.readouterr().err
-
-
-def peftbench_cli(*arguments: str, cwd: Path = REPO_ROOT, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "peftbench", *arguments], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
 
 
 def test_the_cli_exits_2_for_a_bad_value_and_for_bad_data(tmp_path):

@@ -46,7 +46,9 @@ def setting_options(record: dict) -> dict:
     options["budget"] = lookup(record, "budget.name") or lookup(config, "budget.name")
     trainer = {k: v for k, v in (config.get("trainer") or {}).items() if k not in UNHASHED_TRAINER_KEYS}
     options |= {f"trainer.{k}": v for k, v in trainer.items()}
-    options |= {f"task.{k}": lookup(config, f"task.{k}") for k in TASK_SETTINGS if lookup(config, f"task.{k}") is not None}
+    for key in TASK_SETTINGS:
+        if (value := lookup(config, f"task.{key}")) is not None:
+            options[f"task.{key}"] = value
     return options
 
 
