@@ -18,9 +18,7 @@ from hydra import compose, initialize_config_dir
 from transformers import get_linear_schedule_with_warmup, set_seed
 
 from peftbench import CONF_DIR, data, formats, measure
-from peftbench.methods import get_method
-from peftbench.models import build_model
-from peftbench.recipe import apply_method
+from peftbench.plan import apply_method, build_base, plan_run
 from peftbench.tracking import NoTracker
 from peftbench.train import train
 
@@ -40,8 +38,9 @@ def compose_run(model: str, method: str = "lora"):
 
 def tuned_model(cfg):
     set_seed(cfg.seed)
-    model, tokenizer = build_model(cfg.model, data.num_labels(cfg.task))
-    return apply_method(model, cfg), tokenizer, get_method(cfg.method.name)
+    plan = plan_run(cfg)
+    model, tokenizer = build_base(plan)
+    return apply_method(model, plan), tokenizer, plan.method
 
 
 def fixed_batches(cfg, tokenizer, count: int) -> list[dict]:

@@ -8,10 +8,10 @@ import copy
 
 from omegaconf import DictConfig, open_dict
 
-from peftbench.data import num_labels
 from peftbench.measure import parameter_split
-from peftbench.methods import get_method
+from peftbench.methods import Method, get_method
 from peftbench.models import build_meta_model
+from peftbench.plan import apply_method, plan_run
 
 KNOB_LIMIT = 2**16  # no size knob goes beyond this
 
@@ -20,11 +20,10 @@ class BudgetError(ValueError):
     """A budget that cannot be met: a usage error, raised before the run starts."""
 
 
-def exact_counts(cfg: DictConfig) -> tuple[int, int]:
+def exact_counts(cfg: DictConfig, method: Method | None = None) -> tuple[int, int]:
     """(trainable, total) of the configured method on the configured model, on the meta device."""
-    from peftbench.recipe import apply_method  # the run path's own way of applying a method
-
-    model = apply_method(build_meta_model(cfg.model, num_labels(cfg.task)), cfg)
+    plan = plan_run(cfg, method)
+    model = apply_method(build_meta_model(cfg.model, plan.num_labels), plan)
     split = parameter_split(model, set(), set())
     return split["trainable"], split["total"]
 
@@ -37,7 +36,9 @@ def with_knob(cfg: DictConfig, knob: str, value: int) -> DictConfig:
 
 
 def describe_target(budget) -> str:
-    return f"{budget.params:,} trainable parameters" if budget.params is not None else f"a trainable share of {budget.share:g}"
+    if budget.params is not None:
+        return f"{budget.params:,} trainable parameters"
+    return f"a trainable share of {budget.share:g}"
 
 
 def solve_budget(cfg: DictConfig) -> tuple[DictConfig, dict | None]:
@@ -55,7 +56,7 @@ def solve_budget(cfg: DictConfig) -> tuple[DictConfig, dict | None]:
 
     target = budget.params if budget.params is not None else budget.share
     if method.size_knob is None:  # a fixed size: only a target below it is an error
-        counts = exact_counts(cfg)
+        counts = exact_counts(cfg, method)
         if target < size(counts):
             raise BudgetError(f"A budget of {describe_target(budget)} is below the smallest that {method.name} reaches "
                               f"on {cfg.model.name}: {counts[0]:,} trainable parameters (it has no size knob).")
@@ -66,7 +67,7 @@ def solve_budget(cfg: DictConfig) -> tuple[DictConfig, dict | None]:
 
     def measure(value):
         if value not in counts_at:
-            counts_at[value] = exact_counts(with_knob(cfg, knob, value))
+            counts_at[value] = exact_counts(with_knob(cfg, knob, value), method)
         return size(counts_at[value])
 
     if target < measure(1):

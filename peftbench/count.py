@@ -20,29 +20,29 @@ from peftbench.cli import check_group_choices, fail
 def count(cfg: DictConfig) -> dict:
     """Parameter counts of method x model on the meta device (no task needed)."""
     from peftbench.measure import parameter_split
-    from peftbench.methods import get_method, method_options
+    from peftbench.methods import method_options
     from peftbench.methods.modules import head_parameters
     from peftbench.models import build_meta_model
-    from peftbench.recipe import arch_of
+    from peftbench.plan import apply_method, plan_run
 
     started = time.perf_counter()
-    method = get_method(cfg.method.name)
-    options = method_options(cfg.method)
-    num_labels = len(cfg.task.labels) if "task" in cfg and cfg.task.labels else 2
-    model = build_meta_model(cfg.model, num_labels)
+    plan = plan_run(cfg)
+    method = plan.method
+    model = build_meta_model(cfg.model, plan.num_labels)
     base_ids = {id(p) for p in model.parameters()}
-    model = method.apply(model, method.make_config(options), arch_of(cfg.model))  # the head is counted apart
-    head = head_parameters(model, arch_of(cfg.model))  # after apply: peft may hold a trained copy of it
+    model = apply_method(model, plan)  # the head is counted apart
+    head = head_parameters(model, plan.arch)  # after apply: peft may hold a trained copy of it
     split = parameter_split(model, base_ids, {id(p) for p in head})
     head_size = sum(p.numel() for p in {id(p): p for p in head}.values())
     method_params = split["added"] + split["unfrozen"]  # the trained head is counted apart
     # what is kept after training, where a training-only part is dropped (a prefix MLP)
     trained_head = sum(p.numel() for p in {id(p): p for p in head}.values() if p.requires_grad)
     stored = method.stored_parameters(model) - trained_head if method.stored_parameters else method_params
-    return {"model": cfg.model.name, "method": cfg.method.name, "options": options,
+    base_size = split["total"] - split["added"]
+    return {"model": cfg.model.name, "method": cfg.method.name, "options": method_options(cfg.method),
             "method_params": method_params, "added": split["added"], "unfrozen": split["unfrozen"],
             "head_params": head_size, "total": split["total"], "method_share": method_params / split["total"],
-            "method_stored": stored, "stored_share": stored / (split["total"] - split["added"]),  # of the base model
+            "method_stored": stored, "stored_share": stored / base_size,
             "seconds": time.perf_counter() - started}
 
 

@@ -21,69 +21,45 @@ from transformers import set_seed
 
 from peftbench import data, measure, records
 from peftbench.budget import BudgetError, solve_budget
-from peftbench.methods import Arch, get_method, method_options
-from peftbench.methods.modules import head_parameters, unfreeze_head
-from peftbench.formats import Format, get_format
+from peftbench.methods import get_method
+from peftbench.methods.modules import head_parameters
 from peftbench.metrics import is_better, unavailable_metrics
-from peftbench.models import build_model, model_source
+from peftbench.models import build_model
+from peftbench.plan import RunPlan, apply_method, build_base, plan_run
 from peftbench.report_console import print_run_summary
 from peftbench.tracking import NoTracker, make_tracker
 from peftbench.train import NonFiniteLoss, total_optimizer_steps, train
-from peftbench.validate import ConfigError, resolve_device, validate
+from peftbench.validate import ConfigError, validate
 
 # Record sections flattened into the W&B summary ("memory/peak_train_bytes"); the report reads them back.
 SUMMARY_SECTIONS = ("params", "memory", "throughput", "latency", "checkpoint", "time")
 
 
-def arch_of(model_cfg) -> Arch:
-    return Arch(modules=dict(model_cfg.modules), head=tuple(model_cfg.head),
-                auto_class=model_cfg.get("auto_class", "sequence_classification"),
-                tokenizer=model_cfg.tokenizer or model_source(model_cfg))
-
-
-def build_base(cfg: DictConfig):
-    """The base model (loaded as the method needs it, e.g. quantized) and its tokenizer."""
-    method = get_method(cfg.method.name)
-    options = method.load_options(method.make_config(method_options(cfg.method)), arch_of(cfg.model)) if method.load_options else {}
-    return build_model(cfg.model, data.num_labels(cfg.task), options)
-
-
-def task_format(cfg: DictConfig) -> Format:
-    """How this task meets this model type (a classifier's head, or a language model's prompt and target)."""
-    return get_format(arch_of(cfg.model).auto_class, cfg.task)
-
-
-def apply_method(model, cfg: DictConfig):
-    """The configured method applied to a base model, with a new task head trainable."""
-    method = get_method(cfg.method.name)
-    model = method.apply(model, method.make_config(method_options(cfg.method)), arch_of(cfg.model))
-    if task_format(cfg).new_head:
-        unfreeze_head(model, arch_of(cfg.model))
-    return model
-
-
-def max_length(cfg: DictConfig) -> int:
-    return cfg.task.get("max_seq_length") or cfg.trainer.max_seq_length  # long inputs (dialogues) set their own
-
-
-def load_data(cfg: DictConfig, splits: dict, tokenizer, device: torch.device):
+def load_data(plan: RunPlan, splits: dict, tokenizer, device: torch.device):
     """The training loader, the evaluation (model -> Evaluation) on the evaluation split, and what the
     record says about the data."""
-    form = task_format(cfg)
-    features = form.features(splits["train"], tokenizer, cfg.task, max_length(cfg))
-    train_loader = data.make_loader(features, form.collate(tokenizer), cfg.trainer.batch_size, shuffle=True, seed=cfg.seed)
+    cfg, form = plan.cfg, plan.format
+    features = form.features(splits["train"], tokenizer, cfg.task, plan.max_length)
+    train_loader = data.make_loader(features, form.collate(tokenizer), cfg.trainer.batch_size, shuffle=True,
+                                    seed=cfg.seed)
 
     def evaluate(model):
-        return form.evaluate(model, splits["validation"], tokenizer, cfg.task, max_length(cfg), cfg.trainer.eval_batch_size, device)
+        return form.evaluate(model, splits["validation"], tokenizer, cfg.task, plan.max_length,
+                             cfg.trainer.eval_batch_size, device)
 
-    info = {"train_examples": len(splits["train"]), "eval_examples": len(splits["validation"]), "source": cfg.data_dir or "hub",
-            "eval_split": "heldout_from_train" if cfg.task.get("heldout_fraction") else cfg.task.get("eval_split") or "dev",
-            "format": form.name}
+    info = {"train_examples": len(splits["train"]), "eval_examples": len(splits["validation"]),
+            "source": cfg.data_dir or "hub", "eval_split": eval_split(cfg.task), "format": form.name}
     if cfg.data_dir and cfg.task.local.get("note"):
         info["note"] = cfg.task.local.note  # e.g. E2E offline: trains on the official dev set, evaluates on test
     if not cfg.data_dir and cfg.task.hub.get("splits"):
         info["splits"] = dict(cfg.task.hub.splits)
     return train_loader, evaluate, info
+
+
+def eval_split(task) -> str:
+    if task.get("heldout_fraction"):
+        return "heldout_from_train"
+    return task.get("eval_split") or "dev"
 
 
 def metrics_section(result, main_metric: str) -> dict:
@@ -173,8 +149,9 @@ def run(cfg: DictConfig) -> RunOutput:
     disk: `running` while it runs (a killed run reads as `interrupted`), then `ok` or `failed`."""
     started, wall_start = records.utc_now(), time.perf_counter()
     try:
-        validate(cfg)
+        device = validate(cfg)
         cfg, budget = solve_budget(cfg)  # a budget sets the method's size knob before anything runs
+        plan = plan_run(cfg, get_method(cfg.method.name))
     except (ConfigError, BudgetError) as error:
         record_refusal(cfg, error, started)  # a sweep's job that was refused shows in the store
         raise
@@ -189,30 +166,29 @@ def run(cfg: DictConfig) -> RunOutput:
     if cfg.checkpoint_dir:
         records.check_writable(cfg.checkpoint_dir, "checkpoint folder")
     records.mark_interrupted(cfg.results_dir, config, config_hash)
-    method = get_method(cfg.method.name)
+    method = plan.method
     record = new_record(cfg, config, config_hash, started, "running") | {"budget": budget}
     record["run"] |= {"method_family": method.family, "process": records.this_process()}
     run_id = record["run"]["id"]
     path = records.write_record(record, records.record_path(cfg.results_dir, config, run_id))
     state_path = resume_state_path(cfg, config_hash)
-    tracker, peak_memory, device = NoTracker(), None, None
+    tracker, peak_memory = NoTracker(), None
     try:
         with signals_as_interruptions():
-            device = resolve_device(cfg.device)
             if cfg.num_threads is not None:
                 torch.set_num_threads(int(cfg.num_threads))
             set_seed(cfg.seed)
             splits = data.load_task(cfg.task, cfg.data_dir, cfg.seed)  # bad data fails before the model is built
 
             peak_memory = measure.PeakMemory(device).start()  # the level before the model is built
-            model, tokenizer = build_base(cfg)
+            model, tokenizer = build_base(plan)
             base_parameter_ids = {id(p) for p in model.parameters()}
-            model = apply_method(model, cfg).to(device)
-            train_loader, evaluate, record["data"] = load_data(cfg, splits, tokenizer, device)
+            model = apply_method(model, plan).to(device)
+            train_loader, evaluate, record["data"] = load_data(plan, splits, tokenizer, device)
             record["data"]["fingerprint"] = data_identity
             # data-dependent choices of what trains (FishMask's Fisher mask, FAR's nodes) happen here
             method.on_train_start(model, total_optimizer_steps(cfg.trainer, len(train_loader)), train_loader)
-            head_ids = {id(p) for p in head_parameters(model, arch_of(cfg.model))}
+            head_ids = {id(p) for p in head_parameters(model, plan.arch)}
             record["params"] = measure.parameter_split(model, base_parameter_ids, head_ids)
 
             tracker = make_tracker(cfg.tracker, config, name=run_id)
@@ -231,7 +207,7 @@ def run(cfg: DictConfig) -> RunOutput:
                 record["metrics"]["unavailable"] = unavailable
             record["throughput"] = measure.throughput(result.step_seconds, result.step_samples, result.step_tokens,
                                                       cfg.measure.warmup_steps)
-            record["latency"] = measure_inference(cfg, model, method, device)
+            record["latency"] = measure_inference(plan, model, device)
             record["checkpoint"] = measure_checkpoint(cfg.checkpoint_dir, run_id, model, method)
             record["time"] = {"wall_seconds": time.perf_counter() - wall_start, "train_seconds": result.train_seconds,
                               "eval_seconds": result.eval_seconds, "train_steps": result.steps,
@@ -260,12 +236,12 @@ def run(cfg: DictConfig) -> RunOutput:
     return RunOutput(record=record, model=model, losses=result.losses)
 
 
-def measure_inference(cfg: DictConfig, model, method, device: torch.device) -> dict:
+def measure_inference(plan: RunPlan, model, device: torch.device) -> dict:
     """Latency of the base model without the method, with it, and merged where the method can be."""
-    m = cfg.measure
+    cfg, method, m = plan.cfg, plan.method, plan.cfg.measure
     batch = measure.latency_batch(model, m.latency_batch_size, m.latency_seq_length, seed=cfg.seed)
     timing = dict(device=device, warmup=m.latency_warmup, repeats=m.latency_repeats, min_warmup_seconds=m.latency_warmup_seconds)
-    base, _ = build_model(cfg.model, data.num_labels(cfg.task))  # a fresh base as users run it: no method, not quantized
+    base, _ = build_model(cfg.model, plan.num_labels)  # a fresh base as users run it: no method, not quantized
     base_latency = measure.latency(base.to(device), batch, **timing)
     del base
     with_method = measure.latency(model, batch, **timing)

@@ -125,8 +125,9 @@ def check_tracker(cfg) -> None:
                           "use tracker.mode=offline (sync later) or tracker=none.")
 
 
-def validate(cfg) -> None:
-    """Every check of a composed run config; raises ConfigError at the first bad value."""
+def validate(cfg):
+    """Every check of a composed run config; raises ConfigError at the first bad value. Returns the
+    torch device the run uses."""
     check_whole(cfg, "seed", 0)
     check_whole(cfg, "num_threads", 1, optional=True)
     check_choice(cfg, "force", (True, False))
@@ -137,5 +138,6 @@ def validate(cfg) -> None:
         raise ConfigError(f"Budget '{cfg.budget.name}' sets both budget.params={cfg.budget.params} and "
                           f"budget.share={cfg.budget.share}; set one of them.")
     check_tracker(cfg)
-    resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     check_method(cfg)
+    return device

@@ -12,7 +12,8 @@ from peftbench.methods import get_method
 from peftbench.methods.adamix import AdapterMixture
 from peftbench.methods.unipelt import Gate, GatedAdapter, GatedLoRA
 from peftbench.models import architecture_config, auto_class, build_model
-from peftbench.recipe import arch_of, run
+from peftbench.plan import arch_of
+from peftbench.recipe import run
 from test_methods import check_checkpoint_round_trip, check_memory_breakdown
 from conftest import compose_config
 

@@ -130,7 +130,7 @@ def test_bad_data_fails_in_one_sentence_naming_the_file_before_the_model_is_buil
 def test_a_failure_after_the_device_is_chosen_still_writes_its_record(tiny_run_config, monkeypatch):
     """A CUDA device this machine lacks (as `device=cuda` was before the up-front check): the failure and
     the provenance of a device that cannot be described are both on the record."""
-    monkeypatch.setattr("peftbench.recipe.resolve_device", lambda requested: torch.device("cuda:7"))
+    monkeypatch.setattr("peftbench.recipe.validate", lambda cfg: torch.device("cuda:7"))
     cfg = tiny_run_config("lora")
     with pytest.raises(Exception):
         run(cfg)

@@ -140,13 +140,13 @@ def test_evaluation_leaves_the_training_random_state_alone(model, task, toy_data
     import torch
 
     from peftbench.models import build_model
-    from peftbench.recipe import task_format
+    from peftbench.plan import plan_run
 
     cfg = compose_config(["+method=lora", f"+task={task}", f"model={model}", f"data_dir={toy_data_dir}"])
     model_, tokenizer = build_model(cfg.model, data.num_labels(cfg.task))
     examples = data.load_task(cfg.task, cfg.data_dir, seed=0)["validation"][:4]
     torch.manual_seed(0)
-    task_format(cfg).evaluate(model_.eval(), examples, tokenizer, cfg.task, 64, 2, torch.device("cpu"))
+    plan_run(cfg).format.evaluate(model_.eval(), examples, tokenizer, cfg.task, 64, 2, torch.device("cpu"))
     after_evaluation = torch.rand(3)
     torch.manual_seed(0)
     assert torch.equal(after_evaluation, torch.rand(3))

@@ -11,14 +11,15 @@ from transformers import set_seed
 from peftbench import measure
 from peftbench.methods import METHODS, get_method
 from peftbench.methods.selection import selection_masks
-from peftbench.recipe import apply_method, build_base, run
+from peftbench.plan import apply_method, build_base, plan_run
+from peftbench.recipe import run
 
 
 def tiny_dims(cfg) -> dict:
     """Layers L, width d, FFN width i, classes C, and B: the base's parameters outside the head."""
     a = cfg.model.architecture
     set_seed(cfg.seed)
-    base = build_base(cfg)[0]
+    base = build_base(plan_run(cfg))[0]
     B = sum(p.numel() for p in base.parameters()) - head(a.hidden_size, 2)
     return {"L": a.num_hidden_layers, "d": a.hidden_size, "i": a.intermediate_size, "C": 2, "B": B}
 
@@ -101,7 +102,7 @@ def test_method_trains_freezes_and_counts(case, tiny_run_config):
     method, overrides, formula, stored_formula = CASES[case]
     cfg = tiny_run_config(method, *overrides)
     set_seed(cfg.seed)
-    initial = apply_method(build_base(cfg)[0], cfg)  # the state the run starts from
+    initial = apply_method(build_base(plan_run(cfg))[0], plan_run(cfg))  # the state the run starts from
     initial_state = {name: p.detach().clone() for name, p in initial.named_parameters()}
 
     output = run(cfg)
@@ -155,7 +156,7 @@ def check_checkpoint_round_trip(cfg, record, tuned):
     path = Path(record["checkpoint"]["path"])
     assert record["checkpoint"]["bytes"] == path.stat().st_size > 4 * record["params"]["stored_after_training"]
     set_seed(cfg.seed)  # the random tiny base is defined by its seed; a pretrained one by its files
-    fresh = apply_method(build_base(cfg)[0], cfg)
+    fresh = apply_method(build_base(plan_run(cfg))[0], plan_run(cfg))
     with torch.no_grad():
         for parameter in fresh.parameters():
             if parameter.requires_grad:
@@ -173,7 +174,7 @@ def check_only_selected_entries_change(cfg, method, tuned):
     if not masks:
         return
     set_seed(cfg.seed)
-    base = build_base(cfg)[0].state_dict()
+    base = build_base(plan_run(cfg))[0].state_dict()
     merged = measure.merged_copy(tuned, get_method(method)).state_dict()
     changed_somewhere = False
     for name, mask in masks.items():

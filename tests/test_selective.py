@@ -15,13 +15,14 @@ from peftbench import data, measure
 from peftbench.methods import get_method
 from peftbench.methods.intrinsic_said import walsh_hadamard
 from peftbench.methods.selection import base_parameters, selection_masks
-from peftbench.recipe import apply_method, arch_of, build_base, load_data, run
+from peftbench.plan import apply_method, arch_of, build_base, plan_run
+from peftbench.recipe import load_data, run
 
 
 def effective_change(cfg, output) -> dict[str, torch.Tensor]:
     """Merged tuned weights minus the base's, per base parameter name."""
     set_seed(cfg.seed)
-    base = build_base(cfg)[0].state_dict()
+    base = build_base(plan_run(cfg))[0].state_dict()
     merged = measure.merged_copy(output.model, get_method(cfg.method.name)).state_dict()
     return {name: merged[name] - base[name] for name in base if name in merged}
 
@@ -41,7 +42,7 @@ def test_diff_pruning_keeps_exactly_its_target_share(tiny_run_config):
 def fisher_by_hand(cfg, batches) -> torch.Tensor:
     """Mean squared gradient of every base entry, on a plain copy of the base (no parametrization)."""
     set_seed(cfg.seed)
-    model = build_base(cfg)[0]
+    model = build_base(plan_run(cfg))[0]
     model.eval()
     names = [name for name, _, _ in base_parameters(model, arch_of(cfg.model), ".*")]
     parameters = dict(model.named_parameters())
@@ -57,10 +58,10 @@ def fisher_by_hand(cfg, batches) -> torch.Tensor:
 def test_fishmask_selects_the_largest_fisher_entries(tiny_run_config):
     cfg = tiny_run_config("fishmask", "method.fisher_batches=3", "trainer.max_steps=2")
     set_seed(cfg.seed)
-    model, tokenizer = build_base(cfg)
-    model = apply_method(model, cfg)
+    model, tokenizer = build_base(plan_run(cfg))
+    model = apply_method(model, plan_run(cfg))
     splits = data.load_task(cfg.task, cfg.data_dir, cfg.seed)
-    train_loader, _, _ = load_data(cfg, splits, tokenizer, torch.device("cpu"))
+    train_loader, _, _ = load_data(plan_run(cfg), splits, tokenizer, torch.device("cpu"))
     batches = [batch for _, batch in zip(range(3), train_loader)]
     get_method("fishmask").on_train_start(model, 2, batches)
     masks = selection_masks(model)
@@ -123,7 +124,7 @@ def test_intrinsic_said_changes_weights_only_through_the_projection(tiny_run_con
     projected = reference_projection(projector)
 
     change = effective_change(cfg, output)
-    targets = [name for name, _, _ in base_parameters(build_base(cfg)[0], arch_of(cfg.model), "encoder")]
+    targets = [name for name, _, _ in base_parameters(build_base(plan_run(cfg))[0], arch_of(cfg.model), "encoder")]
     assert len(targets) == projector.scales.numel()
     offset = 0
     for index, name in enumerate(targets):
