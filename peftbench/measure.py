@@ -14,6 +14,8 @@ import psutil
 import torch
 from safetensors.torch import load_file, save_file
 
+from peftbench import tensor_tags
+
 # --- parameters -------------------------------------------------------------------------------
 
 
@@ -24,17 +26,16 @@ def logical_numel(parameter: torch.Tensor) -> int:
 
 
 def parameter_split(model, base_parameter_ids: set[int], head_parameter_ids: set[int]) -> dict:
-    """Trainable parameters split into what the method adds, existing weights it unfreezes (whole, or
-    selected entries that a method trains in place: `selects_base_entries`), and the task head (new
-    under every method). `total` is the tuned model's size in weights (4-bit ones unpacked): tied weights once, and neither selected
-    copies of base entries nor training-only tensors (`counts_in_total = False`, DiffPruning's dense diff)."""
+    """Trainable parameters split three ways: the task head (new under every method, wherever it lies:
+    peft trains a copy of it), what the method adds, and existing weights it unfreezes (whole, or
+    selected entries trained in place; see `peftbench.tensor_tags`). `total` is the tuned model's
+    size in weights (4-bit ones unpacked): tied weights once, and no tensor tagged outside it."""
     parameters = {id(p): p for p in model.parameters()}
     trainable = {i: p for i, p in parameters.items() if p.requires_grad}
     head = sum(p.numel() for i, p in trainable.items() if i in head_parameter_ids)
-    added = sum(p.numel() for i, p in trainable.items()
-                if i not in base_parameter_ids and not getattr(p, "selects_base_entries", False))
-    total = sum(logical_numel(p) for p in parameters.values()
-                if getattr(p, "counts_in_total", True) and not getattr(p, "selects_base_entries", False))
+    new = {i: p for i, p in trainable.items() if i not in base_parameter_ids and i not in head_parameter_ids}
+    added = sum(p.numel() for p in new.values() if not tensor_tags.selects_base_entries(p))
+    total = sum(logical_numel(p) for p in parameters.values() if tensor_tags.counts_in_total(p))
     count = sum(p.numel() for p in trainable.values())
     return {"trainable": count, "total": total, "trainable_share": count / total, "added": added,
             "unfrozen": count - added - head, "head": head}
@@ -139,7 +140,8 @@ def throughput(step_seconds: list[float], step_samples: list[int], step_tokens: 
 def latency_batch(model, batch_size: int, seq_length: int, seed: int = 0) -> dict:
     generator = torch.Generator().manual_seed(seed)
     vocab_size = model.config.vocab_size
-    input_ids = torch.randint(1000 if vocab_size > 2000 else 1, vocab_size, (batch_size, seq_length), generator=generator)
+    lowest_id = 1000 if vocab_size > 2000 else 1
+    input_ids = torch.randint(lowest_id, vocab_size, (batch_size, seq_length), generator=generator)
     batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
     if getattr(model.config, "is_encoder_decoder", False):  # a seq2seq model also reads a target: a quarter as long
         batch["decoder_input_ids"] = input_ids[:, : max(1, seq_length // 4)]
@@ -152,7 +154,8 @@ def synchronize(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def latency(model, batch: dict, device: torch.device, warmup: int, repeats: int, min_warmup_seconds: float = 1.0) -> dict:
+def latency(model, batch: dict, device: torch.device, warmup: int, repeats: int,
+            min_warmup_seconds: float = 1.0) -> dict:
     """Median and p90 of single forward passes, after at least `warmup` passes and `min_warmup_seconds`
     (caches, allocator and CPU clocks settle in time, not in a count of passes)."""
     was_training = model.training
@@ -200,8 +203,8 @@ def merge_check(unmerged: torch.Tensor, merged: torch.Tensor, tolerance: float) 
     float32 rounding grows with the outputs' size (a language model's logits reach tens)."""
     difference = (unmerged - merged).abs().max().item()
     scale = max(1.0, unmerged.abs().max().item())
-    return {"max_abs_diff": difference, "output_scale": scale, "tolerance": tolerance, "allowed_abs_diff": tolerance * scale,
-            "equivalent": difference <= tolerance * scale}
+    return {"max_abs_diff": difference, "output_scale": scale, "tolerance": tolerance,
+            "allowed_abs_diff": tolerance * scale, "equivalent": difference <= tolerance * scale}
 
 
 # --- checkpoint -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Every config file composes, and every method config matches a registered method."""
 
 import re
+from dataclasses import asdict
 
 import pytest
 
@@ -10,7 +11,8 @@ from peftbench.methods import method_options
 
 from conftest import compose_config
 
-CONFIG_FILES = sorted(CONF_DIR.rglob("*.yaml"))
+TEMPLATES = CONF_DIR / "templates"  # what configs start from; not selectable themselves
+CONFIG_FILES = sorted(path for path in CONF_DIR.rglob("*.yaml") if TEMPLATES not in path.parents)
 BASE = ["+method=lora", "+task=rte"]
 
 
@@ -37,11 +39,32 @@ def test_config_file_composes(path):
         assert cfg[path.parent.name].name == path.stem  # records and the registry go by this name
 
 
+def test_the_task_template_is_not_a_task_and_every_task_starts_from_it():
+    from peftbench.cli import available
+
+    assert "task" not in available("task") and "templates" not in available("task")
+    for path in (CONF_DIR / "task").glob("*.yaml"):
+        assert "defaults: [/templates/task@_here_, _self_]" in path.read_text(), path.name
+    with pytest.raises(Exception, match="name"):  # a task that sets nothing is incomplete
+        compose_config([*BASE[:1], "+templates=task"]).templates.name.upper()
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml")))
 def test_method_config_builds_its_registered_options(name):
     cfg = compose_config(["+method=" + name, "+task=rte"])
     get_method(name).make_config(method_options(cfg.method))  # unknown keys would raise
     assert cfg.trainer.lr == cfg.method.lr
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_method_config_file_states_its_config_class_defaults(name):
+    """A method's options live twice: its YAML is what a run composes, records and hashes (so it lists
+    every option), its config class is what the registry says the method is (dora: use_dora) and what a
+    hybrid builds its parts from. Each option's value is the same in both."""
+    composed = method_options(compose_config(["+method=" + name]).method)
+    defaults = {key: list(value) if isinstance(value, tuple) else value
+                for key, value in asdict(get_method(name).config_cls()).items()}
+    assert composed == defaults
 
 
 def test_every_registered_method_has_a_config():

@@ -64,3 +64,45 @@ def test_merge_check_allows_rounding_in_proportion_to_the_outputs():
     check = measure.merge_check(large, large + 2e-3, 1e-4)  # logits of 30: up to 3e-3
     assert check["equivalent"] and check["allowed_abs_diff"] == pytest.approx(3e-3)
     assert not measure.merge_check(large, large + 4e-3, 1e-4)["equivalent"]
+
+
+# Methods the peft library wraps as a task model (peft trains its own copy of the task head) or as a
+# plain one (LoRA: the head is the base's, unfrozen), and hybrids that reach peft's prefixes.
+PEFT_WRAPPED = {"prompt_tuning": ["method.num_virtual_tokens=5"], "p_tuning": ["method.encoder_hidden_size=16"],
+                "prefix_tuning": ["method.projection_hidden_size=16"], "p_tuning_v2": [], "lora": [],
+                "mam": ["method.bottleneck=4", "method.projection_hidden_size=16"],
+                "unipelt": ["method.bottleneck=4", "method.projection_hidden_size=16"]}
+
+
+def split_of(cfg):
+    """parameter_split as a run takes it, and the base model's size and head size (before the method)."""
+    from peftbench.methods.modules import head_parameters
+    from peftbench.plan import apply_method, build_base, plan_run
+
+    plan = plan_run(cfg)
+    base = build_base(plan)[0]
+    base_ids = {id(p) for p in base.parameters()}
+    base_size = sum(p.numel() for p in base.parameters())
+    base_head = sum(p.numel() for p in head_parameters(base, plan.arch))
+    model = apply_method(base, plan)
+    head_ids = {id(p) for p in head_parameters(model, plan.arch)}
+    return measure.parameter_split(model, base_ids, head_ids), base_size, base_head
+
+
+@pytest.mark.parametrize("model", ["tiny_bert", "tiny_gpt2"])
+@pytest.mark.parametrize("method", sorted(PEFT_WRAPPED))
+def test_the_task_head_is_counted_once_and_apart(method, model, tiny_run_config):
+    """Wherever the trained head lies (peft's copy of it, or the base's own), it is the head: not an
+    added parameter, and not a second time in the total; nothing of the base is unfrozen."""
+    split, base_size, base_head = split_of(tiny_run_config(method, f"model={model}", *PEFT_WRAPPED[method]))
+    assert split["head"] == base_head > 0 and split["unfrozen"] == 0
+    assert split["added"] == split["trainable"] - split["head"] > 0
+    assert split["total"] == base_size + split["added"]
+
+
+def test_prompt_tuning_adds_its_prompts_and_trains_the_head(tiny_run_config):
+    split, base_size, _ = split_of(tiny_run_config("prompt_tuning", "method.num_virtual_tokens=5"))
+    d, classes = 32, 2  # the tiny BERT's width, the task's labels
+    head = d * classes + classes
+    assert (split["added"], split["unfrozen"], split["head"]) == (5 * d, 0, head)
+    assert (split["trainable"], split["total"]) == (5 * d + head, base_size + 5 * d)

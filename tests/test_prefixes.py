@@ -10,9 +10,10 @@ import torch
 from transformers import set_seed
 
 from peftbench.methods import get_method
-from peftbench.methods.prefixes import ATTENTION, PrefixGroup
+from peftbench.methods.prefix_attention import ATTENTION, PrefixGroup
 from peftbench.models import architecture_config, auto_class
-from peftbench.recipe import arch_of, run
+from peftbench.plan import arch_of
+from peftbench.recipe import run
 from test_adapters import adapter
 from test_methods import check_checkpoint_round_trip
 from conftest import compose_config
@@ -29,7 +30,8 @@ LENGTH = 3
 
 def tiny_seq2seq(model: str, method: str | None, *overrides: str):
     """The tiny model, built without a tokenizer, with the method applied (None: the base)."""
-    cfg = compose_config([f"+method={method or 'lora'}", "+task=e2e_nlg", f"model={model}", "tracker=none", *overrides])
+    cfg = compose_config([f"+method={method or 'lora'}", "+task=e2e_nlg", f"model={model}", "tracker=none",
+                          *overrides])
     set_seed(0)
     base = auto_class(cfg.model).from_config(architecture_config(cfg.model, 2)).eval()
     if method is None:
@@ -71,7 +73,8 @@ def test_prefixes_reach_encoder_decoder_and_cross_attention(model):
     cfg, tuned = tiny_seq2seq(model, "prefix_tuning", f"method.num_virtual_tokens={LENGTH}", "method.projection=false")
     slots = {name: module.prefix_slot for name, module in tuned.named_modules() if hasattr(module, "prefix_slot")}
     assert {re.sub(r"\.\d+\.", ".#.", name) for name in slots} == GROUPS[model]
-    assert len(tuned.prefix_groups) == 3 and {id(group) for group, _ in slots.values()} == {id(g) for g in tuned.prefix_groups}
+    assert len(tuned.prefix_groups) == 3
+    assert {id(group) for group, _ in slots.values()} == {id(g) for g in tuned.prefix_groups}
     for group in tuned.prefix_groups:  # each layer its own prefixes
         assert sorted(layer for g, layer in slots.values() if g is group) == list(range(group.layers))
     width = tuned.config.d_model  # the tiny models' key width (T5: 2 heads x 16)
@@ -147,7 +150,8 @@ RUN_CASES = {
     # the FFN adapter and LoRA r=2 on q and v of every attention, each part gated (d + 1 a gate)
     "unipelt": ("unipelt", [f"method.prefix_length={LENGTH}", "method.prefix_projection=false", "method.bottleneck=4",
                             "method.lora_r=2"],
-                lambda A, F, d: prefixes(A, d, LENGTH) + F * adapter(d, 4) + A * 2 * 2 * 2 * d + (A + F + 2 * A) * (d + 1), None),
+                lambda A, F, d: (prefixes(A, d, LENGTH) + F * adapter(d, 4) + A * 2 * 2 * 2 * d
+                                 + (A + F + 2 * A) * (d + 1)), None),
 }
 
 

@@ -22,12 +22,12 @@ class AdaLoraConfig:
     alpha: float = 32
     dropout: float = 0.1
     target_modules: list[str] = field(default_factory=lambda: ["q", "k", "v", "attn_out", "ffn_in", "ffn_out"])
-    tinit: int = 200   # steps of warm-up before any rank is pruned
-    tfinal: int = 200  # final steps with the rank pattern fixed
+    tinit: int = 50    # steps of warm-up before any rank is pruned; must leave room in short runs
+    tfinal: int = 100  # final steps with the rank pattern fixed
     deltaT: int = 10   # steps between reallocations
     beta1: float = 0.85  # EMA of sensitivity
     beta2: float = 0.85  # EMA of uncertainty
-    orth_reg_weight: float = 0.5  # weight of the orthogonality regulariser on P and Q
+    orth_reg_weight: float = 0.1  # weight of the orthogonality regulariser on P and Q
 
 
 def apply_adalora(model: nn.Module, cfg: AdaLoraConfig, arch: Arch) -> nn.Module:
@@ -64,4 +64,5 @@ def merge_adalora(model: nn.Module) -> nn.Module:
 
 
 register_method(Method("adalora", AdaLoraConfig, apply_adalora, family="reparametrised", size_knob="init_r",
-                       on_train_start=set_total_steps, on_step=allocate_ranks, report=final_ranks, merge=merge_adalora))
+                       on_train_start=set_total_steps, on_step=allocate_ranks, report=final_ranks,
+                       merge=merge_adalora))

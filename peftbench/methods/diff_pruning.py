@@ -14,6 +14,7 @@ from torch.nn.utils import parametrize
 from peftbench.methods.modules import freeze_all
 from peftbench.methods.registry import Arch, Method, register_method
 from peftbench.methods.selection import SizedOnLoad, base_parameters, merge_parametrizations, parametrized
+from peftbench.tensor_tags import mark_outside_total
 
 # Hard-concrete constants of Louizos et al. (2018), used by Guo et al.: temperature and stretch interval.
 BETA, GAMMA, ZETA = 2 / 3, -0.1, 1.1
@@ -21,7 +22,8 @@ BETA, GAMMA, ZETA = 2 / 3, -0.1, 1.1
 
 @dataclass
 class DiffPruningConfig:
-    target_share: float = 0.005   # share of the eligible weights left non-zero in the diff after pruning (Guo et al.: 0.5%)
+    # share of the eligible weights left non-zero in the diff after pruning (Guo et al.: 0.5%)
+    target_share: float = 0.005
     l0_weight: float = 1.25e-7    # penalty per expected non-zero diff entry (Guo et al.'s lambda)
     init_log_alpha: float = 5.0   # gate logits start high: gates open, so the diff learns from step one
     include: str = ".*"           # regular expression over base parameter names that get a diff
@@ -35,7 +37,7 @@ class DiffGate(SizedOnLoad):
         self.diff = nn.Parameter(torch.zeros_like(weight))
         self.log_alpha = nn.Parameter(torch.full_like(weight, init_log_alpha))
         for training_only in (self.diff, self.log_alpha):  # trained, but not part of the tuned model's size
-            training_only.counts_in_total = False
+            mark_outside_total(training_only)
         self.register_buffer("pruned", torch.tensor(False, device=weight.device))
         self.register_buffer("kept_indices", torch.zeros(0, dtype=torch.long, device=weight.device))
         self.register_buffer("kept_values", torch.zeros(0, dtype=weight.dtype, device=weight.device))
@@ -150,10 +152,11 @@ def sparse_state(model: nn.Module) -> dict:
 def pruning_report(model: nn.Module) -> dict:
     gates = parametrized(model, DiffGate)
     eligible = sum(original.numel() for _, _, original in gates)
+    kept_per_tensor = {name: gate.kept_indices.numel() for name, gate, _ in gates if gate.kept_indices.numel()}
     return {"trained": "dense diff and hard-concrete gate logits on every eligible base weight, then magnitude-pruned",
             "eligible": eligible, "trained_diff_entries": eligible, "kept_nonzero": kept_entries(model),
             "target_nonzero": target_entries(model),
-            "kept_per_tensor": {name: gate.kept_indices.numel() for name, gate, _ in gates if gate.kept_indices.numel()}}
+            "kept_per_tensor": kept_per_tensor}
 
 
 register_method(Method("diff_pruning", DiffPruningConfig, apply_diff_pruning, family="selective",

@@ -1,6 +1,7 @@
 """LoRA (Hu et al. 2021) and its variants through the peft library: DoRA (weight-decomposed,
 Liu et al. 2024) and rsLoRA (rank-stabilised scaling alpha/sqrt(r), Kalajdzievski 2023) as their own
-names, PiSSA (principal singular vectors as the initialisation, Meng et al. 2024) as `init`."""
+names and config classes, PiSSA (principal singular vectors as the initialisation, Meng et al. 2024)
+as `init`."""
 
 from dataclasses import dataclass, field
 
@@ -23,6 +24,16 @@ class LoraConfig:
     use_dora: bool = False
     use_rslora: bool = False
     init: str = "default"
+
+
+@dataclass
+class DoRAConfig(LoraConfig):
+    use_dora: bool = True  # a trained magnitude per output unit of each target matrix; slower steps than LoRA
+
+
+@dataclass
+class RsLoraConfig(LoraConfig):
+    use_rslora: bool = True  # scale alpha/sqrt(r) instead of alpha/r
 
 
 def apply_lora(model: nn.Module, cfg: LoraConfig, arch: Arch) -> nn.Module:
@@ -48,5 +59,5 @@ def merge_lora(model: nn.Module) -> nn.Module:
     return model.merge_and_unload()  # W <- W + (alpha/r) B A; the plain transformers model remains
 
 
-for name in ("lora", "dora", "rslora"):
-    register_method(Method(name, LoraConfig, apply_lora, family="reparametrised", size_knob="r", merge=merge_lora))
+for name, config_cls in (("lora", LoraConfig), ("dora", DoRAConfig), ("rslora", RsLoraConfig)):
+    register_method(Method(name, config_cls, apply_lora, family="reparametrised", size_knob="r", merge=merge_lora))

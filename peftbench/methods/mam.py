@@ -9,8 +9,8 @@ import torch.nn as nn
 
 from peftbench.methods.adapters import ParallelConfig, apply_adapters
 from peftbench.methods.prefix_tuning import PrefixTuningConfig, add_prefixes, stored_prefixes
-from peftbench.methods.prompts import PREFIX_MODEL_TYPES
 from peftbench.methods.registry import Arch, Method, register_method
+from peftbench.methods.virtual_tokens import PREFIX_MODEL_TYPES
 
 
 @dataclass
@@ -24,7 +24,8 @@ class MamConfig:
 
 
 def apply_mam(model: nn.Module, cfg: MamConfig, arch: Arch) -> nn.Module:
-    model = apply_adapters(model, ParallelConfig(bottleneck=cfg.bottleneck, scale=cfg.scale, non_linearity=cfg.non_linearity), arch)
+    adapters = ParallelConfig(bottleneck=cfg.bottleneck, scale=cfg.scale, non_linearity=cfg.non_linearity)
+    model = apply_adapters(model, adapters, arch)
     prefixes = PrefixTuningConfig(num_virtual_tokens=cfg.prefix_length, projection=cfg.prefix_projection,
                                   projection_hidden_size=cfg.projection_hidden_size)
     return add_prefixes(model, prefixes, arch)

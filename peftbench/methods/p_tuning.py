@@ -6,8 +6,9 @@ from dataclasses import dataclass
 import peft
 import torch.nn as nn
 
-from peftbench.methods.prompts import virtual_token_limit, PROMPT_MODEL_TYPES, peft_task_type, stored_after_reparametrisation
 from peftbench.methods.registry import Arch, Method, register_method
+from peftbench.methods.virtual_tokens import (PROMPT_MODEL_TYPES, peft_task_type, stored_after_reparametrisation,
+                                              virtual_token_limit, wrap_prompt_learning)
 
 ENCODERS = {"mlp": "MLP", "lstm": "LSTM"}
 
@@ -26,7 +27,7 @@ def apply_p_tuning(model: nn.Module, cfg: PTuningConfig, arch: Arch) -> nn.Modul
                                            encoder_reparameterization_type=ENCODERS[cfg.encoder],
                                            encoder_hidden_size=cfg.encoder_hidden_size,
                                            num_transformer_submodules=1)  # input tokens of the encoder only
-    return peft.get_peft_model(model, peft_config)
+    return wrap_prompt_learning(model, peft_config)
 
 
 def stored_prompts(model: nn.Module) -> int:

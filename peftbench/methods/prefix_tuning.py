@@ -5,17 +5,18 @@ classification head.
 
 Where the model config names the attention modules that take prefixes (`prefix_attn`: T5 and BART,
 whose encoder, decoder and cross-attention peft's prefixes do not all reach), the prefixes are
-peftbench's own (methods/prefixes.py); elsewhere they are the peft library's."""
+peftbench's own (methods/prefix_attention.py); elsewhere they are the peft library's."""
 
 from dataclasses import dataclass
 
 import peft
 import torch.nn as nn
 
-from peftbench.methods import prefixes
+from peftbench.methods import prefix_attention
 from peftbench.methods.modules import freeze_all
-from peftbench.methods.prompts import virtual_token_limit, PREFIX_MODEL_TYPES, peft_task_type, stored_after_reparametrisation
 from peftbench.methods.registry import Arch, Method, register_method
+from peftbench.methods.virtual_tokens import (PREFIX_MODEL_TYPES, peft_task_type, stored_after_reparametrisation,
+                                              virtual_token_limit, wrap_prompt_learning)
 
 
 @dataclass
@@ -30,7 +31,8 @@ def native(arch: Arch) -> bool:
 
 
 def attach_native(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -> nn.Module:
-    return prefixes.attach_prefixes(model, arch, cfg.num_virtual_tokens, cfg.projection_hidden_size if cfg.projection else None)
+    projection_hidden_size = cfg.projection_hidden_size if cfg.projection else None
+    return prefix_attention.attach_prefixes(model, arch, cfg.num_virtual_tokens, projection_hidden_size)
 
 
 def apply_prefix_tuning(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -> nn.Module:
@@ -38,8 +40,9 @@ def apply_prefix_tuning(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -
         freeze_all(model)
         return attach_native(model, cfg, arch)
     peft_config = peft.PrefixTuningConfig(task_type=peft_task_type(arch), num_virtual_tokens=cfg.num_virtual_tokens,
-                                          prefix_projection=cfg.projection, encoder_hidden_size=cfg.projection_hidden_size)
-    return peft.get_peft_model(model, peft_config)
+                                          prefix_projection=cfg.projection,
+                                          encoder_hidden_size=cfg.projection_hidden_size)
+    return wrap_prompt_learning(model, peft_config)
 
 
 def add_prefixes(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -> nn.Module:
@@ -58,9 +61,10 @@ def stored_prefixes(model: nn.Module) -> int:
     """Everything trained outside a prefix MLP, and the keys and values it computes: 2 x layers x
     virtual tokens x width (peftbench's prefixes: per group; none: just what trained)."""
     if not hasattr(model, "peft_config"):
-        return prefixes.stored_numbers(model)
+        return prefix_attention.stored_numbers(model)
     config = model.peft_config["default"]
-    return stored_after_reparametrisation(model, 2 * config.num_layers * config.num_virtual_tokens * config.token_dim)
+    prefix_values = 2 * config.num_layers * config.num_virtual_tokens * config.token_dim
+    return stored_after_reparametrisation(model, prefix_values)
 
 
 @dataclass
@@ -69,10 +73,13 @@ class PTuningV2Config:
 
 
 def apply_p_tuning_v2(model: nn.Module, cfg: PTuningV2Config, arch: Arch) -> nn.Module:
-    return apply_prefix_tuning(model, PrefixTuningConfig(num_virtual_tokens=cfg.num_virtual_tokens, projection=False), arch)
+    prefixes = PrefixTuningConfig(num_virtual_tokens=cfg.num_virtual_tokens, projection=False)
+    return apply_prefix_tuning(model, prefixes, arch)
 
 
 register_method(Method("prefix_tuning", PrefixTuningConfig, apply_prefix_tuning, family="additive",
-                       size_knob="num_virtual_tokens", size_knob_limit=virtual_token_limit, model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_prefixes))
+                       size_knob="num_virtual_tokens", size_knob_limit=virtual_token_limit,
+                       model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_prefixes))
 register_method(Method("p_tuning_v2", PTuningV2Config, apply_p_tuning_v2, family="additive",
-                       size_knob="num_virtual_tokens", size_knob_limit=virtual_token_limit, model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_prefixes))
+                       size_knob="num_virtual_tokens", size_knob_limit=virtual_token_limit,
+                       model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_prefixes))

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 import peft
 import torch.nn as nn
 
-from peftbench.methods.prompts import virtual_token_limit, PROMPT_MODEL_TYPES, peft_task_type
 from peftbench.methods.registry import Arch, Method, register_method
+from peftbench.methods.virtual_tokens import (PROMPT_MODEL_TYPES, peft_task_type, virtual_token_limit,
+                                              wrap_prompt_learning)
 
 INITS = {"random": "RANDOM", "sample_vocab": "SAMPLE_VOCAB", "text": "TEXT"}
 
@@ -30,10 +31,12 @@ def apply_prompt_tuning(model: nn.Module, cfg: PromptTuningConfig, arch: Arch) -
         prompt_tuning_init=INITS[cfg.init],
         prompt_tuning_init_text=cfg.init_text if cfg.init == "text" else None,
         tokenizer_name_or_path=arch.tokenizer if cfg.init == "text" else None,
-        num_transformer_submodules=1,  # the encoder's input only, as Lester et al. (peft doubles it for encoder-decoders)
+        # the encoder's input only, as Lester et al. (peft doubles it for encoder-decoders)
+        num_transformer_submodules=1,
     )
-    return peft.get_peft_model(model, peft_config)
+    return wrap_prompt_learning(model, peft_config)
 
 
 register_method(Method("prompt_tuning", PromptTuningConfig, apply_prompt_tuning, family="additive",
-                       size_knob="num_virtual_tokens", size_knob_limit=virtual_token_limit, model_types=PROMPT_MODEL_TYPES))
+                       size_knob="num_virtual_tokens", size_knob_limit=virtual_token_limit,
+                       model_types=PROMPT_MODEL_TYPES))

@@ -1,5 +1,5 @@
 """QLoRA (Dettmers et al. 2023): LoRA on a frozen base quantized by bitsandbytes while loading, to
-4-bit NormalFloat with double quantization (or 8-bit). The new task head stays unquantized. Runs on
+4-bit NormalFloat with double quantization (or 8-bit: `qlora_8bit`). The new task head stays unquantized. Runs on
 CPU and CUDA."""
 
 import copy
@@ -25,6 +25,11 @@ class QLoraConfig(LoraConfig):
     double_quant: bool = True     # quantize the quantization constants too (about 0.4 bit per weight saved)
     compute_dtype: str = "float32"  # dtype of the de-quantized matmuls: float32 | bfloat16
     target_modules: list[str] = field(default_factory=lambda: ["q", "k", "v", "attn_out", "ffn_in", "ffn_out"])
+
+
+@dataclass
+class QLora8bitConfig(QLoraConfig):
+    bits: int = 8  # LLM.int8: half the weight memory saving of 4-bit, closer to full precision
 
 
 def quantization_options(cfg: QLoraConfig, arch: Arch) -> dict:
@@ -107,7 +112,8 @@ def quantization_report(model: nn.Module) -> dict:
     quantized = [p for p in model.parameters() if p.dtype in (torch.uint8, torch.int8)]
     quantized_bytes = sum(p.numel() * p.element_size() for p in quantized)
     unquantized_bytes = sum(4 * logical_numel(p) for p in quantized)  # the same weights in fp32
-    quantization = {"bits": 4 if config.load_in_4bit else 8, "skipped_modules": list(config.llm_int8_skip_modules or [])}
+    quantization = {"bits": 4 if config.load_in_4bit else 8,
+                    "skipped_modules": list(config.llm_int8_skip_modules or [])}
     if config.load_in_4bit:  # the 4-bit options; 8-bit (LLM.int8) takes none of them
         layers = linear_4bit_layers(model)
         quantization |= {"quant_type": config.bnb_4bit_quant_type, "double_quant": config.bnb_4bit_use_double_quant,
@@ -120,6 +126,6 @@ def quantization_report(model: nn.Module) -> dict:
 
 
 # Merging de-quantizes, adds the update and re-quantizes: lossy, and the run's merge check says by how much.
-for name in ("qlora", "qlora_8bit"):
-    register_method(Method(name, QLoraConfig, apply_qlora, family="reparametrised", size_knob="r", merge=merge_qlora,
+for name, config_cls in (("qlora", QLoraConfig), ("qlora_8bit", QLora8bitConfig)):
+    register_method(Method(name, config_cls, apply_qlora, family="reparametrised", size_knob="r", merge=merge_qlora,
                            load_options=quantization_options, report=quantization_report))

@@ -9,6 +9,7 @@ import torch.nn as nn
 from torch.nn.utils import parametrize
 
 from peftbench.methods.registry import Arch
+from peftbench.tensor_tags import mark_selects_base_entries
 
 
 class SizedOnLoad(nn.Module):
@@ -31,7 +32,7 @@ class EntrySelection(SizedOnLoad):
         super().__init__()
         self.register_buffer("indices", torch.zeros(0, dtype=torch.long, device=weight.device))
         self.values = nn.Parameter(torch.zeros(0, dtype=weight.dtype, device=weight.device))
-        self.values.selects_base_entries = True  # counted as unfrozen base weights, not as added ones
+        mark_selects_base_entries(self.values)  # counted as unfrozen base weights, not as added ones
 
     def select(self, original: torch.Tensor, indices: torch.Tensor) -> None:
         self.indices.data = indices.to(original.device)
@@ -61,7 +62,7 @@ class SliceSelection(SizedOnLoad):
         self.dim = dim
         self.register_buffer("indices", torch.arange(count, device=weight.device))
         self.values = nn.Parameter(weight.detach().index_select(dim, self.indices).clone())
-        self.values.selects_base_entries = True
+        mark_selects_base_entries(self.values)
 
     def select(self, original: torch.Tensor, indices: torch.Tensor) -> None:
         self.indices.data = indices.to(original.device)
@@ -110,7 +111,8 @@ def parametrized(model: nn.Module, kind: type) -> list[tuple[str, nn.Module, tor
 
 def selection_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     """weight name -> where the method may change it (True), for every selective parametrization."""
-    return {name: p.selected(original) for name, p, original in parametrized(model, nn.Module) if hasattr(p, "selected")}
+    parametrizations = parametrized(model, nn.Module)
+    return {name: p.selected(original) for name, p, original in parametrizations if hasattr(p, "selected")}
 
 
 def summed_gradients(model: nn.Module, tensors: list[torch.Tensor], batches, of) -> tuple[list[torch.Tensor], int]:

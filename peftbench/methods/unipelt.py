@@ -19,8 +19,8 @@ from peftbench.methods.adapters import (BottleneckAdapter, PfeifferConfig, Wrapp
                                         set_module)
 from peftbench.methods.modules import freeze_all, module_names_for_roles
 from peftbench.methods.prefix_tuning import PrefixTuningConfig, add_prefixes, stored_prefixes
-from peftbench.methods.prompts import PREFIX_MODEL_TYPES
 from peftbench.methods.registry import Arch, Method, register_method
+from peftbench.methods.virtual_tokens import PREFIX_MODEL_TYPES
 
 PARTS = ("adapter", "prefix", "lora")
 
@@ -82,8 +82,9 @@ class GatedLoRA(Wrapper):
         super().__init__()
         parameter = next(base.parameters())
         self.base = base
-        self.lora_A = nn.Parameter(torch.empty(r, features(base, "in"), device=parameter.device, dtype=parameter.dtype))
-        self.lora_B = nn.Parameter(torch.zeros(features(base, "out"), r, device=parameter.device, dtype=parameter.dtype))
+        like = {"device": parameter.device, "dtype": parameter.dtype}
+        self.lora_A = nn.Parameter(torch.empty(r, features(base, "in"), **like))
+        self.lora_B = nn.Parameter(torch.zeros(features(base, "out"), r, **like))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as LoRA
         self.scaling = alpha / r
         self.gate = Gate(features(base, "in")).to(parameter.device) if gated else ungated
@@ -106,7 +107,8 @@ class GatedAdapter(nn.Module):
 def layer_cache(cache, call_kwargs: dict, layer_idx: int):
     """The cache layer holding this attention's own keys and values (a self-attention's, never the
     encoder states a cross-attention reads), or None."""
-    if cache is None or call_kwargs.get("key_value_states") is not None or call_kwargs.get("encoder_hidden_states") is not None:
+    reads_encoder = any(call_kwargs.get(key) is not None for key in ("key_value_states", "encoder_hidden_states"))
+    if cache is None or reads_encoder:
         return None
     cache = getattr(cache, "self_attention_cache", cache)
     return cache.layers[layer_idx] if layer_idx < len(cache.layers) else None
@@ -131,14 +133,16 @@ def gate_prefix_hook(attention: nn.Module, args: tuple, kwargs: dict) -> None:
 def attention_modules(model: nn.Module, arch: Arch) -> list[tuple[nn.Module, int]]:
     """(attention module, its input width) for every attention that takes prefixes: the parents of the
     query projections (on T5 and BART, those the model config names)."""
-    queries = {name.rpartition(".")[0]: model.get_submodule(name) for name in module_names_for_roles(model, arch, ["q"])}
+    query_names = module_names_for_roles(model, arch, ["q"])
+    queries = {name.rpartition(".")[0]: model.get_submodule(name) for name in query_names}
     if "prefix_attn" in arch.modules:  # the model config names them where not every attention has them
         reached = set(module_names_for_roles(model, arch, ["prefix_attn"]))
         queries = {parent: query for parent, query in queries.items() if parent in reached}
     attentions = [(model.get_submodule(parent), features(query, "in")) for parent, query in queries.items()]
     for attention, _ in attentions:
         if getattr(attention, "layer_idx", None) is None:
-            raise ValueError(f"UniPELT's prefix gate needs the attention's layer index; {type(attention).__name__} has none.")
+            raise ValueError(f"UniPELT's prefix gate needs the attention's layer index; "
+                             f"{type(attention).__name__} has none.")
     return attentions
 
 

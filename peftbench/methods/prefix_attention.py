@@ -41,7 +41,8 @@ class PrefixGroup(nn.Module):
         """This layer's prefix keys and values, each (length, width)."""
         if hasattr(self, "prefixes"):
             return self.prefixes[layer].split(self.length)
-        rows = slice(layer * 2 * self.width, (layer + 1) * 2 * self.width)  # only this layer's outputs of the last linear
+        # only this layer's outputs of the last linear
+        rows = slice(layer * 2 * self.width, (layer + 1) * 2 * self.width)
         hidden = self.mlp[1](self.mlp[0](self.embedding))
         return F.linear(hidden, self.mlp[2].weight[rows], self.mlp[2].bias[rows]).split(self.width, dim=-1)
 
@@ -54,7 +55,8 @@ def pad_front(scores: torch.Tensor | None, length: int) -> torch.Tensor | None:
     return None if scores is None else F.pad(scores, (length, 0))
 
 
-def prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, position_bias=None, **kwargs):
+def prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, position_bias=None,
+                     **kwargs):
     """Eager attention over the module's prefixes (if it has them) and then its own keys and values;
     T5 passes its relative position bias, which the prefixes do not take."""
     slot = getattr(module, "prefix_slot", None)
@@ -66,23 +68,27 @@ def prefix_attention(module, query, key, value, attention_mask, scaling=None, dr
         scale = getattr(module, "prefix_scale", None)  # UniPELT's gate, (batch, 1, 1, 1), set just before
 
         def heads_first(prefix: torch.Tensor) -> torch.Tensor:
-            prefix = prefix.view(1, group.length, heads, head_dim).transpose(1, 2).expand(batch, -1, -1, -1).to(key.dtype)
+            prefix = prefix.view(1, group.length, heads, head_dim).transpose(1, 2)
+            prefix = prefix.expand(batch, -1, -1, -1).to(key.dtype)
             return prefix if scale is None else prefix * scale
 
         prefix_keys, prefix_values = group.keys_values(layer)
-        key, value = torch.cat([heads_first(prefix_keys), key], dim=2), torch.cat([heads_first(prefix_values), value], dim=2)
+        key = torch.cat([heads_first(prefix_keys), key], dim=2)
+        value = torch.cat([heads_first(prefix_values), value], dim=2)
         attention_mask, position_bias = pad_front(attention_mask, group.length), pad_front(position_bias, group.length)
     scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling
     for bias in (position_bias, attention_mask):
         if bias is not None:
             scores = scores + bias
-    weights = F.dropout(F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype), p=dropout, training=module.training)
+    weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 
 AttentionInterface.register(ATTENTION, prefix_attention)
-AttentionMaskInterface.register(ATTENTION, ALL_MASK_ATTENTION_FUNCTIONS["eager"])  # additive float masks, never skipped
+# additive float masks, never skipped
+AttentionMaskInterface.register(ATTENTION, ALL_MASK_ATTENTION_FUNCTIONS["eager"])
 
 
 def key_width(model: nn.Module, arch: Arch, attention_name: str) -> int:
@@ -106,7 +112,8 @@ def attach_prefixes(model: nn.Module, arch: Arch, length: int, projection_hidden
         group = PrefixGroup(len(members), length, key_width(model, arch, members[0]), projection_hidden_size)
         groups.append(group.to(device=parameter.device, dtype=parameter.dtype))
         for layer, name in enumerate(members):
-            model.get_submodule(name).prefix_slot = (group, layer)  # a plain attribute: the group is registered once, below
+            # a plain attribute: the group is registered once, below
+            model.get_submodule(name).prefix_slot = (group, layer)
     model.prefix_groups = groups
     model.set_attn_implementation(ATTENTION)
     return model
