@@ -14,7 +14,7 @@ from peftbench import text_metrics
 @dataclass(frozen=True)
 class Metric:
     compute: Callable[[np.ndarray, np.ndarray], float]  # (predictions, labels) -> value
-    higher_is_better: bool  # declared once; tables and Pareto plots read it from here
+    higher_is_better: bool  # declared once; fields.py lists it with the other record fields reports read
     on_text: bool = False  # (generated texts, their references) instead of arrays of labels
     # why it cannot be computed on this machine (a callable returning a reason, or None when it can)
     unavailable: Callable[[], str | None] = lambda: None

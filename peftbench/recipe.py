@@ -26,14 +26,10 @@ from peftbench.methods.modules import head_parameters
 from peftbench.metrics import is_better, unavailable_metrics
 from peftbench.models import build_model
 from peftbench.plan import RunPlan, apply_method, build_base, plan_run
-from peftbench.report_console import print_run_summary
-from peftbench.tracking import NoTracker, make_tracker
+from peftbench.report.console import print_run_summary
+from peftbench.tracking import NoTracker, make_tracker, summary_values
 from peftbench.train import NonFiniteLoss, total_optimizer_steps, train
 from peftbench.validate import ConfigError, validate
-
-# Record sections flattened into the W&B summary ("memory/peak_train_bytes"); the report reads them back.
-SUMMARY_SECTIONS = ("params", "memory", "throughput", "latency", "checkpoint", "time")
-
 
 def load_data(plan: RunPlan, splits: dict, tokenizer, device: torch.device):
     """The training loader, the evaluation (model -> Evaluation) on the evaluation split, and what the
@@ -274,23 +270,3 @@ def measure_checkpoint(checkpoint_dir: str | None, run_id: str, model, method) -
         return {"format": "safetensors", "bytes": measure.save_checkpoint(state, path), "path": str(path)}
     with tempfile.TemporaryDirectory() as folder:
         return {"format": "safetensors", "bytes": measure.save_checkpoint(state, Path(folder) / "trainable.safetensors"), "path": None}
-
-
-def flatten(values: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}/"))
-        elif isinstance(value, (int, float, bool)):
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def summary_values(record: dict) -> dict:
-    metrics = record["metrics"]
-    return {
-        **{f"final/{k}": v for k, v in metrics["final"].items()},
-        **{f"best/{k}": v for k, v in metrics["best"].items()},
-        **flatten({key: record[key] for key in SUMMARY_SECTIONS}),
-        "config_hash": record["run"]["config_hash"],
-    }

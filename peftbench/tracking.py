@@ -71,3 +71,30 @@ def make_tracker(tracker_cfg, config: dict, name: str):
     if tracker_cfg.name == "wandb":
         return WandbTracker(tracker_cfg, config, name)
     raise ValueError(f"Unknown tracker '{tracker_cfg.name}'; valid trackers: {', '.join(TRACKERS)}.")
+
+
+# --- the summary a tracker keeps of a record ------------------------------------------------------
+
+# Record sections flattened into the W&B summary ("memory/peak_train_bytes"); the report reads them back.
+SUMMARY_SECTIONS = ("params", "memory", "throughput", "latency", "checkpoint", "time")
+
+
+def flatten(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}/"))
+        elif isinstance(value, (int, float, bool)):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def summary_values(record: dict) -> dict:
+    metrics = record["metrics"]
+    return {
+        **{f"final/{k}": v for k, v in metrics["final"].items()},
+        **{f"best/{k}": v for k, v in metrics["best"].items()},
+        **flatten({key: record[key] for key in SUMMARY_SECTIONS}),
+        "config_hash": record["run"]["config_hash"],
+        "method_family": record["run"]["method_family"],
+    }

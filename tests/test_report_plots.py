@@ -1,15 +1,18 @@
 """Plots, the results index and W&B reporting: pure functions of fixture records."""
 
 import math
+from dataclasses import replace
 from types import SimpleNamespace
 
 import matplotlib.image
 import pytest
 
+from peftbench.methods import METHODS, register_method
+from peftbench.methods.registry import FAMILIES
 from peftbench.records import write_record
 from peftbench.report.__main__ import build_tables, main, write_reports
 from peftbench.report.index import INTRODUCTION, write_index
-from peftbench.report.plots import lora_grid, pareto_figure, pareto_front, write_plots
+from peftbench.report.plots import FAMILY_COLOURS, lora_grid, method_styles, pareto_figure, pareto_front, write_plots
 from peftbench.report.render import RENDERERS
 from peftbench.report.wandb_log import log_report, read_wandb_records
 
@@ -25,7 +28,9 @@ def record(method, seed, accuracy, share, memory_mb=None, samples_per_second=Non
         costs["throughput"] = {"samples_per_second": samples_per_second, "median_step_seconds": 16 / samples_per_second}
     if latency_ms is not None:
         costs["latency"] = {"method": {"median_ms": latency_ms, "overhead_pct": 0.0}, "merged": None}
-    return {"status": status, "run": {"method": method, "task": TASK, "model": MODEL, "seed": seed, "id": f"{method}-{seed}"},
+    run = {"method": method, "method_family": METHODS[method].family, "task": TASK, "model": MODEL, "seed": seed,
+           "id": f"{method}-{seed}"}  # the family as the recipe records it
+    return {"status": status, "run": run,
             "config": {"method": {"name": method, **options}, "task": {"name": TASK, "main_metric": "accuracy"}},
             "metrics": {"main_metric": "accuracy", "final": {"accuracy": accuracy}}, "budget": budget, **costs}
 
@@ -77,6 +82,30 @@ def test_panels_without_data_are_skipped_and_no_data_writes_nothing(tmp_path):
     assert len(pareto_figure(older, TASK, MODEL).axes) == 1
     assert pareto_figure(RECORDS, TASK, MODEL).axes.__len__() == 4
     assert write_plots(RECORDS, tmp_path, MODEL, "cola") == []
+
+
+def test_styles_come_from_the_records_families_and_the_methods_they_hold():
+    styles = method_styles([r for r in RECORDS if r["status"] == "ok"])
+    assert set(FAMILIES) <= set(FAMILY_COLOURS)  # every family has its fixed colour
+    assert styles["adalora"]["color"] == styles["lora"]["color"] == FAMILY_COLOURS["reparametrised"]
+    assert [styles[m]["marker"] for m in ("adalora", "lora")] == ["o", "s"]  # sorted within the family
+    assert styles["bitfit"]["label"] == "bitfit (selective)"
+
+
+def test_a_method_registered_later_moves_no_plot_and_adds_no_table_row(tmp_path):
+    def rendered(out_dir):
+        plots = {p.name: p.read_bytes() for p in write_plots(RECORDS, out_dir, MODEL, TASK)}
+        return plots, [row.label for row in build_tables(RECORDS, MODEL)["methods_measured"].rows]
+
+    before = rendered(tmp_path / "before")
+    # First by name in LoRA's family: a marker given by place among registered methods would move LoRA's.
+    register_method(replace(METHODS["lora"], name="aaa_later_lora"))
+    try:
+        after = rendered(tmp_path / "after")
+    finally:
+        del METHODS["aaa_later_lora"]
+    assert after == before
+    assert not any(label.startswith("aaa_later_lora") for label in after[1])
 
 
 def test_lora_grid_sorts_axes_and_leaves_missing_cells_blank():
@@ -153,8 +182,9 @@ def test_wandb_project_reader_rebuilds_records_with_a_fake_api():
     ])
     failed, finished = read_wandb_records(api, "team/peftbench")
     assert failed["status"] == "failed" and failed["run"]["id"] == "run-a"
-    assert finished["run"] == {"id": "run-b", "task": TASK, "model": MODEL, "method": "lora", "seed": 1,
-                               "config_hash": "abc", "wandb_path": "team/peftbench/run-b"}
+    assert finished["run"] == {"id": "run-b", "task": TASK, "model": MODEL, "method": "lora",
+                               "method_family": "reparametrised", "seed": 1, "config_hash": "abc",
+                               "wandb_path": "team/peftbench/run-b"}
     assert finished["metrics"] == {"main_metric": "accuracy", "final": {"accuracy": 0.61}, "best": {"accuracy": 0.63}}
     assert finished["latency"] == {"method": {"median_ms": 11.0}} and finished["memory"] == {"peak_train_bytes": 5e8}
     assert finished["budget"] == {"name": "params_0.3m", "target_params": 300_000, "target_share": None, "knob": "r",

@@ -9,19 +9,23 @@ regenerate one (or, with no name, all) and read the diff before committing it:
 """
 
 import csv
+import functools
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
-import yaml
+from omegaconf import OmegaConf
 
 from peftbench import CONF_DIR
+from peftbench.fields import FIELDS
 from peftbench.methods import METHODS
 from peftbench.metrics import METRICS
 from peftbench.report.render import to_markdown
 from peftbench.report.specs import SPECS
 from peftbench.report.tables import REFERENCE_DIR, build
+
+from conftest import compose_config
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 MODEL = "minilm_l6"
@@ -48,7 +52,8 @@ def task_metrics(task: str, value: float) -> dict:
 def record(method, task, seed, value, trainable=None, K=None, budget="none", model=MODEL, status="ok", **options):
     share = trainable / TOTAL_PARAMS if trainable else None  # nothing stored apart from the trainable
     params = {"trainable": trainable, "trainable_share": share, "stored_share": share} if trainable else {}
-    return {"status": status, "run": {"method": method, "task": task, "model": model, "seed": seed},
+    run = {"method": method, "method_family": METHODS[method].family, "task": task, "model": model, "seed": seed}
+    return {"status": status, "run": run,
             "config": {"method": {"name": method, **METHOD_DEFAULTS.get(method, {}), **options},
                        "task": {"name": task, "max_train_samples": K}, "budget": {"name": budget}},
             "metrics": {"final": task_metrics(task, value)}, "params": params}
@@ -104,13 +109,10 @@ def markdown(name: str) -> str:
     return to_markdown(build(SPECS[name], RECORDS, MODEL))
 
 
+@functools.cache
 def task_config(name: str) -> dict:
-    """conf/task/<name>.yaml with the task files it builds on (its `defaults`) merged in."""
-    own = yaml.safe_load((CONF_DIR / "task" / f"{name}.yaml").read_text())
-    merged = {}
-    for base in own.pop("defaults", ["_self_"]):
-        merged |= own if base == "_self_" else task_config(base)  # top-level keys only: enough here
-    return merged
+    """conf/task/<name>.yaml as a run composes it (with what it builds on)."""
+    return OmegaConf.to_container(compose_config([f"+task={name}"]).task, resolve=True)
 
 
 def reference_rows(spec) -> list[dict]:
@@ -141,6 +143,7 @@ def test_ours_names_real_methods_options_tasks_metrics_and_budgets(name):
     budgets = {path.stem for path in (CONF_DIR / "budget").glob("*.yaml")}
     for column in spec.columns:
         if column.ours:
+            assert column.ours in FIELDS, f"{name}: column '{column.label}' reads an undeclared field"
             assert (column.task or spec.task) in tasks, f"{name}: column '{column.label}' has no task of ours"
         if column.ours and column.ours.startswith("metrics.final."):
             metric = column.ours.rsplit(".", 1)[1]

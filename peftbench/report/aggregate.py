@@ -8,6 +8,7 @@ from peftbench.records import UNHASHED_TRAINER_KEYS
 
 # Task options a user varies between runs of one task (the K-shot subset); the rest is the task itself.
 TASK_SETTINGS = ("max_train_samples", "max_eval_samples", "heldout_fraction")
+UNKNOWN_FAMILY = "family not recorded"  # older records, and W&B runs of a method no longer registered
 
 
 @dataclass(frozen=True)
@@ -69,3 +70,12 @@ def varying_labels(options_by_key: dict[str, dict]) -> dict[str, str]:
     varying = [n for n in names if len({json.dumps(o.get(n), default=str) for o in options_by_key.values()}) > 1]
     return {key: ", ".join(option_text(n, options[n]) for n in varying if options.get(n) is not None)
             for key, options in options_by_key.items()}
+
+
+def method_families(records: list[dict]) -> dict[str, str]:
+    """method -> the family its records name (run.method_family, as the run found it in the registry): reports
+    read it from the records, so registering a method later changes no old report."""
+    families = {}
+    for r in records:
+        families.setdefault(r["run"]["method"], set()).add(r["run"].get("method_family") or UNKNOWN_FAMILY)
+    return {method: "/".join(sorted(names)) for method, names in sorted(families.items())}

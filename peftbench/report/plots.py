@@ -13,35 +13,34 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from peftbench.methods import METHODS
-from peftbench.methods.registry import FAMILIES
-from peftbench.metrics import METRICS
-from peftbench.report.aggregate import Cell, cell, lookup, setting_key, setting_options, varying_labels
+from peftbench.fields import Field, final_metric, record_field
+from peftbench.report.aggregate import (Cell, cell, lookup, method_families, setting_key, setting_options,
+                                        varying_labels)
 
 PNG_DPI = 150
 STYLE = {"svg.hashsalt": "peftbench", "svg.fonttype": "path", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
 FILE_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
-FAMILY_COLOURS = dict(zip(FAMILIES, ("#4d4d4d", "#1f77b4", "#2ca02c", "#d62728", "#9467bd")))
-UNKNOWN_COLOUR = "#bbbbbb"  # a method no longer registered
+# Fixed per family, so that a method registered later moves no point of an old plot.
+FAMILY_COLOURS = {"baseline": "#4d4d4d", "additive": "#1f77b4", "selective": "#2ca02c", "reparametrised": "#d62728",
+                  "hybrid": "#9467bd"}
+UNKNOWN_COLOUR = "#bbbbbb"  # a family without a colour here, or none recorded
 MARKERS = "osD^v<>pP*Xh"
 LINE_STYLES = ("-", "--", "-.", ":")
 
 
 @dataclass(frozen=True)
 class Cost:
-    label: str  # axis label, units included
-    path: str  # dotted path into a record
-    higher_is_better: bool
-    scale: float = 1.0  # record value x scale = the axis's units
+    field: Field  # what is plotted: path, label, unit and direction (fields.py)
     log: bool = False
 
 
 COSTS = {
-    "trainable_share": Cost("Trainable parameters (% of total, log)", "params.trainable_share", False, 100.0, log=True),
-    "peak_train_memory": Cost("Peak training memory (MiB)", "memory.peak_train_bytes", False, 2.0**-20),
-    "throughput": Cost("Training throughput (samples/s)", "throughput.samples_per_second", True),
-    "latency": Cost("Inference latency with the method (ms)", "latency.method.median_ms", False),
+    "trainable_share": Cost(record_field("params.trainable_share"), log=True),
+    "peak_train_memory": Cost(record_field("memory.peak_train_bytes")),
+    "throughput": Cost(record_field("throughput.samples_per_second")),
+    "latency": Cost(record_field("latency.method.median_ms")),
 }
+BUDGET_AXIS = Cost(record_field("budget.achieved_params"), log=True)
 
 CAPTIONS = {
     "pareto": "Main metric against each cost, one point per method and setting (mean ± std over seeds); "
@@ -59,6 +58,16 @@ class Point:
     metric: Cell
 
 
+def axis_label(cost: Cost) -> str:
+    """ "Peak training memory (MiB)", "Trainable parameters (% of total, log)"."""
+    notes = [cost.field.unit] if cost.field.unit else []
+    if cost.log:
+        notes.append("log")
+    if not notes:
+        return cost.field.label
+    return f"{cost.field.label} ({', '.join(notes)})"
+
+
 def describe(stem: str) -> str:
     """The caption of a plot file, from its name (pareto_rte_minilm_l6 -> the Pareto caption)."""
     return next((text for prefix, text in CAPTIONS.items() if stem.startswith(prefix)), "")
@@ -67,7 +76,8 @@ def describe(stem: str) -> str:
 def pareto_front(points: list[tuple[float, float]], maximize_metric: bool, minimize_cost: bool) -> list[int]:
     """Indices of the (cost, metric) points that no other point dominates (at least as good on both, better
     on one), ordered by cost then index. Equal points do not dominate each other."""
-    keys = [((c if minimize_cost else -c), (-m if maximize_metric else m)) for c, m in points]  # both: lower is better
+    cost_sign, metric_sign = (1 if minimize_cost else -1), (-1 if maximize_metric else 1)
+    keys = [(cost_sign * c, metric_sign * m) for c, m in points]  # both: lower is better
     front = [i for i, key in enumerate(keys)
              if not any(other[0] <= key[0] and other[1] <= key[1] and other != key for other in keys)]
     return sorted(front, key=lambda i: (points[i][0], i))
@@ -76,13 +86,15 @@ def pareto_front(points: list[tuple[float, float]], maximize_metric: bool, minim
 def runs_of(records: list[dict], task: str, model: str) -> list[dict]:
     """ok runs of one task and model, in a fixed order."""
     runs = [r for r in records if r.get("status") == "ok" and r["run"]["task"] == task and r["run"]["model"] == model]
-    return sorted(runs, key=lambda r: (r["run"]["method"], setting_key(r), str(r["run"].get("seed")), r["run"].get("id", "")))
+    return sorted(runs, key=lambda r: (r["run"]["method"], setting_key(r), str(r["run"].get("seed")),
+                                       r["run"].get("id", "")))
 
 
 def main_metric(runs: list[dict]) -> str | None:
     names = sorted({lookup(r, "metrics.main_metric") for r in runs} - {None})
     if len(names) > 1:
-        raise ValueError(f"The records of one task name different main metrics ({', '.join(names)}); a plot needs one.")
+        raise ValueError(f"The records of one task name different main metrics ({', '.join(names)}); "
+                         f"a plot needs one.")
     return names[0] if names else None
 
 
@@ -99,25 +111,28 @@ def points(runs: list[dict], metric: str, cost: Cost) -> list[Point]:
     """One point per method and setting: mean (std) over the runs that have both the metric and the cost."""
     groups = {}
     for r in runs:
-        value, spent = lookup(r, f"metrics.final.{metric}"), lookup(r, cost.path)
+        value, spent = lookup(r, f"metrics.final.{metric}"), lookup(r, cost.field.path)
         if value is not None and spent is not None:
-            groups.setdefault((r["run"]["method"], setting_key(r)), []).append((spent * cost.scale, value))
+            groups.setdefault((r["run"]["method"], setting_key(r)), []).append((spent * cost.field.scale, value))
     labels = setting_labels(runs)
     return [Point(method, labels[(method, key)], cell([c for c, _ in pairs]), cell([m for _, m in pairs]))
             for (method, key), pairs in sorted(groups.items())]
 
 
-def method_style(method: str) -> dict:
-    """Colour by family; marker by place within the family, so (colour, marker) names one method."""
-    family = METHODS[method].family if method in METHODS else None
-    kin = sorted(name for name, m in METHODS.items() if m.family == family)
-    marker = MARKERS[kin.index(method) % len(MARKERS)] if kin else "o"
-    return {"color": FAMILY_COLOURS.get(family, UNKNOWN_COLOUR), "marker": marker,
-            "label": f"{method} ({family or 'unregistered'})"}
+def method_styles(runs: list[dict]) -> dict[str, dict]:
+    """method -> its colour, by the family its records name, and its marker, by its place among the methods of
+    that family in these runs (sorted), so (colour, marker) names one method; from the runs alone."""
+    families = method_families(runs)
+    styles = {}
+    for method, family in families.items():
+        kin = [name for name, other in families.items() if other == family]  # sorted, as `families` is
+        styles[method] = {"color": FAMILY_COLOURS.get(family, UNKNOWN_COLOUR),
+                          "marker": MARKERS[kin.index(method) % len(MARKERS)], "label": f"{method} ({family})"}
+    return styles
 
 
-def legend_handles(methods: list[str], with_front: bool) -> list[Line2D]:
-    handles = [Line2D([], [], linestyle="none", **method_style(m)) for m in sorted(set(methods))]
+def legend_handles(methods: list[str], styles: dict[str, dict], with_front: bool) -> list[Line2D]:
+    handles = [Line2D([], [], linestyle="none", **styles[m]) for m in sorted(set(methods))]
     if with_front:
         handles.append(Line2D([], [], color="black", linestyle="--", marker="o", markersize=10, markerfacecolor="none",
                               label="Pareto-optimal"))
@@ -128,21 +143,23 @@ def direction_text(higher_is_better: bool) -> str:
     return "higher is better" if higher_is_better else "lower is better"
 
 
-def draw_pareto_panel(axes, panel: list[Point], cost: Cost, maximize_metric: bool) -> None:
+def draw_pareto_panel(axes, panel: list[Point], cost: Cost, maximize_metric: bool, styles: dict[str, dict]) -> None:
     for p in panel:
-        style = method_style(p.method)
+        style = styles[p.method]
         axes.errorbar(p.cost.mean, p.metric.mean, xerr=p.cost.std, yerr=p.metric.std, fmt=style["marker"],
                       color=style["color"], capsize=2, markersize=5)
         if p.setting:
-            axes.annotate(p.setting, (p.cost.mean, p.metric.mean), xytext=(4, 4), textcoords="offset points", fontsize=6)
-    front = [panel[i] for i in pareto_front([(p.cost.mean, p.metric.mean) for p in panel], maximize_metric,
-                                            not cost.higher_is_better)]
+            axes.annotate(p.setting, (p.cost.mean, p.metric.mean), xytext=(4, 4), textcoords="offset points",
+                          fontsize=6)
+    front_indices = pareto_front([(p.cost.mean, p.metric.mean) for p in panel], maximize_metric,
+                                 not cost.field.higher_is_better)
+    front = [panel[i] for i in front_indices]
     xs, ys = [p.cost.mean for p in front], [p.metric.mean for p in front]
     axes.plot(xs, ys, color="black", linestyle="--", linewidth=0.8, zorder=0)
     axes.scatter(xs, ys, s=110, facecolors="none", edgecolors="black", linewidths=0.8, zorder=3)
     if cost.log:
         axes.set_xscale("log")
-    axes.set_xlabel(f"{cost.label}\n({direction_text(cost.higher_is_better)})")
+    axes.set_xlabel(f"{axis_label(cost)}\n({direction_text(cost.field.higher_is_better)})")
 
 
 def pareto_figure(records: list[dict], task: str, model: str) -> Figure | None:
@@ -155,51 +172,60 @@ def pareto_figure(records: list[dict], task: str, model: str) -> Figure | None:
     panels = {name: panel for name, panel in panels.items() if panel}
     if not panels:
         return None
-    maximize = METRICS[metric].higher_is_better
+    maximize = final_metric(metric).higher_is_better
+    styles = method_styles(runs)
     figure = Figure(figsize=(max(5.5, 3.6 * len(panels)), 4.4), layout="constrained")
     all_axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
     for axes, (name, panel) in zip(all_axes, panels.items()):
-        draw_pareto_panel(axes, panel, COSTS[name], maximize)
+        draw_pareto_panel(axes, panel, COSTS[name], maximize, styles)
     all_axes[0].set_ylabel(f"{metric}, final epoch, mean ± std over seeds\n({direction_text(maximize)})")
     figure.suptitle(f"{task} / {model}: {metric} against cost")
     methods = [p.method for panel in panels.values() for p in panel]
-    figure.legend(handles=legend_handles(methods, with_front=True), loc="outside lower center", ncols=4, fontsize=7)
+    figure.legend(handles=legend_handles(methods, styles, with_front=True), loc="outside lower center", ncols=4,
+                  fontsize=7)
     return figure
 
 
 def budget_figure(records: list[dict], task: str, model: str) -> Figure | None:
     """Metric against achieved trainable parameters for runs with a matched budget; one line per method."""
-    runs = [r for r in runs_of(records, task, model) if lookup(r, "budget.achieved_params") is not None]
+    all_runs = runs_of(records, task, model)
+    runs = [r for r in all_runs if lookup(r, BUDGET_AXIS.field.path) is not None]
     metric = main_metric(runs)
     lines = {}
     for r in runs:
         value = lookup(r, f"metrics.final.{metric}")
         if value is not None:
-            lines.setdefault(r["run"]["method"], {}).setdefault(r["budget"]["achieved_params"], []).append(value)
+            achieved = lookup(r, BUDGET_AXIS.field.path) * BUDGET_AXIS.field.scale
+            lines.setdefault(r["run"]["method"], {}).setdefault(achieved, []).append(value)
     if not lines:
         return None
+    styles = method_styles(all_runs)  # as in the Pareto plot of the same task and model
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     axes = figure.subplots()
     for index, (method, by_params) in enumerate(sorted(lines.items())):
         xs = sorted(by_params)
         cells = [cell(by_params[x]) for x in xs]
-        style = method_style(method)  # methods of one family share a colour: the line style tells them apart too
+        style = styles[method]  # methods of one family share a colour: the line style tells them apart too
         axes.errorbar(xs, [c.mean for c in cells], yerr=[c.std or 0.0 for c in cells], fmt=style["marker"],
                       linestyle=LINE_STYLES[index % len(LINE_STYLES)], color=style["color"], capsize=2, markersize=5,
                       label=style["label"])
     axes.set_xscale("log")
-    axes.set_xlabel("Achieved trainable parameters (log)")
-    axes.set_ylabel(f"{metric}, final epoch, mean ± std over seeds\n({direction_text(METRICS[metric].higher_is_better)})")
+    axes.set_xlabel(axis_label(BUDGET_AXIS))
+    axes.set_ylabel(f"{metric}, final epoch, mean ± std over seeds\n"
+                    f"({direction_text(final_metric(metric).higher_is_better)})")
     axes.set_title(f"{task} / {model}: {metric} under matched parameter budgets")
     axes.legend(fontsize=7)
     return figure
 
 
 def weight_types(target_modules) -> str:
-    return "+".join(sorted(map(str, target_modules))) if isinstance(target_modules, (list, tuple)) else str(target_modules)
+    if isinstance(target_modules, (list, tuple)):
+        return "+".join(sorted(map(str, target_modules)))
+    return str(target_modules)
 
 
-def lora_grid(records: list[dict], task: str, model: str) -> tuple[list[int], list[str], np.ndarray, np.ndarray, str | None]:
+def lora_grid(records: list[dict], task: str,
+              model: str) -> tuple[list[int], list[str], np.ndarray, np.ndarray, str | None]:
     """LoRA runs' ranks (sorted), weight types (sorted by count, then name), mean metric and run counts per
     cell (NaN, 0 where nothing ran), and the metric."""
     runs = [r for r in runs_of(records, task, model) if r["run"]["method"] == "lora"
@@ -216,7 +242,8 @@ def lora_grid(records: list[dict], task: str, model: str) -> tuple[list[int], li
     means, counts = np.full((len(ranks), len(types)), np.nan), np.zeros((len(ranks), len(types)), dtype=int)
     for (rank, kind), vs in values.items():
         summary = cell(vs)
-        means[ranks.index(rank), types.index(kind)], counts[ranks.index(rank), types.index(kind)] = summary.mean, summary.n
+        at = (ranks.index(rank), types.index(kind))
+        means[at], counts[at] = summary.mean, summary.n
     return ranks, types, means, counts, metric
 
 
@@ -224,7 +251,7 @@ def lora_heatmap_figure(records: list[dict], task: str, model: str) -> Figure | 
     ranks, types, means, counts, metric = lora_grid(records, task, model)
     if not ranks:
         return None
-    higher = METRICS[metric].higher_is_better
+    higher = final_metric(metric).higher_is_better
     figure = Figure(figsize=(1.2 * len(types) + 2.6, 0.5 * len(ranks) + 2.0), layout="constrained")
     axes = figure.subplots()
     image = axes.imshow(means, cmap="viridis" if higher else "viridis_r", aspect="auto")  # NaN cells stay blank
@@ -274,4 +301,5 @@ def plot_lora_heatmap(records: list[dict], out_dir: Path, model: str, task: str)
 
 def write_plots(records: list[dict], out_dir: Path, model: str, task: str) -> list[Path]:
     """Every plot that has data, as PNG and SVG under out_dir."""
-    return [path for plot in (plot_pareto, plot_budget, plot_lora_heatmap) for path in plot(records, out_dir, model, task)]
+    plots = (plot_pareto, plot_budget, plot_lora_heatmap)
+    return [path for plot in plots for path in plot(records, out_dir, model, task)]

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from peftbench.fields import final_metric, metric_of, record_field
 from peftbench.metrics import METRICS
-from peftbench.report.aggregate import Cell, cell, lookup, matching, setting_key, setting_options, varying_labels
+from peftbench.report.aggregate import (Cell, cell, lookup, matching, method_families, setting_key, setting_options,
+                                        varying_labels)
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent.parent / "reference"
 SIGNIFICANCE_LEVEL = 0.05
@@ -25,18 +27,21 @@ BOOTSTRAP_SAMPLES = 1000
 class Column:
     label: str  # as the paper heads it
     published: str | None = None  # the reference CSV's column; None: ours only
-    ours: str | None = None  # dotted path into a record ("metrics.final.accuracy", "params.trainable"); None: paper only
+    ours: str | None = None  # a record field in fields.py ("metrics.final.accuracy"); None: the paper's only
     task: str | None = None  # our task for this column; None: the table's task
-    scale: float = 1.0  # ours x scale = the paper's units (100 for percentages)
-    relative_to: str | None = None  # a row label: ours as % of that row's ours (e.g. time relative to fine-tuning)
-    higher_is_better: bool | None = None  # for cost columns; metric columns take their metric's direction
+    scale: float | None = None  # ours x scale = the paper's units (100 for percentages); None: the field's unit
+    relative_to: str | None = None  # a method of ours: ours as % of its row's ours (e.g. time relative to full_ft)
+    ranked: bool = True  # False: no best (a parameter count the rows are matched on, not an outcome)
     decimals: int = 1  # digits shown after the point (the paper's precision)
 
     def direction(self) -> bool | None:
         """True: higher is better; False: lower; None: no best in this column."""
-        if self.ours and self.ours.startswith("metrics.final."):
-            return METRICS[self.ours.rsplit(".", 1)[1]].higher_is_better
-        return self.higher_is_better
+        if self.ours is None or not self.ranked:
+            return None
+        return record_field(self.ours).higher_is_better
+
+    def ours_scale(self) -> float:
+        return record_field(self.ours).scale if self.scale is None else self.scale
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class TableSpec:
     columns: tuple[Column, ...]
     rows: tuple[Row, ...]
     paper_model: str | None = None  # our model config that is the paper's model: then the difference is shown
+    method_rows: bool = False  # True: after `rows`, one row per method our records of the task and model hold
 
 
 @dataclass(frozen=True)
@@ -94,19 +100,32 @@ def our_runs(records: list[dict], spec: TableSpec, row: Row, column: Column, mod
     return [r for r in runs if lookup(r, column.ours) is not None and row.setting in (None, setting_key(r))]
 
 
-def split_by_setting(records: list[dict], spec: TableSpec, model: str) -> tuple[Row, ...]:
+def recorded_method_rows(records: list[dict], spec: TableSpec, model: str) -> tuple[Row, ...]:
+    """One row per method with ok runs of the spec's task on this model, named with the family its records
+    hold ("lora (reparametrised)"): from the records alone, so registering a method adds no row."""
+    runs = [r for r in records if r["status"] == "ok" and r["run"]["task"] == spec.task and r["run"]["model"] == model]
+    return tuple(Row(f"{method} ({family})", method=method) for method, family in method_families(runs).items())
+
+
+def split_by_setting(records: list[dict], spec: TableSpec, rows: tuple[Row, ...], model: str) -> tuple[Row, ...]:
     """Each row as one row per setting of its runs: runs that differ in more than the seed are never
     pooled as seeds; a split row's label says what differs ("lora (reparametrised) [trainer.lr=0]")."""
-    rows = []
-    for row in spec.rows:
+    split = []
+    for row in rows:
         runs = {id(r): r for column in spec.columns for r in our_runs(records, spec, row, column, model)}
         settings = {setting_key(r): setting_options(r) for r in runs.values()}
         if len(settings) <= 1:
-            rows.append(row)
+            split.append(row)
             continue
         for key, label in sorted(varying_labels(settings).items(), key=lambda item: item[1]):
-            rows.append(Row(f"{row.label} [{label}]", row.published, row.method, row.where, setting=key))
-    return tuple(rows)
+            split.append(Row(f"{row.label} [{label}]", row.published, row.method, row.where, setting=key))
+    return tuple(split)
+
+
+def row_of(rows: tuple[Row, ...], method: str) -> str | None:
+    """The label of the method's row; None when it has none, or one per setting (no single base to divide by)."""
+    labels = [row.label for row in rows if row.method == method]
+    return labels[0] if len(labels) == 1 else None
 
 
 def paired_bootstrap_not_worse(best_runs: list[dict], other_runs: list[dict], metric: str) -> bool | None:
@@ -118,7 +137,7 @@ def paired_bootstrap_not_worse(best_runs: list[dict], other_runs: list[dict], me
     labels = np.asarray(predictions[0]["labels"])
     if any(p["labels"] != predictions[0]["labels"] for p in predictions):
         return None
-    compute, higher = METRICS[metric].compute, METRICS[metric].higher_is_better
+    compute, higher = METRICS[metric].compute, final_metric(metric).higher_is_better
     best = [np.asarray(r["predictions"]["predictions"]) for r in best_runs]
     other = [np.asarray(r["predictions"]["predictions"]) for r in other_runs]
     rng = np.random.default_rng(0)  # fixed: the same records give the same report
@@ -146,18 +165,22 @@ def welch_not_worse(best: list[float], other: list[float]) -> bool:
 def build(spec: TableSpec, records: list[dict], model: str) -> BuiltTable:
     reference = list(csv.DictReader(open(REFERENCE_DIR / spec.reference, encoding="utf-8"))) if spec.reference else []
     entries, best = {}, {}
-    rows = split_by_setting(records, spec, model)
+    rows = spec.rows
+    if spec.method_rows:
+        rows += recorded_method_rows(records, spec, model)
+    rows = split_by_setting(records, spec, rows, model)
     for column in spec.columns:
         runs = {row.label: our_runs(records, spec, row, column, model) for row in rows}
-        values = {label: [column.scale * lookup(r, column.ours) for r in rs] for label, rs in runs.items()}
+        scale = column.ours_scale() if column.ours else None
+        values = {label: [scale * lookup(r, column.ours) for r in rs] for label, rs in runs.items()}
         if column.relative_to:
-            base = cell(values.get(column.relative_to, []))
+            base = cell(values.get(row_of(rows, column.relative_to), []))
             values = {label: [100 * v / base.mean for v in vs] if base else [] for label, vs in values.items()}
         direction = column.direction()
         scored = [(cell(vs).mean, label) for label, vs in values.items() if vs]
         if scored and direction is not None:
             best[column.label] = (max if direction else min)(scored)[1]
-        metric = column.ours.rsplit(".", 1)[1] if column.ours and column.ours.startswith("metrics.final.") else None
+        metric = metric_of(column.ours) if column.ours else None
         for row in rows:
             leader = best.get(column.label)
             close, test = False, None

@@ -7,7 +7,7 @@ from pathlib import Path
 from peftbench.methods import METHODS
 from peftbench.report.plots import describe
 from peftbench.report.render import grid
-from peftbench.recipe import SUMMARY_SECTIONS
+from peftbench.tracking import SUMMARY_SECTIONS
 from peftbench.tracking import wandb_mode
 
 WANDB_SOURCE = "wandb:"  # results_dir=wandb:<entity>/<project> reads records from W&B
@@ -57,20 +57,29 @@ def budget_of(config: dict, params: dict) -> dict | None:
             "achieved_params": params.get("trainable"), "achieved_share": params.get("trainable_share")}
 
 
+def group_name(config: dict, group: str) -> str | None:
+    section = config.get(group)
+    return section.get("name") if isinstance(section, dict) else None
+
+
 def record_from_run(run) -> dict | None:
     """A record from a W&B run of the recipe; None for runs that are not (a report run, say)."""
     config = dict(run.config)
-    names = [config[group].get("name") if isinstance(config.get(group), dict) else None for group in ("method", "task", "model")]
+    names = [group_name(config, group) for group in ("method", "task", "model")]
     if None in names:
         return None
     method, task, model = names
     summary = {k: v for k, v in dict(run.summary_metrics).items() if not k.startswith("_")}
+    family = summary.get("method_family")  # the family the run recorded
+    if family is None and method in METHODS:  # runs logged before the summary kept it
+        family = METHODS[method].family
     sections = unflatten({k: v for k, v in summary.items() if k.split("/", 1)[0] in SUMMARY_SECTIONS})
     state = {"finished": "ok", "running": "running"}.get(run.state, "failed")
     return {
         "status": state,
-        "run": {"id": run.name, "task": task, "model": model, "method": method, "seed": config.get("seed"),
-                "config_hash": summary.get("config_hash"), "wandb_path": "/".join(run.path)},
+        "run": {"id": run.name, "task": task, "model": model, "method": method, "method_family": family,
+                "seed": config.get("seed"), "config_hash": summary.get("config_hash"),
+                "wandb_path": "/".join(run.path)},
         "config": config,
         "metrics": {"main_metric": config["task"].get("main_metric"),
                     "final": {k.split("/", 1)[1]: v for k, v in summary.items() if k.startswith("final/")},
@@ -83,5 +92,6 @@ def record_from_run(run) -> dict | None:
 def read_wandb_records(api, project_path: str) -> list[dict]:
     """Records of the runs in <entity>/<project>, through a wandb.Api() (or anything with its `runs`)."""
     found = (record_from_run(run) for run in api.runs(project_path))
-    return sorted((r for r in found if r is not None),
-                  key=lambda r: (r["run"]["task"], r["run"]["model"], r["run"]["method"], str(r["run"]["seed"]), r["run"]["id"]))
+    records = [r for r in found if r is not None]
+    return sorted(records, key=lambda r: (r["run"]["task"], r["run"]["model"], r["run"]["method"],
+                                          str(r["run"]["seed"]), r["run"]["id"]))
