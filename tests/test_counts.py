@@ -46,3 +46,17 @@ def test_gpt3_is_counted_without_memory():
     result = count(compose_config(["+method=lora", "model=gpt3_175b", "method.r=1"]))
     assert result["total"] == 174_608_977_920  # 349 GB of fp16 weights, were they allocated
     assert psutil.Process().memory_info().rss - rss_before < 2**30
+
+
+def test_the_count_command_prints_the_split_as_a_user_runs_it(tmp_path):
+    """The command itself, in a fresh process (its Hydra folder names need the project's resolvers)."""
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "peftbench.count", "+method=prompt_tuning", "model=tiny_bert",
+                             f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert counts["added"] == counts["method_params"] > 0 and counts["unfrozen"] == 0
+    assert f"added {counts['added']:,}, existing unfrozen 0" in result.stdout
