@@ -4,6 +4,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import random
 import string
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 SPLITS = ("train", "validation")
 
@@ -224,7 +225,39 @@ def tokenize(examples: list[Example], tokenizer, max_seq_length: int) -> list[di
     ]
 
 
-def make_loader(features: list[dict], collate, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    """Batches padded by `collate` to their own longest sequence (dynamic padding)."""
+MEGA_BATCH = 50  # batches per length-sorted group (transformers' LengthGroupedSampler uses 50 too)
+
+
+class LengthGroupedBatches(Sampler[list[int]]):
+    """Batches of examples of similar length, in a new random order every epoch, as the transformers
+    Trainer's `group_by_length`: a shuffled order is cut into groups of MEGA_BATCH batches, each group
+    sorted by length and cut into batches, and the batches are shuffled. Every example comes once per
+    epoch; a batch pads to its own longest example, so little is padding."""
+
+    def __init__(self, lengths: list[int], batch_size: int, generator: torch.Generator):
+        self.lengths, self.batch_size, self.generator = lengths, batch_size, generator
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        group_size = MEGA_BATCH * self.batch_size
+        batches = []
+        for start in range(0, len(order), group_size):
+            group = sorted(order[start:start + group_size], key=self.lengths.__getitem__, reverse=True)
+            batches += [group[i:i + self.batch_size] for i in range(0, len(group), self.batch_size)]
+        for index in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[index]
+
+
+def make_loader(features: list[dict], collate, batch_size: int, shuffle: bool, seed: int,
+                group_by_length: bool = False) -> DataLoader:
+    """Batches padded by `collate` to their own longest sequence (dynamic padding); with
+    `group_by_length`, batches of similar length (shuffled each epoch)."""
     generator = torch.Generator().manual_seed(seed)
+    if group_by_length and shuffle:
+        lengths = [len(feature["input_ids"]) for feature in features]
+        batches = LengthGroupedBatches(lengths, batch_size, generator)
+        return DataLoader(features, batch_sampler=batches, collate_fn=collate, generator=generator)
     return DataLoader(features, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator)

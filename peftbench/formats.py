@@ -81,6 +81,20 @@ def batches(items: list, size: int):
         yield items[start:start + size]
 
 
+def shortest_first(items: list, length: Callable) -> tuple[list, list[int]]:
+    """The items sorted by length (evaluation batches of similar length pad little), and the order that
+    `in_given_order` uses to put results back where their items were."""
+    order = sorted(range(len(items)), key=lambda i: length(items[i]))
+    return [items[i] for i in order], order
+
+
+def in_given_order(values: list, order: list[int]) -> list:
+    restored = [None] * len(order)
+    for value, index in zip(values, order):
+        restored[index] = value
+    return restored
+
+
 def lm_collate(tokenizer) -> Callable[[list[dict]], dict]:
     def collate(features: list[dict]) -> dict:
         ids = [f["input_ids"] for f in features]
@@ -108,15 +122,17 @@ def classifier_collate(tokenizer):
 
 @torch.no_grad()
 def classifier_evaluate(model, examples, tokenizer, task, max_length, batch_size, device) -> Evaluation:
+    features, order = shortest_first(classifier_features(examples, tokenizer, task, max_length),
+                                     lambda feature: len(feature["input_ids"]))
     # its own generator: iterating a loader draws a seed, and evaluation must not move the training's random state
-    loader = DataLoader(classifier_features(examples, tokenizer, task, max_length), batch_size=batch_size,
-                        collate_fn=classifier_collate(tokenizer), generator=torch.Generator().manual_seed(0))
-    predictions, labels = [], []
+    loader = DataLoader(features, batch_size=batch_size, collate_fn=classifier_collate(tokenizer),
+                        generator=torch.Generator().manual_seed(0))
+    predictions = []
     for batch in loader:
         logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
         predictions.append(logits.squeeze(-1) if is_regression(task) else logits.argmax(-1))
-        labels.append(batch["labels"])
-    predictions, labels = torch.cat(predictions).cpu(), torch.cat(labels)
+    predictions = torch.tensor(in_given_order(torch.cat(predictions).cpu().tolist(), order))
+    labels = torch.tensor([feature["labels"] for feature in in_given_order(features, order)])
     return Evaluation(compute_metrics(task.metrics, predictions, labels), predictions.tolist(), labels.tolist())
 
 
@@ -175,6 +191,7 @@ def causal_score_sequences(model, examples, tokenizer, words, max_length, batch_
             prompt, target = causal_pair(prompt_ids, word, max_length)
             # shifted by one: position t of the logits predicts token t + 1
             rows.append((i, c, prompt + target, [IGNORE] * (len(prompt) - 1) + target + [IGNORE]))
+    rows, _ = shortest_first(rows, lambda row: len(row[2]))  # each score goes to its (example, label) cell
     scores = torch.full((len(examples), len(words)), float("-inf"))
     for chunk in batches(rows, batch_size):
         ids = pad([r[2] for r in chunk], pad_id(tokenizer))
@@ -188,7 +205,7 @@ def causal_score_sequences(model, examples, tokenizer, words, max_length, batch_
 
 def causal_score_single_tokens(model, examples, tokenizer, words, max_length, batch_size, device) -> torch.Tensor:
     """The same when every label word is one token: one pass over each prompt scores all of them."""
-    prompts = [tokenizer(prompt_text(e)).input_ids[-(max_length - 1):] for e in examples]
+    prompts, order = shortest_first([tokenizer(prompt_text(e)).input_ids[-(max_length - 1):] for e in examples], len)
     tokens = torch.tensor([word[0] for word in words])
     scores = []
     for chunk in batches(prompts, batch_size):
@@ -196,7 +213,7 @@ def causal_score_single_tokens(model, examples, tokenizer, words, max_length, ba
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
         last = logits[torch.arange(len(chunk)), torch.tensor([len(p) - 1 for p in chunk])].float().log_softmax(-1)
         scores.append(last[:, tokens.to(device)].cpu())
-    return torch.cat(scores)
+    return torch.stack(in_given_order(list(torch.cat(scores)), order))
 
 
 def generation_settings(task) -> dict:
@@ -259,6 +276,7 @@ def seq2seq_score_labels(model, examples, tokenizer, task, max_length, batch_siz
     words = [tokenizer(word.strip()).input_ids for word in task.label_words]  # with the end token, as trained
     rows = [(i, c, tokenizer(prompt_text(e), truncation=True, max_length=max_length).input_ids, words[c])
             for i, e in enumerate(examples) for c in range(len(words))]
+    rows, _ = shortest_first(rows, lambda row: len(row[2]))  # each score goes to its (example, label) cell
     scores = torch.full((len(examples), len(words)), float("-inf"))
     for chunk in batches(rows, batch_size):
         ids, labels = pad([r[2] for r in chunk], pad_id(tokenizer)), pad([r[3] for r in chunk], IGNORE)

@@ -37,7 +37,7 @@ def load_data(plan: RunPlan, splits: dict, tokenizer, device: torch.device):
     cfg, form = plan.cfg, plan.format
     features = form.features(splits["train"], tokenizer, cfg.task, plan.max_length)
     train_loader = data.make_loader(features, form.collate(tokenizer), cfg.trainer.batch_size, shuffle=True,
-                                    seed=cfg.seed)
+                                    seed=cfg.seed, group_by_length=cfg.trainer.group_by_length)
 
     def evaluate(model):
         return form.evaluate(model, splits["validation"], tokenizer, cfg.task, plan.max_length,
@@ -203,6 +203,7 @@ def run(cfg: DictConfig) -> RunOutput:
                 record["metrics"]["unavailable"] = unavailable
             record["throughput"] = measure.throughput(result.step_seconds, result.step_samples, result.step_tokens,
                                                       cfg.measure.warmup_steps)
+            record["throughput"] |= {"precision": cfg.trainer.precision, "padding_share": result.padding_share}
             record["latency"] = measure_inference(plan, model, device)
             record["checkpoint"] = measure_checkpoint(cfg.checkpoint_dir, run_id, model, method)
             record["time"] = {"wall_seconds": time.perf_counter() - wall_start, "train_seconds": result.train_seconds,

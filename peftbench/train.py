@@ -1,6 +1,7 @@
 """The training loop and evaluation. Method-specific behaviour enters only through the method's
 hooks (`on_step`, `extra_loss`; `on_train_start` runs before, in the recipe, as it decides what trains)."""
 
+import contextlib
 import math
 import os
 import sys
@@ -15,6 +16,20 @@ from transformers import get_linear_schedule_with_warmup
 
 from peftbench.formats import Evaluation
 from peftbench.measure import synchronize
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # trainer.precision (validate.PRECISIONS)
+
+
+def autocast(precision: str, device):
+    """The forward passes' precision: fp32 as it is, bf16/fp16 by autocast (weights stay fp32)."""
+    dtype = AUTOCAST_DTYPES.get(precision)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def grad_scaler(precision: str, device) -> torch.amp.GradScaler:
+    """fp16 gradients underflow without a loss scale; the scaler is off (a pass-through) otherwise."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -36,15 +51,21 @@ class TrainResult:
     step_seconds: list[float] = field(default_factory=list)  # wall time of every optimizer step
     step_samples: list[int] = field(default_factory=list)
     step_tokens: list[int] = field(default_factory=list)  # real (non-padding) tokens
+    batch_positions: int = 0  # token positions of every training batch, padding included
     skipped_steps: int = 0  # batches whose loss was not finite (trainer.nan_policy=skip)
     resumed_from_step: int | None = None  # trainer.resume: the saved training state it went on from
     optimizer: torch.optim.Optimizer | None = None  # kept for the memory breakdown
     final: Evaluation | None = None  # the last evaluation, with its predictions
 
+    @property
+    def padding_share(self) -> float | None:
+        """The share of the training batches' token positions that were padding."""
+        return 1 - sum(self.step_tokens) / self.batch_positions if self.batch_positions else None
+
 
 # What a resumed run restores besides the tensors: everything the record is built from.
 RESUMED_FIELDS = ("steps", "train_seconds", "eval_seconds", "losses", "history", "step_seconds", "step_samples",
-                  "step_tokens", "skipped_steps")
+                  "step_tokens", "batch_positions", "skipped_steps")
 
 
 def save_training_state(path: Path, model, optimizer, scheduler, result: TrainResult, epoch: int, batches_done: int,
@@ -96,10 +117,11 @@ def to_device(batch: dict, device) -> dict:
     return {key: value.to(device) for key, value in batch.items()}
 
 
-def timed_evaluation(model, evaluate, result: TrainResult) -> Evaluation:
+def timed_evaluation(model, evaluate, result: TrainResult, precision_context) -> Evaluation:
     started = time.perf_counter()
     model.eval()
-    evaluation = evaluate(model)
+    with precision_context:
+        evaluation = evaluate(model)
     model.train()
     result.eval_seconds += time.perf_counter() - started
     return evaluation
@@ -113,6 +135,8 @@ def train(model, method, train_loader, evaluate: Callable[[torch.nn.Module], Eva
     total_steps = total_optimizer_steps(trainer, len(train_loader))
     epochs = math.ceil(total_steps / math.ceil(len(train_loader) / trainer.grad_accum_steps))
     optimizer, scheduler = make_optimizer(model, trainer, total_steps)
+    precision = trainer.get("precision", "fp32")
+    scaler = grad_scaler(precision, device)
     result = TrainResult()
     save_every = trainer.get("save_state_every_steps") if state_path is not None else None
     resumed = None
@@ -122,7 +146,7 @@ def train(model, method, train_loader, evaluate: Callable[[torch.nn.Module], Eva
     model.train()
     # the untuned starting point, as epoch 0 of the history (a resumed run has it already)
     if trainer.get("eval_before_training") and resumed is None:
-        evaluation = timed_evaluation(model, evaluate, result)
+        evaluation = timed_evaluation(model, evaluate, result, autocast(precision, device))
         result.history.append({"epoch": 0, "step": 0, "metrics": evaluation.metrics, "generation": evaluation.generation})
         tracker.log({f"eval/{name}": value for name, value in evaluation.metrics.items()} | {"epoch": 0}, step=0)
     progress = tqdm(total=total_steps, initial=result.steps, desc="train", unit="step", mininterval=2.0)
@@ -139,21 +163,25 @@ def train(model, method, train_loader, evaluate: Callable[[torch.nn.Module], Eva
                 continue
             step_samples += len(batch["labels"])
             step_tokens += int(batch["attention_mask"].sum())
-            loss = model(**to_device(batch, device)).loss
-            extra = method.extra_loss(model)
-            total_loss = loss if extra is None else loss + extra
+            result.batch_positions += batch["attention_mask"].numel()
+            with autocast(precision, device):
+                loss = model(**to_device(batch, device)).loss
+                extra = method.extra_loss(model)
+                total_loss = loss if extra is None else loss + extra
             if not torch.isfinite(total_loss.detach()):
                 if trainer.nan_policy == "stop":
                     raise NonFiniteLoss(total_loss.item(), result.steps + 1, epoch)
                 result.skipped_steps += 1  # skip: this batch's gradients are dropped
                 optimizer.zero_grad(set_to_none=True)
                 continue
-            (total_loss / trainer.grad_accum_steps).backward()
+            scaler.scale(total_loss / trainer.grad_accum_steps).backward()
             if (index + 1) % trainer.grad_accum_steps and index + 1 < len(train_loader):
                 continue
             if trainer.max_grad_norm is not None:
+                scaler.unscale_(optimizer)  # clip the true gradients
                 torch.nn.utils.clip_grad_norm_(model.parameters(), trainer.max_grad_norm)
-            optimizer.step()
+            scaler.step(optimizer)  # fp16: skipped when a gradient overflowed, and the scale lowered
+            scaler.update()
             scheduler.step()
             method.on_step(model, result.steps + 1, total_steps)  # gradients are still there
             optimizer.zero_grad(set_to_none=True)
@@ -178,7 +206,7 @@ def train(model, method, train_loader, evaluate: Callable[[torch.nn.Module], Eva
                 break
         result.train_seconds += time.perf_counter() - started
         if trainer.eval_every_epoch or result.steps >= total_steps:
-            result.final = timed_evaluation(model, evaluate, result)
+            result.final = timed_evaluation(model, evaluate, result, autocast(precision, device))
             metrics = result.final.metrics
             result.history.append({"epoch": epoch, "step": result.steps, "metrics": metrics})
             tracker.log({f"eval/{name}": value for name, value in metrics.items()} | {"epoch": epoch}, step=result.steps)

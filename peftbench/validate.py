@@ -7,6 +7,7 @@ from peftbench.tracking import TRACKER_MODES, TRACKERS, wandb_key_configured
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 NAN_POLICIES = ("stop", "skip")  # trainer.nan_policy: what a non-finite loss does
+PRECISIONS = ("fp32", "bf16", "fp16")  # trainer.precision: the forward passes' autocast dtype
 
 
 class ConfigError(ValueError):
@@ -80,6 +81,15 @@ def resolve_device(requested: str):
     return device
 
 
+def check_precision(precision: str, device) -> None:
+    """A precision the device cannot run fails in one sentence (a GPU without bf16: before Ampere)."""
+    import torch
+
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"trainer.precision=bf16 is not supported by {torch.cuda.get_device_name(device)}; "
+                          f"use trainer.precision=fp16 or fp32.")
+
+
 def check_trainer(cfg) -> None:
     for key in ("batch_size", "eval_batch_size", "grad_accum_steps", "max_seq_length", "log_every_steps"):
         check_whole(cfg, f"trainer.{key}", 1)
@@ -92,7 +102,8 @@ def check_trainer(cfg) -> None:
     check_number(cfg, "trainer.warmup_ratio", 0.0, 1.0)
     check_number(cfg, "trainer.max_grad_norm", 0.0, low_open=True, optional=True)
     check_choice(cfg, "trainer.nan_policy", NAN_POLICIES)
-    for key in ("resume", "eval_every_epoch", "eval_before_training"):
+    check_choice(cfg, "trainer.precision", PRECISIONS)
+    for key in ("resume", "eval_every_epoch", "eval_before_training", "group_by_length"):
         check_choice(cfg, f"trainer.{key}", (True, False))
 
 
@@ -139,5 +150,6 @@ def validate(cfg):
                           f"budget.share={cfg.budget.share}; set one of them.")
     check_tracker(cfg)
     device = resolve_device(cfg.device)
+    check_precision(cfg.trainer.precision, device)
     check_method(cfg)
     return device

@@ -35,6 +35,8 @@ BAD_COMMAND_LINES = [
     (["trainer.lr=0"], "trainer.lr=0 is not valid: it must be a number above 0."),
     (["trainer.warmup_ratio=1.5"], "trainer.warmup_ratio=1.5 is not valid: it must be a number at least 0 and below 1."),
     (["trainer.nan_policy=maybe"], "trainer.nan_policy='maybe' is not valid; valid: stop, skip."),
+    (["trainer.precision=fp8"], "trainer.precision='fp8' is not valid; valid: fp32, bf16, fp16."),
+    (["trainer.group_by_length=maybe"], "trainer.group_by_length='maybe' is not valid; valid: True, False."),
     (["seed=-1"], "seed=-1 is not valid"),
     (["num_threads=0"], "num_threads=0 is not valid"),
     (["model=nope"], "unknown model 'nope'; available models: "),
