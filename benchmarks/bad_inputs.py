@@ -21,12 +21,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "HOME": home, "WANDB_MODE": "disabled", "PEFTBENCH_RESULTS_DIR": f"{home}/results"}
         env.pop("WANDB_API_KEY", None)
-        print("| command line (after +method=lora +task=rte tracker=none model=tiny_bert) | exit | seconds | message |")
+        print(
+            "| command line (after +method=lora +task=rte tracker=none model=tiny_bert) | exit | seconds | message |"
+        )
         print("|---|---|---|---|")
         for overrides, _ in BAD_COMMAND_LINES:
             started = time.perf_counter()
-            result = subprocess.run([sys.executable, "-m", "peftbench", *command_line(overrides)], cwd=REPO_ROOT, env=env,
-                                    capture_output=True, text=True, timeout=300)
+            result = subprocess.run(
+                [sys.executable, "-m", "peftbench", *command_line(overrides)],
+                cwd=REPO_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             seconds = time.perf_counter() - started
             last = (result.stderr.strip().splitlines() or [""])[-1].replace("|", "\\|")
             print(f"| `{' '.join(overrides)}` | {result.returncode} | {seconds:.1f} | {last} |")

@@ -33,7 +33,10 @@ def compose_run(model: str, method: str = "lora"):
     """An RTE run config; `method` is a method name and its options, e.g. "adapter_houlsby method.bottleneck=8"."""
     name, *options = method.split()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=[f"+method={name}", "+task=rte", f"model={model}", "tracker=none", *options])
+        return compose(
+            config_name="config",
+            overrides=[f"+method={name}", "+task=rte", f"model={model}", "tracker=none", *options],
+        )
 
 
 def tuned_model(cfg):
@@ -47,9 +50,13 @@ def fixed_batches(cfg, tokenizer, count: int) -> list[dict]:
     if cfg.data_dir:
         examples = data.load_task(cfg.task, cfg.data_dir, cfg.seed)["train"]
     else:  # no data directory: synthetic pairs of a realistic length
-        examples = [data.Example(("a premise sentence about the world " * 6, "a short hypothesis"), i % 2) for i in range(512)]
+        examples = [
+            data.Example(("a premise sentence about the world " * 6, "a short hypothesis"), i % 2) for i in range(512)
+        ]
     features = formats.classifier_features(examples, tokenizer, cfg.task, cfg.trainer.max_seq_length)
-    loader = data.make_loader(features, formats.classifier_collate(tokenizer), cfg.trainer.batch_size, shuffle=True, seed=cfg.seed)
+    loader = data.make_loader(
+        features, formats.classifier_collate(tokenizer), cfg.trainer.batch_size, shuffle=True, seed=cfg.seed
+    )
     batches = []
     for batch in loader:
         batches.append(batch)
@@ -90,8 +97,12 @@ def latency_repeatability(model, cfg, repeats: int) -> dict:
     """The run's own latency measurement (cfg.measure settings), repeated."""
     m = cfg.measure
     batch = measure.latency_batch(model, m.latency_batch_size, m.latency_seq_length)
-    timing = dict(device=torch.device("cpu"), warmup=m.latency_warmup, repeats=m.latency_repeats,
-                  min_warmup_seconds=m.latency_warmup_seconds)
+    timing = dict(
+        device=torch.device("cpu"),
+        warmup=m.latency_warmup,
+        repeats=m.latency_repeats,
+        min_warmup_seconds=m.latency_warmup_seconds,
+    )
     medians = [measure.latency(model, batch, **timing)["median_ms"] for _ in range(repeats)]
     return {"medians_ms": medians, "cv_pct": 100 * statistics.stdev(medians) / statistics.mean(medians)}
 
@@ -101,38 +112,58 @@ def harness_overhead(model, method, batches, cfg, rounds: int, warmup: int = 5) 
     machine speed and any first-block effect hit both alike."""
     harness, bare = [], []
     for round_index in range(rounds):
-        blocks = [("harness", lambda: harness_step_seconds(model, method, batches, cfg)),
-                  ("bare", lambda: bare_loop_step_seconds(model, batches, cfg.trainer))]
+        blocks = [
+            ("harness", lambda: harness_step_seconds(model, method, batches, cfg)),
+            ("bare", lambda: bare_loop_step_seconds(model, batches, cfg.trainer)),
+        ]
         for name, block in blocks if round_index % 2 == 0 else reversed(blocks):
             (harness if name == "harness" else bare).extend(block()[warmup:])
     harness_median, bare_median = statistics.median(harness), statistics.median(bare)
-    return {"harness_median_s": harness_median, "bare_median_s": bare_median, "steps_each": len(harness),
-            "overhead_pct": 100 * (harness_median - bare_median) / bare_median}
+    return {
+        "harness_median_s": harness_median,
+        "bare_median_s": bare_median,
+        "steps_each": len(harness),
+        "overhead_pct": 100 * (harness_median - bare_median) / bare_median,
+    }
 
 
 def count_command_seconds() -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "peftbench.count", "+method=lora", "model=gpt3_175b", "method.r=1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "peftbench.count", "+method=lora", "model=gpt3_175b", "method.r=1"],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - started
 
 
 def main() -> None:
     args = arguments()
     cfg = compose_run(args["model"])
-    print(f"model {args['model']}, torch threads {torch.get_num_threads()}, data {cfg.data_dir or 'synthetic'}", flush=True)
+    print(
+        f"model {args['model']}, torch threads {torch.get_num_threads()}, data {cfg.data_dir or 'synthetic'}",
+        flush=True,
+    )
     model, tokenizer, method = tuned_model(cfg)
 
     latency = latency_repeatability(model, cfg, int(args["repeats"]))
-    print(f"(a) latency repeatability: medians {', '.join(f'{m:.2f}' for m in latency['medians_ms'])} ms "
-          f"(batch {cfg.measure.latency_batch_size} x {cfg.measure.latency_seq_length}, {cfg.measure.latency_repeats} timed "
-          f"passes after >= {cfg.measure.latency_warmup} warm-up passes and {cfg.measure.latency_warmup_seconds:g} s) -> CV {latency['cv_pct']:.2f}% (target <= 5%)", flush=True)
+    m = cfg.measure
+    print(
+        f"(a) latency repeatability: medians {', '.join(f'{ms:.2f}' for ms in latency['medians_ms'])} ms "
+        f"(batch {m.latency_batch_size} x {m.latency_seq_length}, {m.latency_repeats} timed passes after "
+        f">= {m.latency_warmup} warm-up passes and {m.latency_warmup_seconds:g} s) "
+        f"-> CV {latency['cv_pct']:.2f}% (target <= 5%)",
+        flush=True,
+    )
 
     batches = fixed_batches(cfg, tokenizer, int(args["steps"]))
     overhead = harness_overhead(model, method, batches, cfg, int(args["rounds"]))
-    print(f"(b) harness overhead: peftbench {1000 * overhead['harness_median_s']:.1f} ms/step vs bare loop "
-          f"{1000 * overhead['bare_median_s']:.1f} ms/step over {overhead['steps_each']} steps each "
-          f"-> {overhead['overhead_pct']:+.2f}% (target <= 3%)", flush=True)
+    print(
+        f"(b) harness overhead: peftbench {1000 * overhead['harness_median_s']:.1f} ms/step vs bare loop "
+        f"{1000 * overhead['bare_median_s']:.1f} ms/step over {overhead['steps_each']} steps each "
+        f"-> {overhead['overhead_pct']:+.2f}% (target <= 3%)",
+        flush=True,
+    )
 
     seconds = count_command_seconds()
     print(f"(c) python -m peftbench.count +method=lora model=gpt3_175b method.r=1: {seconds:.1f} s wall", flush=True)

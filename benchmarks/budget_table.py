@@ -21,8 +21,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for name in sorted(METHODS):
-            cfg = compose(config_name="config", overrides=[f"+method={name}", f"+task={args['task']}",
-                                                           f"model={args['model']}", f"budget={args['budget']}"])
+            cfg = compose(
+                config_name="config",
+                overrides=[
+                    f"+method={name}",
+                    f"+task={args['task']}",
+                    f"model={args['model']}",
+                    f"budget={args['budget']}",
+                ],
+            )
             target = cfg.budget.params if cfg.budget.params is not None else cfg.budget.share
             try:
                 _, budget = solve_budget(cfg)
@@ -30,8 +37,10 @@ def main() -> None:
                 print(f"| {name} | - | - | {target:,} | - | unreachable: {error} |")
                 continue
             achieved = budget["achieved_params"] if cfg.budget.params is not None else budget["achieved_share"]
-            print(f"| {name} | {budget['knob'] or '(none)'} | {budget['value'] if budget['value'] is not None else '-'} "
-                  f"| {target:,} | {budget['achieved_params']:,} | {achieved / target:.3f} |")
+            print(
+                f"| {name} | {budget['knob'] or '(none)'} | {budget['value'] if budget['value'] is not None else '-'} "
+                f"| {target:,} | {budget['achieved_params']:,} | {achieved / target:.3f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -11,14 +11,20 @@ import statistics
 import sys
 
 import torch
-
 from bench_costs import compose_run, fixed_batches, harness_step_seconds, tuned_model
+
 from peftbench import data, measure
 from peftbench.models import build_model
 
 
 def arguments() -> dict:
-    values = {"model": "minilm_l6", "steps": "30", "rounds": "4", "a": "adapter_houlsby method.bottleneck=8", "b": "lora"}
+    values = {
+        "model": "minilm_l6",
+        "steps": "30",
+        "rounds": "4",
+        "a": "adapter_houlsby method.bottleneck=8",
+        "b": "lora",
+    }
     values.update(argument.split("=", 1) for argument in sys.argv[1:])
     return values
 
@@ -26,7 +32,9 @@ def arguments() -> dict:
 def latency_ms(model, cfg) -> float:
     m = cfg.measure
     batch = measure.latency_batch(model, m.latency_batch_size, m.latency_seq_length)
-    return measure.latency(model, batch, torch.device("cpu"), m.latency_warmup, m.latency_repeats, m.latency_warmup_seconds)["median_ms"]
+    return measure.latency(
+        model, batch, torch.device("cpu"), m.latency_warmup, m.latency_repeats, m.latency_warmup_seconds
+    )["median_ms"]
 
 
 def main() -> None:
@@ -36,21 +44,40 @@ def main() -> None:
         cfg = compose_run(args["model"], args[key])
         model, tokenizer, method = tuned_model(cfg)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        runs[key] = {"spec": args[key], "cfg": cfg, "model": model, "method": method, "trainable": trainable, "steps": [],
-                     "batches": fixed_batches(cfg, tokenizer, int(args["steps"]))}
-    print(f"model {args['model']}, torch threads {torch.get_num_threads()}, {args['steps']} steps x {args['rounds']} rounds each", flush=True)
+        runs[key] = {
+            "spec": args[key],
+            "cfg": cfg,
+            "model": model,
+            "method": method,
+            "trainable": trainable,
+            "steps": [],
+            "batches": fixed_batches(cfg, tokenizer, int(args["steps"])),
+        }
+    print(
+        f"model {args['model']}, torch threads {torch.get_num_threads()}, "
+        f"{args['steps']} steps x {args['rounds']} rounds each",
+        flush=True,
+    )
     for round_index in range(int(args["rounds"])):
         for key in ("a", "b") if round_index % 2 == 0 else ("b", "a"):
             run = runs[key]
-            run["steps"] += harness_step_seconds(run["model"], run["method"], run["batches"], run["cfg"])[5:]  # after warm-up
+            step_seconds = harness_step_seconds(run["model"], run["method"], run["batches"], run["cfg"])
+            run["steps"] += step_seconds[5:]  # after warm-up
     base, _ = build_model(runs["a"]["cfg"].model, data.num_labels(runs["a"]["cfg"].task))
     base_latency = latency_ms(base, runs["a"]["cfg"])
     for run in runs.values():
         run["median_s"] = statistics.median(run["steps"])
         overhead = 100 * (latency_ms(run["model"], run["cfg"]) - base_latency) / base_latency
-        print(f"{run['spec']}: {run['trainable']:,} trained (head included), median step {1000 * run['median_s']:.1f} ms "
-              f"over {len(run['steps'])} steps, inference latency {overhead:+.1f}% vs the base", flush=True)
-    print(f"step-time ratio {runs['a']['spec']} / {runs['b']['spec']}: {runs['a']['median_s'] / runs['b']['median_s']:.3f}")
+        print(
+            f"{run['spec']}: {run['trainable']:,} trained (head included), "
+            f"median step {1000 * run['median_s']:.1f} ms over {len(run['steps'])} steps, "
+            f"inference latency {overhead:+.1f}% vs the base",
+            flush=True,
+        )
+    print(
+        f"step-time ratio {runs['a']['spec']} / {runs['b']['spec']}: "
+        f"{runs['a']['median_s'] / runs['b']['median_s']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,10 @@
 """peftbench: compare parameter-efficient fine-tuning methods honestly and reproducibly."""
 
+import logging
+import warnings
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-
-import logging
-import warnings
 
 # bitsandbytes warns at import, on CPUs with AVX512-BF16, that an optional hub kernel package is not
 # installed; it falls back to its own kernel, and the line would reach every user of every method.

@@ -58,8 +58,10 @@ def solve_budget(cfg: DictConfig) -> tuple[DictConfig, dict | None]:
     if method.size_knob is None:  # a fixed size: only a target below it is an error
         counts = exact_counts(cfg, method)
         if target < size(counts):
-            raise BudgetError(f"A budget of {describe_target(budget)} is below the smallest that {method.name} reaches "
-                              f"on {cfg.model.name}: {counts[0]:,} trainable parameters (it has no size knob).")
+            raise BudgetError(
+                f"A budget of {describe_target(budget)} is below the smallest that {method.name} reaches "
+                f"on {cfg.model.name}: {counts[0]:,} trainable parameters (it has no size knob)."
+            )
         return cfg, budget_record(budget, counts, knob=None, value=None)
 
     knob = method.size_knob
@@ -71,15 +73,19 @@ def solve_budget(cfg: DictConfig) -> tuple[DictConfig, dict | None]:
         return size(counts_at[value])
 
     if target < measure(1):
-        raise BudgetError(f"A budget of {describe_target(budget)} is below the smallest that {method.name} reaches "
-                          f"on {cfg.model.name}: {counts_at[1][0]:,} trainable parameters ({knob}=1).")
+        raise BudgetError(
+            f"A budget of {describe_target(budget)} is below the smallest that {method.name} reaches "
+            f"on {cfg.model.name}: {counts_at[1][0]:,} trainable parameters ({knob}=1)."
+        )
     limit = min(KNOB_LIMIT, (method.size_knob_limit(cfg) if method.size_knob_limit else None) or KNOB_LIMIT)
     high = 1
     while measure(high) < target:  # grow, then bisect: sizes rise with the knob (until they stop rising)
         grown = min(2 * high, limit)
         if grown == high or measure(grown) <= measure(high):
-            raise BudgetError(f"A budget of {describe_target(budget)} is above the largest that {method.name} reaches "
-                              f"on {cfg.model.name}: {counts_at[high][0]:,} trainable parameters ({knob}={high}).")
+            raise BudgetError(
+                f"A budget of {describe_target(budget)} is above the largest that {method.name} reaches "
+                f"on {cfg.model.name}: {counts_at[high][0]:,} trainable parameters ({knob}={high})."
+            )
         high = grown
     low = max(1, high // 2)
     while high - low > 1:
@@ -91,5 +97,12 @@ def solve_budget(cfg: DictConfig) -> tuple[DictConfig, dict | None]:
 
 def budget_record(budget, counts: tuple[int, int], knob: str | None, value: int | None) -> dict:
     trainable, total = counts
-    return {"name": budget.name, "target_params": budget.params, "target_share": budget.share, "knob": knob,
-            "value": value, "achieved_params": trainable, "achieved_share": trainable / total}
+    return {
+        "name": budget.name,
+        "target_params": budget.params,
+        "target_share": budget.share,
+        "knob": knob,
+        "value": value,
+        "achieved_params": trainable,
+        "achieved_share": trainable / total,
+    }

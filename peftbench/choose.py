@@ -34,9 +34,17 @@ def choose(records: list[dict], key: str) -> list[dict]:
         group = (method, task, model)
         better = METRICS[metric].higher_is_better
         if group not in best or (mean > best[group]["heldout_mean"] if better else mean < best[group]["heldout_mean"]):
-            best[group] = {"method": method, "task": task, "model": model, "metric": metric, "key": key, "value": value,
-                           "heldout_mean": mean, "seeds": len(values),
-                           "command": f"python -m peftbench +method={method} +task={task} model={model} {key}={value}"}
+            best[group] = {
+                "method": method,
+                "task": task,
+                "model": model,
+                "metric": metric,
+                "key": key,
+                "value": value,
+                "heldout_mean": mean,
+                "seeds": len(values),
+                "command": f"python -m peftbench +method={method} +task={task} model={model} {key}={value}",
+            }
     return list(best.values())
 
 
@@ -48,11 +56,17 @@ def main() -> None:
     task = sys.argv[3] if len(sys.argv) > 3 else None
     chosen = [c for c in choose(read_records(results_dir), key) if task in (None, c["task"])]
     if not chosen:
-        print(f"No ok records with task.heldout_fraction set under {results_dir}; run sweeps/lr_search.yaml first.", file=sys.stderr)
+        print(
+            f"No ok records with task.heldout_fraction set under {results_dir}; run sweeps/lr_search.yaml first.",
+            file=sys.stderr,
+        )
         raise SystemExit(1)
     for c in chosen:
-        print(f"{c['method']} on {c['task']} ({c['model']}): {key}={c['value']} "
-              f"(held-out {c['metric']} {c['heldout_mean']:.4f} over {c['seeds']} seed(s))\n  final run on dev: {c['command']}")
+        print(
+            f"{c['method']} on {c['task']} ({c['model']}): {key}={c['value']} "
+            f"(held-out {c['metric']} {c['heldout_mean']:.4f} over {c['seeds']} seed(s))\n"
+            f"  final run on dev: {c['command']}"
+        )
 
 
 if __name__ == "__main__":

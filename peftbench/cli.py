@@ -66,7 +66,8 @@ def first_combination(arguments: list[str]) -> list[str]:
 
 
 def compose(overrides: list[str]) -> DictConfig:
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
@@ -86,8 +87,10 @@ def unknown_key_message(key: str, overrides: list[str]) -> str:
     except Exception:  # noqa: BLE001 - the other overrides are bad too; the first is named
         base = None
     if base is not None and parts[0] in REQUIRED_GROUPS and parts[0] not in base:
-        return (f"{key} needs a {parts[0]}: add +{parts[0]}=<name>; available {parts[0]}s: "
-                f"{', '.join(available(parts[0]))}.")
+        return (
+            f"{key} needs a {parts[0]}: add +{parts[0]}=<name>; available {parts[0]}s: "
+            f"{', '.join(available(parts[0]))}."
+        )
     node = OmegaConf.select(base, ".".join(parts[:-1])) if base is not None and len(parts) > 1 else base
     keys = sorted(node.keys()) if isinstance(node, DictConfig) else []
     near = difflib.get_close_matches(parts[-1], keys, n=1)
@@ -148,8 +151,8 @@ def hydra_main(cfg: DictConfig) -> float:
             cfg.tracker.group = hydra_cfg.sweep.dir.replace("/", "_")
     from peftbench.budget import BudgetError
     from peftbench.data import DataError
-    from peftbench.records import NotWritableError
     from peftbench.recipe import run  # imported here so that usage errors answer fast
+    from peftbench.records import NotWritableError
     from peftbench.validate import ConfigError
 
     try:

@@ -39,11 +39,20 @@ def count(cfg: DictConfig) -> dict:
     trained_head = sum(p.numel() for p in {id(p): p for p in head}.values() if p.requires_grad)
     stored = method.stored_parameters(model) - trained_head if method.stored_parameters else method_params
     base_size = split["total"] - split["added"]
-    return {"model": cfg.model.name, "method": cfg.method.name, "options": method_options(cfg.method),
-            "method_params": method_params, "added": split["added"], "unfrozen": split["unfrozen"],
-            "head_params": head_size, "total": split["total"], "method_share": method_params / split["total"],
-            "method_stored": stored, "stored_share": stored / base_size,
-            "seconds": time.perf_counter() - started}
+    return {
+        "model": cfg.model.name,
+        "method": cfg.method.name,
+        "options": method_options(cfg.method),
+        "method_params": method_params,
+        "added": split["added"],
+        "unfrozen": split["unfrozen"],
+        "head_params": head_size,
+        "total": split["total"],
+        "method_share": method_params / split["total"],
+        "method_stored": stored,
+        "stored_share": stored / base_size,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -52,11 +61,16 @@ def hydra_main(cfg: DictConfig) -> None:
         fail("no method given; add +method=<name>.")
     result = count(cfg)
     print(f"{result['method']} on {result['model']} (meta device, no weights), options {result['options']}")
-    print(f"  method parameters: {result['method_params']:,} ({result['method_params'] / 1e6:.2f}M, "
-          f"{100 * result['method_share']:.4f}% of {result['total']:,})")
+    print(
+        f"  method parameters: {result['method_params']:,} ({result['method_params'] / 1e6:.2f}M, "
+        f"{100 * result['method_share']:.4f}% of {result['total']:,})"
+    )
     print(f"    added {result['added']:,}, existing unfrozen {result['unfrozen']:,}")
     if result["method_stored"] != result["method_params"]:
-        print(f"  stored after training: {result['method_stored']:,} ({100 * result['stored_share']:.4f}% of the base model)")
+        print(
+            f"  stored after training: {result['method_stored']:,} "
+            f"({100 * result['stored_share']:.4f}% of the base model)"
+        )
     print(f"  task head (not in the above): {result['head_params']:,}")
     print(f"  counted in {result['seconds']:.1f} s")
     print(json.dumps({k: v for k, v in result.items() if k != "seconds"}))

@@ -50,8 +50,10 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
     try:
         return path.read_bytes().decode(encoding)
     except UnicodeDecodeError as error:
-        raise DataError(f"{path} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); "
-                        f"save it as UTF-8.") from error
+        raise DataError(
+            f"{path} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); "
+            f"save it as UTF-8."
+        ) from error
 
 
 def read_tsv(path: Path, columns) -> list[dict]:
@@ -94,12 +96,15 @@ def fields_read(task) -> list[str]:
 
 def check_rows(rows: list[dict], path: Path, task) -> None:
     if not rows:
-        raise DataError(f"{path} holds no examples (an empty file, or a header alone); "
-                        f"task '{task.name}' needs at least one row.")
+        raise DataError(
+            f"{path} holds no examples (an empty file, or a header alone); task '{task.name}' needs at least one row."
+        )
     missing = [name for name in fields_read(task) if name not in rows[0]]
     if missing:
-        raise DataError(f"{path} has no column '{missing[0]}', which task '{task.name}' reads; "
-                        f"its columns: {', '.join(map(str, rows[0]))}.")
+        raise DataError(
+            f"{path} has no column '{missing[0]}', which task '{task.name}' reads; "
+            f"its columns: {', '.join(map(str, rows[0]))}."
+        )
 
 
 @lru_cache(maxsize=64)
@@ -115,22 +120,32 @@ def identity(task, data_dir: str | None) -> dict:
     """What a run's data is, for its config hash: each local file's size and SHA-256 (not where it
     lies), or the hub dataset's name."""
     if not data_dir:
-        return {"source": "hub", "path": task.hub.path, "name": task.hub.get("name"),
-                "splits": dict(task.hub.get("splits") or {})}
+        return {
+            "source": "hub",
+            "path": task.hub.path,
+            "name": task.hub.get("name"),
+            "splits": dict(task.hub.get("splits") or {}),
+        }
     files = {}
     for split in SPLITS:
         path = Path(data_dir) / task.local.dir / task.local.splits[split]
         if path.is_file():
             stat = path.stat()
-            files[split] = {"file": f"{task.local.dir}/{task.local.splits[split]}", "bytes": stat.st_size,
-                            "sha256": file_fingerprint(str(path.resolve()), stat.st_size, stat.st_mtime_ns)}
+            files[split] = {
+                "file": f"{task.local.dir}/{task.local.splits[split]}",
+                "bytes": stat.st_size,
+                "sha256": file_fingerprint(str(path.resolve()), stat.st_size, stat.st_mtime_ns),
+            }
         else:
             files[split] = None  # reading it fails with the path
     return {"source": "local", "files": files}
 
 
-READERS = {"tsv": lambda path, local: read_tsv(path, local.columns), "jsonl": lambda path, local: read_jsonl(path),
-           "csv": lambda path, local: read_csv(path)}
+READERS = {
+    "tsv": lambda path, local: read_tsv(path, local.columns),
+    "jsonl": lambda path, local: read_jsonl(path),
+    "csv": lambda path, local: read_csv(path),
+}
 
 
 def read_local_split(task, data_dir: str, split: str) -> list[dict]:
@@ -146,8 +161,10 @@ def read_local_split(task, data_dir: str, split: str) -> list[dict]:
     rows = READERS[local.format](path, local)
     renames = dict(local.rename or {})
     if rows and (absent := [column for column in renames.values() if column not in rows[0]]):
-        raise DataError(f"{path} has no column '{absent[0]}', which task '{task.name}' renames; "
-                        f"its columns: {', '.join(map(str, rows[0]))}.")
+        raise DataError(
+            f"{path} has no column '{absent[0]}', which task '{task.name}' renames; "
+            f"its columns: {', '.join(map(str, rows[0]))}."
+        )
     rows = [{**row, **{field: row[column] for field, column in renames.items()}} for row in rows]
     check_rows(rows, path, task)
     return rows
@@ -176,7 +193,9 @@ def to_example(row: dict, task) -> Example:
     segments = tuple(template.format_map(row) for template in task.segments)
     prompt = task.prompt.format_map(row) if task.get("prompt") else None
     if task_type(task) == "generation":
-        return Example(segments=segments, label=row[task.label_field], prompt=prompt, references=(row[task.label_field],))
+        return Example(
+            segments=segments, label=row[task.label_field], prompt=prompt, references=(row[task.label_field],)
+        )
     return Example(segments=segments, label=label_id(row[task.label_field], task), prompt=prompt)
 
 
@@ -220,8 +239,7 @@ def tokenize(examples: list[Example], tokenizer, max_seq_length: int) -> list[di
     columns = list(zip(*(example.segments for example in examples)))
     encoded = tokenizer(*columns, truncation=True, max_length=max_seq_length)
     return [
-        {**{key: encoded[key][i] for key in encoded}, "labels": example.label}
-        for i, example in enumerate(examples)
+        {**{key: encoded[key][i] for key in encoded}, "labels": example.label} for i, example in enumerate(examples)
     ]
 
 
@@ -245,14 +263,15 @@ class LengthGroupedBatches(Sampler[list[int]]):
         group_size = MEGA_BATCH * self.batch_size
         batches = []
         for start in range(0, len(order), group_size):
-            group = sorted(order[start:start + group_size], key=self.lengths.__getitem__, reverse=True)
-            batches += [group[i:i + self.batch_size] for i in range(0, len(group), self.batch_size)]
+            group = sorted(order[start : start + group_size], key=self.lengths.__getitem__, reverse=True)
+            batches += [group[i : i + self.batch_size] for i in range(0, len(group), self.batch_size)]
         for index in torch.randperm(len(batches), generator=self.generator).tolist():
             yield batches[index]
 
 
-def make_loader(features: list[dict], collate, batch_size: int, shuffle: bool, seed: int,
-                group_by_length: bool = False) -> DataLoader:
+def make_loader(
+    features: list[dict], collate, batch_size: int, shuffle: bool, seed: int, group_by_length: bool = False
+) -> DataLoader:
     """Batches padded by `collate` to their own longest sequence (dynamic padding); with
     `group_by_length`, batches of similar length (shuffled each epoch)."""
     generator = torch.Generator().manual_seed(seed)

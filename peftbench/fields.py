@@ -30,8 +30,9 @@ MEASURED = (
     Field("budget.achieved_params", "Achieved trainable parameters", "", False),
 )
 
-FINAL_METRICS = tuple(Field(f"metrics.final.{name}", name, "", metric.higher_is_better)
-                      for name, metric in METRICS.items())
+FINAL_METRICS = tuple(
+    Field(f"metrics.final.{name}", name, "", metric.higher_is_better) for name, metric in METRICS.items()
+)
 
 FIELDS: dict[str, Field] = {f.path: f for f in MEASURED + FINAL_METRICS}
 

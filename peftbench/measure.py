@@ -37,8 +37,14 @@ def parameter_split(model, base_parameter_ids: set[int], head_parameter_ids: set
     added = sum(p.numel() for p in new.values() if not tensor_tags.selects_base_entries(p))
     total = sum(logical_numel(p) for p in parameters.values() if tensor_tags.counts_in_total(p))
     count = sum(p.numel() for p in trainable.values())
-    return {"trainable": count, "total": total, "trainable_share": count / total, "added": added,
-            "unfrozen": count - added - head, "head": head}
+    return {
+        "trainable": count,
+        "total": total,
+        "trainable_share": count / total,
+        "added": added,
+        "unfrozen": count - added - head,
+        "head": head,
+    }
 
 
 # --- memory -----------------------------------------------------------------------------------
@@ -101,10 +107,12 @@ class PeakMemory:
     def stop(self) -> dict:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            return {"kind": "cuda_allocator",
-                    "peak_allocated_bytes": torch.cuda.max_memory_allocated(self.device) - self.baseline,
-                    "peak_reserved_bytes": torch.cuda.max_memory_reserved(self.device),
-                    "baseline_bytes": self.baseline}
+            return {
+                "kind": "cuda_allocator",
+                "peak_allocated_bytes": torch.cuda.max_memory_allocated(self.device) - self.baseline,
+                "peak_reserved_bytes": torch.cuda.max_memory_reserved(self.device),
+                "baseline_bytes": self.baseline,
+            }
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, self.process.memory_info().rss)
@@ -154,8 +162,9 @@ def synchronize(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def latency(model, batch: dict, device: torch.device, warmup: int, repeats: int,
-            min_warmup_seconds: float = 1.0) -> dict:
+def latency(
+    model, batch: dict, device: torch.device, warmup: int, repeats: int, min_warmup_seconds: float = 1.0
+) -> dict:
     """Median and p90 of single forward passes, after at least `warmup` passes and `min_warmup_seconds`
     (caches, allocator and CPU clocks settle in time, not in a count of passes)."""
     was_training = model.training
@@ -176,8 +185,7 @@ def latency(model, batch: dict, device: torch.device, warmup: int, repeats: int,
     model.train(was_training)
     times.sort()
     p90 = times[math.ceil(0.9 * len(times)) - 1]  # nearest rank
-    return {"median_ms": 1000 * statistics.median(times), "p90_ms": 1000 * p90,
-            "repeats": repeats}
+    return {"median_ms": 1000 * statistics.median(times), "p90_ms": 1000 * p90, "repeats": repeats}
 
 
 def overhead_pct(latency_ms: float, base_ms: float) -> float:
@@ -203,8 +211,13 @@ def merge_check(unmerged: torch.Tensor, merged: torch.Tensor, tolerance: float) 
     float32 rounding grows with the outputs' size (a language model's logits reach tens)."""
     difference = (unmerged - merged).abs().max().item()
     scale = max(1.0, unmerged.abs().max().item())
-    return {"max_abs_diff": difference, "output_scale": scale, "tolerance": tolerance,
-            "allowed_abs_diff": tolerance * scale, "equivalent": difference <= tolerance * scale}
+    return {
+        "max_abs_diff": difference,
+        "output_scale": scale,
+        "tolerance": tolerance,
+        "allowed_abs_diff": tolerance * scale,
+        "equivalent": difference <= tolerance * scale,
+    }
 
 
 # --- checkpoint -------------------------------------------------------------------------------

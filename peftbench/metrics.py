@@ -1,8 +1,8 @@
 """Task metrics: GLUE's, computed with scikit-learn and scipy, and generation metrics over texts
 (`text_metrics`: sacrebleu, NLTK, rouge-score); none needs the hub."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import stats
@@ -45,8 +45,11 @@ def compute_metrics(names, predictions, labels) -> dict[str, float]:
     for name in names:
         metric = METRICS[name]
         if metric.unavailable() is None:
-            values[name] = float(metric.compute(predictions, labels) if metric.on_text
-                                 else metric.compute(np.asarray(predictions), np.asarray(labels)))
+            values[name] = float(
+                metric.compute(predictions, labels)
+                if metric.on_text
+                else metric.compute(np.asarray(predictions), np.asarray(labels))
+            )
     return values
 
 

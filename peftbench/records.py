@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -78,7 +78,7 @@ def provenance(device: torch.device | None) -> dict:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def record_folder(results_dir: str, config: dict) -> Path:
@@ -125,8 +125,11 @@ def load_record(path: Path) -> dict | None:
         return None
     version = record.get("schema_version") if isinstance(record, dict) else None
     if version not in READABLE_SCHEMA_VERSIONS:
-        print(f"warning: skipping {path}: schema_version {version!r} is not one this peftbench reads "
-              f"({', '.join(map(str, READABLE_SCHEMA_VERSIONS))}).", file=sys.stderr)
+        print(
+            f"warning: skipping {path}: schema_version {version!r} is not one this peftbench reads "
+            f"({', '.join(map(str, READABLE_SCHEMA_VERSIONS))}).",
+            file=sys.stderr,
+        )
         return None
     record["status"] = effective_status(record)
     return record
@@ -165,8 +168,9 @@ def check_writable(folder: str | Path, what: str) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
             pass
     except OSError as error:
-        raise NotWritableError(f"The {what} '{folder}' cannot be written ({error.strerror or error}); "
-                               f"choose a writable folder.") from error
+        raise NotWritableError(
+            f"The {what} '{folder}' cannot be written ({error.strerror or error}); choose a writable folder."
+        ) from error
 
 
 class NotWritableError(OSError):

@@ -39,14 +39,16 @@ def rouge(kind: str):
     scorer = rouge_scorer.RougeScorer([kind], use_stemmer=True)
 
     def compute(hypotheses: Hypotheses, references: References) -> float:
-        scores = [scorer.score_multi(refs, hypothesis)[kind].fmeasure for hypothesis, refs in zip(hypotheses, references)]
+        scores = [
+            scorer.score_multi(refs, hypothesis)[kind].fmeasure for hypothesis, refs in zip(hypotheses, references)
+        ]
         return 100 * sum(scores) / len(scores)
 
     return compute
 
 
 def ngrams(tokens: list[str], n: int) -> Counter:
-    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
 def cider_d(hypotheses: Hypotheses, references: References, sigma: float = 6.0) -> float:
@@ -55,7 +57,9 @@ def cider_d(hypotheses: Hypotheses, references: References, sigma: float = 6.0) 
     the hypothesis counts to the reference's, a Gaussian penalty on the length difference, averaged
     over n and references, times 10."""
     lower = [[r.lower().split() for r in refs] for refs in references]
-    frequency = Counter(gram for refs in lower for n in range(1, 5) for gram in set().union(*(ngrams(r, n) for r in refs)))
+    frequency = Counter(
+        gram for refs in lower for n in range(1, 5) for gram in set().union(*(ngrams(r, n) for r in refs))
+    )
     log_documents = math.log(len(references))
 
     def vector(tokens: list[str], n: int) -> tuple[dict, float]:
@@ -72,7 +76,7 @@ def cider_d(hypotheses: Hypotheses, references: References, sigma: float = 6.0) 
                 ref_vector, ref_norm = vector(ref, n)
                 dot = sum(min(w, ref_vector[g]) * ref_vector[g] for g, w in hyp_vector.items() if g in ref_vector)
                 if hyp_norm and ref_norm:
-                    score += dot / (hyp_norm * ref_norm) * math.exp(-((len(tokens) - len(ref)) ** 2) / (2 * sigma ** 2))
+                    score += dot / (hyp_norm * ref_norm) * math.exp(-((len(tokens) - len(ref)) ** 2) / (2 * sigma**2))
         total += score / (4 * len(refs)) * 10
     return total / len(hypotheses)
 
@@ -80,6 +84,7 @@ def cider_d(hypotheses: Hypotheses, references: References, sigma: float = 6.0) 
 def wordnet_missing() -> str | None:
     """Why METEOR cannot be computed here, or None when it can."""
     from nltk.corpus import wordnet
+
     try:
         wordnet.ensure_loaded()
     except LookupError:
@@ -90,5 +95,6 @@ def wordnet_missing() -> str | None:
 def meteor(hypotheses: Hypotheses, references: References) -> float:
     """Mean NLTK METEOR (x100) on 13a tokens, best over each input's references."""
     from nltk.translate.meteor_score import meteor_score
+
     scores = [meteor_score([tokens_13a(r) for r in refs], tokens_13a(h)) for h, refs in zip(hypotheses, references)]
     return 100 * sum(scores) / len(scores)

@@ -40,9 +40,16 @@ class WandbTracker:
         import wandb  # imported here: slow, and unused with tracker=none
 
         Path(tracker_cfg.dir).mkdir(parents=True, exist_ok=True)
-        options = dict(project=tracker_cfg.project, entity=tracker_cfg.entity, dir=tracker_cfg.dir,
-                       group=tracker_cfg.group, tags=list(tracker_cfg.tags), name=name, config=config,
-                       reinit="finish_previous")
+        options = dict(
+            project=tracker_cfg.project,
+            entity=tracker_cfg.entity,
+            dir=tracker_cfg.dir,
+            group=tracker_cfg.group,
+            tags=list(tracker_cfg.tags),
+            name=name,
+            config=config,
+            reinit="finish_previous",
+        )
         mode = wandb_mode(tracker_cfg.mode)
         try:
             # a server that cannot be reached must not cost the run: a bounded wait, then offline
@@ -51,8 +58,11 @@ class WandbTracker:
         except Exception as error:  # wandb raises its own errors (CommError, UsageError) and timeouts
             if mode != "online":
                 raise
-            print(f"warning: W&B could not be reached ({type(error).__name__}: {str(error)[:200]}); logging offline "
-                  f"to {tracker_cfg.dir}/wandb/ instead (upload later with `wandb sync`).", file=sys.stderr)
+            print(
+                f"warning: W&B could not be reached ({type(error).__name__}: {str(error)[:200]}); logging offline "
+                f"to {tracker_cfg.dir}/wandb/ instead (upload later with `wandb sync`).",
+                file=sys.stderr,
+            )
             self.run = wandb.init(mode="offline", **options)
 
     def log(self, metrics: dict, step: int) -> None:

@@ -6,9 +6,9 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -16,7 +16,6 @@ from transformers import get_linear_schedule_with_warmup
 
 from peftbench.formats import Evaluation
 from peftbench.measure import synchronize
-
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # trainer.precision (validate.PRECISIONS)
 
@@ -37,8 +36,10 @@ class NonFiniteLoss(RuntimeError):
 
     def __init__(self, value: float, step: int, epoch: int):
         self.step, self.epoch = step, epoch
-        super().__init__(f"The loss became {value} at step {step} (epoch {epoch}); lower trainer.lr, or set "
-                         f"trainer.nan_policy=skip to skip such steps.")
+        super().__init__(
+            f"The loss became {value} at step {step} (epoch {epoch}); lower trainer.lr, or set "
+            f"trainer.nan_policy=skip to skip such steps."
+        )
 
 
 @dataclass
@@ -64,20 +65,41 @@ class TrainResult:
 
 
 # What a resumed run restores besides the tensors: everything the record is built from.
-RESUMED_FIELDS = ("steps", "train_seconds", "eval_seconds", "losses", "history", "step_seconds", "step_samples",
-                  "step_tokens", "batch_positions", "skipped_steps")
+RESUMED_FIELDS = (
+    "steps",
+    "train_seconds",
+    "eval_seconds",
+    "losses",
+    "history",
+    "step_seconds",
+    "step_samples",
+    "step_tokens",
+    "batch_positions",
+    "skipped_steps",
+)
 
 
-def save_training_state(path: Path, model, optimizer, scheduler, result: TrainResult, epoch: int, batches_done: int,
-                        epoch_order_state: torch.Tensor) -> None:
+def save_training_state(
+    path: Path,
+    model,
+    optimizer,
+    scheduler,
+    result: TrainResult,
+    epoch: int,
+    batches_done: int,
+    epoch_order_state: torch.Tensor,
+) -> None:
     """Everything needed to go on from this step as if never stopped, written atomically: the trained
     tensors, the optimizer and schedule, the random state, and where in which epoch's order it was."""
     state = {
         "trainable": {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad},
-        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
         "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "epoch": epoch, "batches_done": batches_done, "epoch_order_state": epoch_order_state,
+        "epoch": epoch,
+        "batches_done": batches_done,
+        "epoch_order_state": epoch_order_state,
         "result": {name: getattr(result, name) for name in RESUMED_FIELDS},  # asdict would deep-copy the rest
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,8 +149,16 @@ def timed_evaluation(model, evaluate, result: TrainResult, precision_context) ->
     return evaluation
 
 
-def train(model, method, train_loader, evaluate: Callable[[torch.nn.Module], Evaluation], trainer, tracker, device,
-          state_path: Path | None = None) -> TrainResult:
+def train(
+    model,
+    method,
+    train_loader,
+    evaluate: Callable[[torch.nn.Module], Evaluation],
+    trainer,
+    tracker,
+    device,
+    state_path: Path | None = None,
+) -> TrainResult:
     """Optimizer steps over the training batches; `evaluate(model)` (the task format's evaluation on the
     evaluation split) after each epoch, or once at the end. With `state_path`, the training state is
     saved there every `trainer.save_state_every_steps` steps, and `trainer.resume` goes on from it."""
@@ -147,7 +177,9 @@ def train(model, method, train_loader, evaluate: Callable[[torch.nn.Module], Eva
     # the untuned starting point, as epoch 0 of the history (a resumed run has it already)
     if trainer.get("eval_before_training") and resumed is None:
         evaluation = timed_evaluation(model, evaluate, result, autocast(precision, device))
-        result.history.append({"epoch": 0, "step": 0, "metrics": evaluation.metrics, "generation": evaluation.generation})
+        result.history.append(
+            {"epoch": 0, "step": 0, "metrics": evaluation.metrics, "generation": evaluation.generation}
+        )
         tracker.log({f"eval/{name}": value for name, value in evaluation.metrics.items()} | {"epoch": 0}, step=0)
     progress = tqdm(total=total_steps, initial=result.steps, desc="train", unit="step", mininterval=2.0)
     first_epoch = resumed["epoch"] if resumed else 1
@@ -199,8 +231,9 @@ def train(model, method, train_loader, evaluate: Callable[[torch.nn.Module], Eva
                 tracker.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step=result.steps)
             if save_every and result.steps % save_every == 0:
                 result.train_seconds += time.perf_counter() - started  # the time so far goes into the state
-                save_training_state(state_path, model, optimizer, scheduler, result, epoch, index + 1,
-                                    epoch_order_state)
+                save_training_state(
+                    state_path, model, optimizer, scheduler, result, epoch, index + 1, epoch_order_state
+                )
                 started = step_started = time.perf_counter()
             if result.steps >= total_steps:
                 break
@@ -209,9 +242,13 @@ def train(model, method, train_loader, evaluate: Callable[[torch.nn.Module], Eva
             result.final = timed_evaluation(model, evaluate, result, autocast(precision, device))
             metrics = result.final.metrics
             result.history.append({"epoch": epoch, "step": result.steps, "metrics": metrics})
-            tracker.log({f"eval/{name}": value for name, value in metrics.items()} | {"epoch": epoch}, step=result.steps)
-            progress.write(f"epoch {epoch}/{epochs} step {result.steps}: "
-                           + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+            tracker.log(
+                {f"eval/{name}": value for name, value in metrics.items()} | {"epoch": epoch}, step=result.steps
+            )
+            progress.write(
+                f"epoch {epoch}/{epochs} step {result.steps}: "
+                + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+            )
         if result.steps >= total_steps:
             break
     progress.close()

@@ -38,8 +38,9 @@ def check_whole(cfg, dotted: str, minimum: int, optional: bool = False) -> None:
         raise ConfigError(f"{dotted}={value!r} is not valid: it must be {allowed}.")
 
 
-def check_number(cfg, dotted: str, low: float, high: float | None = None, low_open: bool = False,
-                 optional: bool = False) -> None:
+def check_number(
+    cfg, dotted: str, low: float, high: float | None = None, low_open: bool = False, optional: bool = False
+) -> None:
     value = value_at(cfg, dotted)
     if optional and value is None:
         return
@@ -48,8 +49,9 @@ def check_number(cfg, dotted: str, low: float, high: float | None = None, low_op
         bounds = f"{'above' if low_open else 'at least'} {low:g}"
         if high is not None:
             bounds += f" and below {high:g}"
-        raise ConfigError(f"{dotted}={value!r} is not valid: it must be a number {bounds}"
-                          f"{' or null' if optional else ''}.")
+        raise ConfigError(
+            f"{dotted}={value!r} is not valid: it must be a number {bounds}{' or null' if optional else ''}."
+        )
 
 
 def check_choice(cfg, dotted: str, choices) -> None:
@@ -71,11 +73,13 @@ def resolve_device(requested: str):
     if device is None or device.type not in DEVICE_TYPES:
         raise ConfigError(f"device={requested!r} is not valid; valid: auto, {', '.join(DEVICE_TYPES)} (cuda:<index>).")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={requested!r} is not available: this machine has no CUDA device; "
-                          f"use device=auto or device=cpu.")
+        raise ConfigError(
+            f"device={requested!r} is not available: this machine has no CUDA device; use device=auto or device=cpu."
+        )
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"device={requested!r} is not available: this machine has "
-                          f"{torch.cuda.device_count()} CUDA device(s).")
+        raise ConfigError(
+            f"device={requested!r} is not available: this machine has {torch.cuda.device_count()} CUDA device(s)."
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device={requested!r} is not available on this machine; use device=auto or device=cpu.")
     return device
@@ -86,8 +90,10 @@ def check_precision(precision: str, device) -> None:
     import torch
 
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"trainer.precision=bf16 is not supported by {torch.cuda.get_device_name(device)}; "
-                          f"use trainer.precision=fp16 or fp32.")
+        raise ConfigError(
+            f"trainer.precision=bf16 is not supported by {torch.cuda.get_device_name(device)}; "
+            f"use trainer.precision=fp16 or fp32."
+        )
 
 
 def check_trainer(cfg) -> None:
@@ -132,8 +138,10 @@ def check_tracker(cfg) -> None:
         return
     check_choice(cfg, "tracker.mode", TRACKER_MODES)
     if cfg.tracker.mode == "online" and not wandb_key_configured():
-        raise ConfigError("tracker.mode=online needs a W&B API key (WANDB_API_KEY or `wandb login`); "
-                          "use tracker.mode=offline (sync later) or tracker=none.")
+        raise ConfigError(
+            "tracker.mode=online needs a W&B API key (WANDB_API_KEY or `wandb login`); "
+            "use tracker.mode=offline (sync later) or tracker=none."
+        )
 
 
 def validate(cfg):
@@ -146,8 +154,10 @@ def validate(cfg):
     check_whole(cfg, "task.max_train_samples", 1, optional=True)
     check_whole(cfg, "task.max_eval_samples", 1, optional=True)
     if cfg.budget.params is not None and cfg.budget.share is not None:
-        raise ConfigError(f"Budget '{cfg.budget.name}' sets both budget.params={cfg.budget.params} and "
-                          f"budget.share={cfg.budget.share}; set one of them.")
+        raise ConfigError(
+            f"Budget '{cfg.budget.name}' sets both budget.params={cfg.budget.params} and "
+            f"budget.share={cfg.budget.share}; set one of them."
+        )
     check_tracker(cfg)
     device = resolve_device(cfg.device)
     check_precision(cfg.trainer.precision, device)

@@ -14,9 +14,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA_DIR = Path(os.environ.get("PEFTBENCH_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
 
 # A tiny, fast run: the 2-layer 32-wide BERT, no tracker, a learning rate at which a few steps show.
-TINY_RUN = ["model=tiny_bert", "tracker=none", "trainer.batch_size=8", "trainer.epochs=3", "trainer.lr=1e-2",
-            "trainer.warmup_ratio=0.0", "trainer.log_every_steps=1", "num_threads=1", "measure.latency_repeats=3",
-            "measure.latency_warmup=1", "measure.latency_warmup_seconds=0", "measure.warmup_steps=2"]
+TINY_RUN = [
+    "model=tiny_bert",
+    "tracker=none",
+    "trainer.batch_size=8",
+    "trainer.epochs=3",
+    "trainer.lr=1e-2",
+    "trainer.warmup_ratio=0.0",
+    "trainer.log_every_steps=1",
+    "num_threads=1",
+    "measure.latency_repeats=3",
+    "measure.latency_warmup=1",
+    "measure.latency_warmup_seconds=0",
+    "measure.warmup_steps=2",
+]
 
 
 def compose_config(overrides: list[str]):
@@ -29,7 +40,7 @@ def write_toy_rte(root: Path, n_train: int = 64, n_eval: int = 32, seed: int = 0
     """An RTE-layout data directory with a learnable rule: 'good' in sentence 2 means entailment.
     Sentences contain quote characters, as the real GLUE files do."""
     rng = random.Random(seed)
-    words = ["cat", "dog", "tree", "river", "house", "\"quoted\"", "car", "sun"]
+    words = ["cat", "dog", "tree", "river", "house", '"quoted"', "car", "sun"]
 
     def rows(n):
         lines = ["index\tsentence1\tsentence2\tlabel"]
@@ -55,9 +66,13 @@ def write_toy_e2e(root: Path, n_train: int = 48, n_eval: int = 8, seed: int = 0)
     def rows(n, references):
         lines = ["mr,ref"]
         pairs = [(name, food) for name in names for food in foods]
-        for name, food in (rng.sample(pairs, n) if references > 1 else rng.choices(pairs, k=n)):  # distinct inputs to evaluate
-            lines += [f'"name[{name}], food[{food}]",{name} serves {food} food.',
-                      f'"name[{name}], food[{food}]",{name} has {food} food.'][:references]
+        for name, food in (
+            rng.sample(pairs, n) if references > 1 else rng.choices(pairs, k=n)
+        ):  # distinct inputs to evaluate
+            lines += [
+                f'"name[{name}], food[{food}]",{name} serves {food} food.',
+                f'"name[{name}], food[{food}]",{name} has {food} food.',
+            ][:references]
         return "\n".join(lines) + "\n"
 
     (root / "e2e_nlg").mkdir(parents=True, exist_ok=True)
@@ -76,8 +91,16 @@ def tiny_run_config(toy_data_dir, tmp_path):
     """compose(method, extra overrides, task=rte) -> a config for a tiny run on the toy data (RTE or E2E)."""
 
     def make(method: str, *overrides: str, task: str = "rte"):
-        return compose_config([f"+method={method}", f"+task={task}", f"data_dir={toy_data_dir}",
-                               f"results_dir={tmp_path / 'results'}", f"checkpoint_dir={tmp_path / 'checkpoints'}",
-                               *TINY_RUN, *overrides])
+        return compose_config(
+            [
+                f"+method={method}",
+                f"+task={task}",
+                f"data_dir={toy_data_dir}",
+                f"results_dir={tmp_path / 'results'}",
+                f"checkpoint_dir={tmp_path / 'checkpoints'}",
+                *TINY_RUN,
+                *overrides,
+            ]
+        )
 
     return make

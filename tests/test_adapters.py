@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from test_methods import check_checkpoint_round_trip, check_memory_breakdown
 from transformers import set_seed
 
 from peftbench.methods import get_method
@@ -14,7 +15,7 @@ from peftbench.methods.unipelt import Gate, GatedAdapter, GatedLoRA
 from peftbench.models import architecture_config, auto_class, build_model
 from peftbench.plan import arch_of
 from peftbench.recipe import run
-from test_methods import check_checkpoint_round_trip, check_memory_breakdown
+
 from conftest import compose_config
 
 
@@ -24,7 +25,11 @@ def adapter(d, m):
 
 # model -> (layers, width) from its config, parameters of all its norms, and its new head's
 MODELS = {
-    "tiny_bert": (lambda a: (a.num_hidden_layers, a.hidden_size), lambda L, d: (2 * L + 1) * 2 * d, lambda d, C: d * C + C),
+    "tiny_bert": (
+        lambda a: (a.num_hidden_layers, a.hidden_size),
+        lambda L, d: (2 * L + 1) * 2 * d,
+        lambda d, C: d * C + C,
+    ),
     "tiny_gpt2": (lambda a: (a.n_layer, a.n_embd), lambda L, d: (2 * L + 1) * 2 * d, lambda d, C: d * C),
     # RMSNorm: a scale, no bias
     "tiny_llama": (lambda a: (a.num_hidden_layers, a.hidden_size), lambda L, d: (2 * L + 1) * d, lambda d, C: d * C),
@@ -32,33 +37,76 @@ MODELS = {
 # method case -> (method, overrides, count of what it adds and unfreezes, from layers, width, norms, model)
 M = 4
 UNIPELT = [f"method.bottleneck={M}", "method.prefix_length=3", "method.prefix_projection=false", "method.lora_r=2"]
-LORA_MODULES = {"tiny_bert": 2, "tiny_gpt2": 1, "tiny_llama": 2}  # q and v are separate matrices, or GPT-2's one c_attn
+LORA_MODULES = {
+    "tiny_bert": 2,
+    "tiny_gpt2": 1,
+    "tiny_llama": 2,
+}  # q and v are separate matrices, or GPT-2's one c_attn
 
 
 def unipelt(L, d):
     return L * (adapter(d, M) + 2 * 3 * d + 4 * 2 * d)
+
+
 CASES = {
-    "adapter_houlsby": ("adapter_houlsby", [f"method.bottleneck={M}"], lambda L, d, norms, model: L * 2 * adapter(d, M) + norms),
+    "adapter_houlsby": (
+        "adapter_houlsby",
+        [f"method.bottleneck={M}"],
+        lambda L, d, norms, model: L * 2 * adapter(d, M) + norms,
+    ),
     "adapter_pfeiffer": ("adapter_pfeiffer", [f"method.bottleneck={M}"], lambda L, d, norms, model: L * adapter(d, M)),
     "parallel_adapter": ("parallel_adapter", [f"method.bottleneck={M}"], lambda L, d, norms, model: L * adapter(d, M)),
-    "parallel_adapter_attn": ("parallel_adapter", [f"method.bottleneck={M}", "method.places=[attn]"],
-                              lambda L, d, norms, model: L * adapter(d, M)),
-    "scaled_parallel_adapter": ("scaled_parallel_adapter", [f"method.bottleneck={M}"], lambda L, d, norms, model: L * adapter(d, M)),
-    "adapter_by_reduction_factor": ("adapter_pfeiffer", ["method.reduction_factor=8"], lambda L, d, norms, model: L * adapter(d, d // 8)),
+    "parallel_adapter_attn": (
+        "parallel_adapter",
+        [f"method.bottleneck={M}", "method.places=[attn]"],
+        lambda L, d, norms, model: L * adapter(d, M),
+    ),
+    "scaled_parallel_adapter": (
+        "scaled_parallel_adapter",
+        [f"method.bottleneck={M}"],
+        lambda L, d, norms, model: L * adapter(d, M),
+    ),
+    "adapter_by_reduction_factor": (
+        "adapter_pfeiffer",
+        ["method.reduction_factor=8"],
+        lambda L, d, norms, model: L * adapter(d, d // 8),
+    ),
     # PHM projections with rank-1 fast factors: 2r(d + m) + d + m per adapter, plus the shared n^3 (n = 4)
-    "compacter": ("compacter", ["method.bottleneck=8"], lambda L, d, norms, model: L * 2 * (2 * (d + 8) + d + 8) + 4 ** 3),
-    "compacter_pp": ("compacter_pp", ["method.bottleneck=8"], lambda L, d, norms, model: L * (2 * (d + 8) + d + 8) + 4 ** 3),
+    "compacter": (
+        "compacter",
+        ["method.bottleneck=8"],
+        lambda L, d, norms, model: L * 2 * (2 * (d + 8) + d + 8) + 4**3,
+    ),
+    "compacter_pp": (
+        "compacter_pp",
+        ["method.bottleneck=8"],
+        lambda L, d, norms, model: L * (2 * (d + 8) + d + 8) + 4**3,
+    ),
     # every expert trains; two, as the toy run's 24 steps split over four leave each too few to show the loss falling
     # the parallel adapter at the FFN, and keys and values of 3 prefix tokens on every layer (no MLP)
-    "mam": ("mam", [f"method.bottleneck={M}", "method.prefix_length=3", "method.prefix_projection=false"],
-            lambda L, d, norms, model: L * adapter(d, M) + 2 * L * 3 * d),
-    "adamix": ("adamix", [f"method.bottleneck={M}", "method.experts=2"], lambda L, d, norms, model: L * 2 * adapter(d, M)),
+    "mam": (
+        "mam",
+        [f"method.bottleneck={M}", "method.prefix_length=3", "method.prefix_projection=false"],
+        lambda L, d, norms, model: L * adapter(d, M) + 2 * L * 3 * d,
+    ),
+    "adamix": (
+        "adamix",
+        [f"method.bottleneck={M}", "method.experts=2"],
+        lambda L, d, norms, model: L * 2 * adapter(d, M),
+    ),
     # the FFN adapter, 3 prefix tokens (no MLP), LoRA r=2 on q and v (4rd a layer; GPT-2's fused c_attn too),
     # and a gate of d + 1 on the adapter, the attention and each LoRA projection
-    "unipelt": ("unipelt", UNIPELT, lambda L, d, norms, model: unipelt(L, d) + L * (2 + LORA_MODULES[model]) * (d + 1)),
+    "unipelt": (
+        "unipelt",
+        UNIPELT,
+        lambda L, d, norms, model: unipelt(L, d) + L * (2 + LORA_MODULES[model]) * (d + 1),
+    ),
     "unipelt_nogate": ("unipelt_nogate", UNIPELT, lambda L, d, norms, model: unipelt(L, d)),
-    "unipelt_adapter_lora": ("unipelt", [*UNIPELT, "method.parts=[adapter,lora]"],
-                             lambda L, d, norms, model: L * (adapter(d, M) + 4 * 2 * d) + L * (1 + LORA_MODULES[model]) * (d + 1)),
+    "unipelt_adapter_lora": (
+        "unipelt",
+        [*UNIPELT, "method.parts=[adapter,lora]"],
+        lambda L, d, norms, model: L * (adapter(d, M) + 4 * 2 * d) + L * (1 + LORA_MODULES[model]) * (d + 1),
+    ),
 }
 
 
@@ -77,7 +125,9 @@ def test_adapter_trains_freezes_counts_and_round_trips(case, model, tiny_run_con
     set_seed(cfg.seed)
     base = dict(build_model(cfg.model, 2)[0].named_parameters())
     for name, parameter in output.model.named_parameters():
-        if not parameter.requires_grad:  # under its base name: wrappers add ".base", peft "base_model." and its head copy
+        if (
+            not parameter.requires_grad
+        ):  # under its base name: wrappers add ".base", peft "base_model." and its head copy
             base_name = name.removeprefix("base_model.").replace(".base.", ".").replace(".original_module.", ".")
             assert torch.equal(parameter, base[base_name]), f"{case} on {model} changed frozen {name}"
     check_memory_breakdown(record, output.model, every_parameter_stepped=method != "adamix")
@@ -90,19 +140,26 @@ SEQ2SEQ = ("tiny_t5", "tiny_bart_lm")
 
 def seq2seq_inputs(vocab: int) -> dict:
     generator = torch.Generator().manual_seed(0)
-    return {"input_ids": torch.randint(1, vocab, (2, 9), generator=generator),
-            "decoder_input_ids": torch.randint(1, vocab, (2, 5), generator=generator)}
+    return {
+        "input_ids": torch.randint(1, vocab, (2, 9), generator=generator),
+        "decoder_input_ids": torch.randint(1, vocab, (2, 5), generator=generator),
+    }
 
 
-NOT_IDENTITY_AT_INIT = {"mam", "unipelt", "unipelt_nogate"}  # prefixes add key/value positions: attention changes from the start
+NOT_IDENTITY_AT_INIT = {
+    "mam",
+    "unipelt",
+    "unipelt_nogate",
+}  # prefixes add key/value positions: attention changes from the start
 
 
 @pytest.mark.parametrize("model", [*sorted(MODELS), *SEQ2SEQ])
 @pytest.mark.parametrize("case", sorted(set(CASES) - NOT_IDENTITY_AT_INIT))
 def test_a_fresh_adapter_is_the_identity(case, model):
     method, overrides, _ = CASES[case]
-    cfg = compose_config([f"+method={method}", "+task=rte", f"model={model}", "tracker=none", *overrides,
-                          "method.non_linearity=gelu"])
+    cfg = compose_config(
+        [f"+method={method}", "+task=rte", f"model={model}", "tracker=none", *overrides, "method.non_linearity=gelu"]
+    )
     set_seed(0)
     base = auto_class(cfg.model).from_config(architecture_config(cfg.model, 2)).eval()  # no tokenizer needed
     vocab = base.config.vocab_size
@@ -114,7 +171,12 @@ def test_a_fresh_adapter_is_the_identity(case, model):
         after = adapted(**batch).logits
     wrapped = [m for m in adapted.modules() if type(m).__name__ in ("SerialAdapter", "ParallelAdapter")]
     a = cfg.model.architecture
-    layers = a.get("num_layers", 0) + a.get("num_decoder_layers", 0) + a.get("encoder_layers", 0) + a.get("decoder_layers", 0)
+    layers = (
+        a.get("num_layers", 0)
+        + a.get("num_decoder_layers", 0)
+        + a.get("encoder_layers", 0)
+        + a.get("decoder_layers", 0)
+    )
     assert len(wrapped) >= (layers or 2)  # on every layer (T5, BART: encoder and decoder stacks)
     assert torch.allclose(before, after, atol=1e-5)
 
@@ -165,11 +227,17 @@ def test_unipelt_gates_scale_each_part(model):
     base = auto_class(cfg.model).from_config(architecture_config(cfg.model, 2)).eval()
     batch = {"input_ids": torch.randint(1, base.config.vocab_size, (2, 9))}
     options = {k: v for k, v in cfg.method.items() if k not in ("name", "lr", "gates")}
-    gated, ungated = (get_method(name).apply(copy.deepcopy(base), get_method(name).make_config(options), arch_of(cfg.model)).eval()
-                      for name in ("unipelt", "unipelt_nogate"))
+    gated, ungated = (
+        get_method(name).apply(copy.deepcopy(base), get_method(name).make_config(options), arch_of(cfg.model)).eval()
+        for name in ("unipelt", "unipelt_nogate")
+    )
     gates = unipelt_gates(gated)
     layers = cfg.model.architecture.get("num_hidden_layers") or cfg.model.architecture.get("n_layer")
-    assert [len(gates[part]) for part in ("adapter", "prefix", "lora")] == [layers, layers, LORA_MODULES[model] * layers]
+    assert [len(gates[part]) for part in ("adapter", "prefix", "lora")] == [
+        layers,
+        layers,
+        LORA_MODULES[model] * layers,
+    ]
     with torch.no_grad():
         for parameter in gated.parameters():
             if parameter.requires_grad:

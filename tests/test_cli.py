@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,14 +17,27 @@ TASK_NAMES = ", ".join(sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml")
 
 def peftbench(*arguments: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "disabled", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "peftbench", *arguments], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "peftbench", *arguments],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_runs_and_writes_a_record(toy_data_dir, tmp_path):
-    result = peftbench("+method=lora", "+task=rte", "method.r=4", "trainer.epochs=1", "seed=3",
-                       f"hydra.run.dir={tmp_path / 'hydra'}", *TINY_RUN,
-                       env_extra={"PEFTBENCH_DATA_DIR": str(toy_data_dir), "PEFTBENCH_RESULTS_DIR": str(tmp_path / "results")})
+    result = peftbench(
+        "+method=lora",
+        "+task=rte",
+        "method.r=4",
+        "trainer.epochs=1",
+        "seed=3",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+        *TINY_RUN,
+        env_extra={"PEFTBENCH_DATA_DIR": str(toy_data_dir), "PEFTBENCH_RESULTS_DIR": str(tmp_path / "results")},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     (path,) = (tmp_path / "results" / "rte" / "tiny_bert" / "lora").glob("*.json")
     record = json.loads(path.read_text())
@@ -39,7 +51,11 @@ def test_cli_runs_and_writes_a_record(toy_data_dir, tmp_path):
     "arguments, message",
     [
         ((), f"error: no method given; add +method=<name>, available methods: {METHOD_NAMES}."),
-        (("+method=lora",), "error: no task given; add +task=<name>, available tasks: cb, cola, e2e_nlg, mrpc, rte, samsum, sst2, stsb, wic."),
+        (
+            ("+method=lora",),
+            "error: no task given; add +task=<name>, available tasks: "
+            "cb, cola, e2e_nlg, mrpc, rte, samsum, sst2, stsb, wic.",
+        ),
         (("+method=loar", "+task=rte"), f"error: unknown method 'loar'; available methods: {METHOD_NAMES}."),
         (("+method=lora", "+task=rtee"), f"error: unknown task 'rtee'; available tasks: {TASK_NAMES}."),
         (("-m", "+method=lora,nope", "+task=rte"), "error: unknown method 'nope'"),
@@ -53,8 +69,16 @@ def test_usage_errors_exit_2_with_one_sentence(arguments, message):
 
 
 def test_a_failing_run_exits_non_zero_and_records_failure(tmp_path):
-    result = peftbench("+method=bitfit", "+task=rte", f"hydra.run.dir={tmp_path / 'hydra'}", *TINY_RUN,
-                       env_extra={"PEFTBENCH_DATA_DIR": str(tmp_path / "missing"), "PEFTBENCH_RESULTS_DIR": str(tmp_path / "results")})
+    result = peftbench(
+        "+method=bitfit",
+        "+task=rte",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+        *TINY_RUN,
+        env_extra={
+            "PEFTBENCH_DATA_DIR": str(tmp_path / "missing"),
+            "PEFTBENCH_RESULTS_DIR": str(tmp_path / "results"),
+        },
+    )
     assert result.returncode != 0
     assert "rte/train.tsv" in result.stderr
     (path,) = (tmp_path / "results").rglob("*.json")
@@ -62,11 +86,24 @@ def test_a_failing_run_exits_non_zero_and_records_failure(tmp_path):
 
 
 def test_multirun_writes_a_record_per_job_in_one_wandb_group(toy_data_dir, tmp_path):
-    env = {"PEFTBENCH_DATA_DIR": str(toy_data_dir), "PEFTBENCH_RESULTS_DIR": str(tmp_path / "results"),
-           "WANDB_MODE": "offline", "HOME": str(tmp_path), "WANDB_API_KEY": ""}
-    result = peftbench("-m", "+method=lora,bitfit", "+task=rte", "trainer.max_steps=2", "tracker=wandb",
-                       f"tracker.dir={tmp_path}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-                       *[o for o in TINY_RUN if not o.startswith("tracker")], env_extra=env)
+    env = {
+        "PEFTBENCH_DATA_DIR": str(toy_data_dir),
+        "PEFTBENCH_RESULTS_DIR": str(tmp_path / "results"),
+        "WANDB_MODE": "offline",
+        "HOME": str(tmp_path),
+        "WANDB_API_KEY": "",
+    }
+    result = peftbench(
+        "-m",
+        "+method=lora,bitfit",
+        "+task=rte",
+        "trainer.max_steps=2",
+        "tracker=wandb",
+        f"tracker.dir={tmp_path}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        *[o for o in TINY_RUN if not o.startswith("tracker")],
+        env_extra=env,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     records = [json.loads(p.read_text()) for p in (tmp_path / "results").rglob("*.json")]
     assert sorted(r["run"]["method"] for r in records) == ["bitfit", "lora"]

@@ -6,8 +6,7 @@ from dataclasses import asdict
 import pytest
 
 from peftbench import CONF_DIR
-from peftbench.methods import METHODS, get_method
-from peftbench.methods import method_options
+from peftbench.methods import METHODS, get_method, method_options
 
 from conftest import compose_config
 
@@ -62,8 +61,10 @@ def test_method_config_file_states_its_config_class_defaults(name):
     every option), its config class is what the registry says the method is (dora: use_dora) and what a
     hybrid builds its parts from. Each option's value is the same in both."""
     composed = method_options(compose_config(["+method=" + name]).method)
-    defaults = {key: list(value) if isinstance(value, tuple) else value
-                for key, value in asdict(get_method(name).config_cls()).items()}
+    defaults = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in asdict(get_method(name).config_cls()).items()
+    }
     assert composed == defaults
 
 

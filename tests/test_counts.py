@@ -13,11 +13,17 @@ from conftest import compose_config
 
 ROWS = list(csv.DictReader(open(CONF_DIR.parent / "reference" / "published_param_counts.csv")))
 UNITS = {"M": 1e6, "K": 1e3, "1": 1, "%": 0.01}
-QUANTITIES = {"method": "method_params", "total": "total", "stored": "method_stored", "stored_share": "stored_share"}  # which count a row's published number is (stored: after training-only parts are dropped)
+QUANTITIES = {
+    "method": "method_params",
+    "total": "total",
+    "stored": "method_stored",
+    "stored_share": "stored_share",
+}  # which count a row's published number is (stored: after training-only parts are dropped)
 
 
 def row_id(row):
-    return f"{row['paper']}-{row['table']}-{row['published_model']}-{row['published_method']}-{row['published']}{row['unit']}"
+    published = f"{row['published']}{row['unit']}"
+    return f"{row['paper']}-{row['table']}-{row['published_model']}-{row['published_method']}-{published}"
 
 
 @pytest.mark.parametrize("row", ROWS, ids=row_id)
@@ -54,8 +60,20 @@ def test_the_count_command_prints_the_split_as_a_user_runs_it(tmp_path):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "peftbench.count", "+method=prompt_tuning", "model=tiny_bert",
-                             f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "peftbench.count",
+            "+method=prompt_tuning",
+            "model=tiny_bert",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     counts = json.loads(result.stdout.strip().splitlines()[-1])
     assert counts["added"] == counts["method_params"] > 0 and counts["unfrozen"] == 0

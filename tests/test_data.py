@@ -16,7 +16,10 @@ def test_tsv_is_read_without_quote_handling(tmp_path):
     path = tmp_path / "dev.tsv"
     path.write_text('\ufeffQuality\t#1 String\n1\t"He said so.\n0\tplain "quoted" text\n')
     rows = read_tsv(path, columns=None)
-    assert rows == [{"Quality": "1", "#1 String": '"He said so.'}, {"Quality": "0", "#1 String": 'plain "quoted" text'}]
+    assert rows == [
+        {"Quality": "1", "#1 String": '"He said so.'},
+        {"Quality": "0", "#1 String": 'plain "quoted" text'},
+    ]
 
 
 def test_headerless_tsv_takes_columns_from_the_task(tmp_path):
@@ -28,15 +31,25 @@ def test_headerless_tsv_takes_columns_from_the_task(tmp_path):
 
 @pytest.mark.parametrize(
     "task, raw, expected",
-    [("rte", "entailment", 0), ("rte", "not_entailment", 1), ("rte", 1, 1), ("mrpc", "1", 1),
-     ("wic", True, 1), ("wic", False, 0), ("cb", "neutral", 2), ("stsb", "3.800", 3.8)],
+    [
+        ("rte", "entailment", 0),
+        ("rte", "not_entailment", 1),
+        ("rte", 1, 1),
+        ("mrpc", "1", 1),
+        ("wic", True, 1),
+        ("wic", False, 0),
+        ("cb", "neutral", 2),
+        ("stsb", "3.800", 3.8),
+    ],
 )
 def test_labels_map_to_ids(task, raw, expected):
     assert label_id(raw, task_cfg(task)) == expected
 
 
 def test_unknown_label_names_the_choices():
-    with pytest.raises(ValueError, match=r"Label 'maybe' of task 'rte' is not one of \['entailment', 'not_entailment'\]"):
+    with pytest.raises(
+        ValueError, match=r"Label 'maybe' of task 'rte' is not one of \['entailment', 'not_entailment'\]"
+    ):
         label_id("maybe", task_cfg("rte"))
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_cli import peftbench as peftbench_cli
 
 from peftbench import cli, records
 from peftbench.recipe import run
 
 from conftest import REPO_ROOT, TINY_RUN, write_toy_rte
-from test_cli import peftbench as peftbench_cli
 
 BASE = ["+method=lora", "+task=rte", "tracker=none", "model=tiny_bert"]
 
@@ -31,9 +31,15 @@ BAD_COMMAND_LINES = [
     (["trainer.batch_size=0"], "trainer.batch_size=0 is not valid"),
     (["method.r=0"], "method.r=0 is not valid: it must be a whole number of at least 1."),
     (["method.r=-1"], "method.r=-1 is not valid"),
-    (["task.max_train_samples=-5"], "task.max_train_samples=-5 is not valid: it must be a whole number of at least 1 or null."),
+    (
+        ["task.max_train_samples=-5"],
+        "task.max_train_samples=-5 is not valid: it must be a whole number of at least 1 or null.",
+    ),
     (["trainer.lr=0"], "trainer.lr=0 is not valid: it must be a number above 0."),
-    (["trainer.warmup_ratio=1.5"], "trainer.warmup_ratio=1.5 is not valid: it must be a number at least 0 and below 1."),
+    (
+        ["trainer.warmup_ratio=1.5"],
+        "trainer.warmup_ratio=1.5 is not valid: it must be a number at least 0 and below 1.",
+    ),
     (["trainer.nan_policy=maybe"], "trainer.nan_policy='maybe' is not valid; valid: stop, skip."),
     (["trainer.precision=fp8"], "trainer.precision='fp8' is not valid; valid: fp32, bf16, fp16."),
     (["trainer.group_by_length=maybe"], "trainer.group_by_length='maybe' is not valid; valid: True, False."),
@@ -43,12 +49,21 @@ BAD_COMMAND_LINES = [
     (["tracker=nope"], "unknown tracker 'nope'; available trackers: none, wandb."),
     (["trainer.epoch=3"], "unknown key 'trainer.epoch' (did you mean 'trainer.epochs'?); valid keys of trainer: "),
     (["device=nonsense"], "device='nonsense' is not valid; valid: auto, cpu, cuda, mps"),
-    (["budget.params=1000", "budget.share=0.1"], "sets both budget.params=1000 and budget.share=0.1; set one of them."),
-    (["+method=prefix_tuning", "model=deberta_v3_base"], "Method 'prefix_tuning' cannot serve model type 'deberta-v2'"),
+    (
+        ["budget.params=1000", "budget.share=0.1"],
+        "sets both budget.params=1000 and budget.share=0.1; set one of them.",
+    ),
+    (
+        ["+method=prefix_tuning", "model=deberta_v3_base"],
+        "Method 'prefix_tuning' cannot serve model type 'deberta-v2'",
+    ),
     (["method.bogus=1"], "unknown key 'method.bogus'; valid keys of method: alpha, dropout"),
     (["+method.bogus=1"], "Unknown option(s) bogus for method 'lora'; valid options: "),
     (["tracker=wandb", "tracker.mode=online"], "tracker.mode=online needs a W&B API key"),
-    (["tracker=wandb", "tracker.mode=sometimes"], "tracker.mode='sometimes' is not valid; valid: auto, online, offline, disabled."),
+    (
+        ["tracker=wandb", "tracker.mode=sometimes"],
+        "tracker.mode='sometimes' is not valid; valid: auto, online, offline, disabled.",
+    ),
 ]
 if not torch.cuda.is_available():
     BAD_COMMAND_LINES.append((["device=cuda"], "device='cuda' is not available: this machine has no CUDA device"))
@@ -63,7 +78,9 @@ def command_line(overrides: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("overrides, sentence", BAD_COMMAND_LINES, ids=[" ".join(c[0]) for c in BAD_COMMAND_LINES])
-def test_a_bad_command_line_is_one_sentence_and_exit_2_before_any_work(overrides, sentence, capsys, monkeypatch, tmp_path):
+def test_a_bad_command_line_is_one_sentence_and_exit_2_before_any_work(
+    overrides, sentence, capsys, monkeypatch, tmp_path
+):
     monkeypatch.setenv("PEFTBENCH_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no W&B key
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
@@ -79,7 +96,9 @@ def test_a_bad_command_line_is_one_sentence_and_exit_2_before_any_work(overrides
 def test_a_task_option_without_a_task_names_the_missing_group(capsys):
     with pytest.raises(SystemExit):
         cli.preflight(["+method=lora", "task.max_train_samples=5"])
-    assert "task.max_train_samples needs a task: add +task=<name>; available tasks: cb, cola" in capsys.readouterr().err
+    assert (
+        "task.max_train_samples needs a task: add +task=<name>; available tasks: cb, cola" in capsys.readouterr().err
+    )
 
 
 def test_a_good_command_line_passes_the_checks_and_a_grid_is_checked_on_its_first_job(capsys):
@@ -93,15 +112,22 @@ def test_a_good_command_line_passes_the_checks_and_a_grid_is_checked_on_its_firs
 def test_the_cli_exits_2_for_a_bad_value_and_for_bad_data(tmp_path):
     bad_value = peftbench_cli(*BASE, "trainer.epochs=0")
     assert bad_value.returncode == 2 and bad_value.stderr.strip().splitlines() == [
-        "error: trainer.epochs=0 is not valid: it must be a whole number of at least 1."]
+        "error: trainer.epochs=0 is not valid: it must be a whole number of at least 1."
+    ]
     data_dir = write_toy_rte(tmp_path / "data")
     (data_dir / "rte" / "train.tsv").write_text("index\tsentence1\tlabel\n0\ta cat\tentailment\n")
-    bad_data = peftbench_cli(*BASE, *TINY_RUN, f"data_dir={data_dir}", f"results_dir={tmp_path / 'results'}",
-                             f"hydra.run.dir={tmp_path / 'hydra'}")
+    bad_data = peftbench_cli(
+        *BASE,
+        *TINY_RUN,
+        f"data_dir={data_dir}",
+        f"results_dir={tmp_path / 'results'}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    )
     assert bad_data.returncode == 2
     assert bad_data.stderr.strip().splitlines()[-1] == (
         f"error: {data_dir / 'rte' / 'train.tsv'} has no column 'sentence2', which task 'rte' reads; "
-        "its columns: index, sentence1, label.")
+        "its columns: index, sentence1, label."
+    )
     (record,) = records.read_records(str(tmp_path / "results"))
     assert record["status"] == "failed" and record["error"]["type"] == "DataError"
 
@@ -109,15 +135,24 @@ def test_the_cli_exits_2_for_a_bad_value_and_for_bad_data(tmp_path):
 BAD_TRAIN_FILES = [
     ("header only", "index\tsentence1\tsentence2\tlabel\n", "holds no examples (an empty file, or a header alone)"),
     ("empty", "", "holds no examples"),
-    ("not UTF-8", b"index\tsentence1\tsentence2\tlabel\n0\tcaf\xe9\tb\tentailment\n", "is not UTF-8 text (byte 0xe9 at offset"),
-    ("missing column", "index\tsentence1\tlabel\n0\ta\tentailment\n", "has no column 'sentence2', which task 'rte' reads"),
+    (
+        "not UTF-8",
+        b"index\tsentence1\tsentence2\tlabel\n0\tcaf\xe9\tb\tentailment\n",
+        "is not UTF-8 text (byte 0xe9 at offset",
+    ),
+    (
+        "missing column",
+        "index\tsentence1\tlabel\n0\ta\tentailment\n",
+        "has no column 'sentence2', which task 'rte' reads",
+    ),
     ("bad label", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tmaybe\n", "Label 'maybe' of task 'rte' is not one of"),
 ]
 
 
 @pytest.mark.parametrize("content, message", [c[1:] for c in BAD_TRAIN_FILES], ids=[c[0] for c in BAD_TRAIN_FILES])
-def test_bad_data_fails_in_one_sentence_naming_the_file_before_the_model_is_built(content, message, tiny_run_config,
-                                                                                  tmp_path, monkeypatch):
+def test_bad_data_fails_in_one_sentence_naming_the_file_before_the_model_is_built(
+    content, message, tiny_run_config, tmp_path, monkeypatch
+):
     data_dir = write_toy_rte(tmp_path / "data")
     train = data_dir / "rte" / "train.tsv"
     train.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -134,7 +169,7 @@ def test_a_failure_after_the_device_is_chosen_still_writes_its_record(tiny_run_c
     the provenance of a device that cannot be described are both on the record."""
     monkeypatch.setattr("peftbench.recipe.validate", lambda cfg: torch.device("cuda:7"))
     cfg = tiny_run_config("lora")
-    with pytest.raises(Exception):
+    with pytest.raises((RuntimeError, AssertionError, AttributeError)):  # CPU-only torch has no CUDA to reach
         run(cfg)
     (record,) = records.read_records(cfg.results_dir)
     assert record["status"] == "failed" and record["provenance"]["device"] == "cuda:7"
@@ -176,7 +211,9 @@ def test_a_folder_that_cannot_be_written_fails_before_any_work(tiny_run_config, 
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     monkeypatch.setattr("peftbench.recipe.build_base", lambda cfg: pytest.fail("the model was built"))
-    with pytest.raises(records.NotWritableError, match=f"The results folder '{blocker}/rte/tiny_bert/lora' cannot be written"):
+    with pytest.raises(
+        records.NotWritableError, match=f"The results folder '{blocker}/rte/tiny_bert/lora' cannot be written"
+    ):
         run(tiny_run_config("lora", f"results_dir={blocker}"))
     with pytest.raises(records.NotWritableError, match=f"The checkpoint folder '{blocker}/ckpt' cannot be written"):
         run(tiny_run_config("lora", f"checkpoint_dir={blocker}/ckpt"))
@@ -236,25 +273,39 @@ def test_runs_that_differ_in_more_than_the_seed_are_not_pooled(tiny_run_config):
         run(tiny_run_config("bitfit", "trainer.max_steps=2", *overrides))
     table = build(SPECS["methods_measured"], records.read_records(tiny_run_config("bitfit").results_dir), "tiny_bert")
     split = [row for row in table.rows if row.method == "bitfit"]
-    assert [row.label for row in split] == ["bitfit (selective) [trainer.lr=0.001]", "bitfit (selective) [trainer.lr=0.01]"]
+    assert [row.label for row in split] == [
+        "bitfit (selective) [trainer.lr=0.001]",
+        "bitfit (selective) [trainer.lr=0.01]",
+    ]
     cells = [table.entries[(row.label, "Checkpoint MB")].ours for row in split]
     assert [c.n for c in cells] == [1, 2]  # the two seeds of one setting, and the other setting alone
     from peftbench.report.plots import COSTS, points, runs_of
 
-    plotted = points(runs_of(records.read_records(tiny_run_config("bitfit").results_dir), "rte", "tiny_bert"),
-                     "accuracy", COSTS["trainable_share"])
+    plotted = points(
+        runs_of(records.read_records(tiny_run_config("bitfit").results_dir), "rte", "tiny_bert"),
+        "accuracy",
+        COSTS["trainable_share"],
+    )
     assert sorted((p.setting, p.metric.n) for p in plotted) == [("trainer.lr=0.001", 1), ("trainer.lr=0.01", 2)]
 
 
 def test_the_report_says_what_it_found(tmp_path):
     missing = tmp_path / "nonexistent"
-    report = subprocess.run([sys.executable, "-m", "peftbench.report", f"results_dir={missing}", f"out_dir={tmp_path / 'out'}"],
-                            capture_output=True, text=True, timeout=120)
+    report = subprocess.run(
+        [sys.executable, "-m", "peftbench.report", f"results_dir={missing}", f"out_dir={tmp_path / 'out'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert report.returncode == 2 and f"error: results_dir '{missing}' is not a folder" in report.stderr
     assert not missing.exists() and not (tmp_path / "out").exists()
     (tmp_path / "empty").mkdir()
-    report = subprocess.run([sys.executable, "-m", "peftbench.report", f"results_dir={tmp_path / 'empty'}",
-                             f"out_dir={tmp_path / 'out'}"], capture_output=True, text=True, timeout=120)
+    report = subprocess.run(
+        [sys.executable, "-m", "peftbench.report", f"results_dir={tmp_path / 'empty'}", f"out_dir={tmp_path / 'out'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert report.returncode == 2 and f"found 0 record(s) under {tmp_path / 'empty'}" in report.stderr
     assert "no ok records" in report.stderr and not (tmp_path / "out").exists()
 
@@ -279,7 +330,9 @@ recipe.run(compose_config({overrides!r}))
 
 
 def run_child(overrides: list[str], at_step: int, signal_name: str) -> subprocess.CompletedProcess:
-    script = CHILD.format(tests=str(REPO_ROOT / "tests"), at_step=at_step, signal_name=signal_name, overrides=overrides)
+    script = CHILD.format(
+        tests=str(REPO_ROOT / "tests"), at_step=at_step, signal_name=signal_name, overrides=overrides
+    )
     return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=300)
 
 
@@ -290,14 +343,23 @@ def folders_of(cfg) -> list[str]:
 
 def test_a_killed_run_is_seen_as_interrupted_and_a_resumed_run_reaches_the_same_losses(tiny_run_config):
     cfg = tiny_run_config("lora")
-    overrides = ["+method=lora", "+task=rte", *TINY_RUN, "trainer.epochs=2", "trainer.save_state_every_steps=2", *folders_of(cfg)]
+    overrides = [
+        "+method=lora",
+        "+task=rte",
+        *TINY_RUN,
+        "trainer.epochs=2",
+        "trainer.save_state_every_steps=2",
+        *folders_of(cfg),
+    ]
     child = run_child(overrides, at_step=11, signal_name="SIGKILL")
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     (killed,) = records.read_records(cfg.results_dir)
     assert killed["status"] == "interrupted"  # its process is gone; on disk it still says running
     assert records.find_ok_record(cfg.results_dir, killed["config"], killed["run"]["config_hash"]) is None
 
-    resumed = run(tiny_run_config("lora", "trainer.epochs=2", "trainer.save_state_every_steps=2", "trainer.resume=true"))
+    resumed = run(
+        tiny_run_config("lora", "trainer.epochs=2", "trainer.save_state_every_steps=2", "trainer.resume=true")
+    )
     assert resumed.record["time"]["resumed_from_step"] == 10  # the last state saved before step 11
     assert resumed.record["run"]["config_hash"] == killed["run"]["config_hash"]  # resume is not a new experiment
     on_disk = {r["run"]["id"]: r["status"] for r in records.read_records(cfg.results_dir)}
@@ -324,16 +386,33 @@ def test_sigterm_writes_a_failed_record_with_the_reason(tiny_run_config):
 
 
 def test_runs_started_together_get_hydra_folders_of_their_own(toy_data_dir, tmp_path):
-    arguments = [*BASE, *TINY_RUN, "trainer.max_steps=1", f"data_dir={toy_data_dir}", f"results_dir={tmp_path / 'results'}",
-                 "checkpoint_dir=null"]
+    arguments = [
+        *BASE,
+        *TINY_RUN,
+        "trainer.max_steps=1",
+        f"data_dir={toy_data_dir}",
+        f"results_dir={tmp_path / 'results'}",
+        "checkpoint_dir=null",
+    ]
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    children = [subprocess.Popen([sys.executable, "-m", "peftbench", *arguments, f"seed={seed}"], cwd=tmp_path, env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for seed in (0, 1)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "peftbench", *arguments, f"seed={seed}"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (0, 1)
+    ]
     assert all(child.wait(timeout=300) == 0 for child in children)
     folders = sorted(p.parent.parent for p in (tmp_path / "outputs").rglob(".hydra/overrides.yaml"))
     assert len(folders) == 2
-    seeds = sorted(next(line for line in (f / ".hydra" / "overrides.yaml").read_text().splitlines() if "seed=" in line)
-                   for f in folders)
+    seeds = sorted(
+        next(line for line in (f / ".hydra" / "overrides.yaml").read_text().splitlines() if "seed=" in line)
+        for f in folders
+    )
     assert seeds == ["- seed=0", "- seed=1"]
 
 
@@ -360,8 +439,17 @@ def test_a_wandb_server_out_of_reach_costs_one_warning_and_logs_offline(monkeypa
             return "offline run"
 
     monkeypatch.setitem(sys.modules, "wandb", FakeWandb)
-    tracker_cfg = OmegaConf.create({"project": "p", "entity": None, "mode": "online", "dir": str(tmp_path), "group": None,
-                                    "tags": [], "init_timeout_s": 30})
+    tracker_cfg = OmegaConf.create(
+        {
+            "project": "p",
+            "entity": None,
+            "mode": "online",
+            "dir": str(tmp_path),
+            "group": None,
+            "tags": [],
+            "init_timeout_s": 30,
+        }
+    )
     tracker = WandbTracker(tracker_cfg, {}, name="run")
     assert tracker.run == "offline run" and [mode for mode, _ in calls] == ["online", "offline"]
     assert calls[0][1] == {"init_timeout": 30}  # a bounded wait

@@ -14,7 +14,18 @@ from peftbench.recipe import run
 from conftest import compose_config
 
 LM_MODELS = ["tiny_gpt2_lm", "tiny_llama_lm", "tiny_t5_lm", "tiny_bart_lm"]
-MAIN_METHODS = ["lora", "dora", "adalora", "ia3", "qlora", "prompt_tuning", "prefix_tuning", "p_tuning", "p_tuning_v2", "adapter_houlsby"]
+MAIN_METHODS = [
+    "lora",
+    "dora",
+    "adalora",
+    "ia3",
+    "qlora",
+    "prompt_tuning",
+    "prefix_tuning",
+    "p_tuning",
+    "p_tuning_v2",
+    "adapter_houlsby",
+]
 RUN_OPTIONS = {
     "adalora": ["method.tinit=2", "method.tfinal=4", "method.deltaT=2"],  # its schedule within 18 steps
     "prompt_tuning": ["trainer.lr=0.3"],  # Lester et al.'s rate: at 1e-2 the soft prompt barely moves BART in 18 steps
@@ -35,7 +46,9 @@ def test_language_model_learns_and_generates(model, method, tiny_run_config):
     references = record["predictions"]["labels"]
     assert len(generated) == record["data"]["eval_examples"] and all(isinstance(text, str) for text in generated)
     assert all(len(refs) == 2 for refs in references)  # each toy input's two references, grouped
-    assert set(record["metrics"]["final"]) == {"bleu", "nist", "rouge_l", "cider"} - set(record["metrics"].get("unavailable") or {})
+    assert set(record["metrics"]["final"]) == {"bleu", "nist", "rouge_l", "cider"} - set(
+        record["metrics"].get("unavailable") or {}
+    )
     timing = record["metrics"]["generation"]
     assert timing["new_tokens"] > 0 and timing["ms_per_token"] > 0 and timing["num_beams"] == 1
     assert "evaluates on test" in record["data"]["note"] and record["data"]["eval_split"] == "test"
@@ -57,7 +70,9 @@ def test_language_model_classifies_by_label_words(model, tiny_run_config):
 
 
 def test_generation_task_on_a_classifier_fails_in_one_sentence(tiny_run_config):
-    with pytest.raises(ValueError, match=r"^Task 'e2e_nlg' is a generation task and the model is a classifier; use a causal_lm"):
+    with pytest.raises(
+        ValueError, match=r"^Task 'e2e_nlg' is a generation task and the model is a classifier; use a causal_lm"
+    ):
         run(tiny_run_config("lora", "model=tiny_bert", task="e2e_nlg"))
 
 
@@ -75,7 +90,7 @@ def test_e2e_references_are_grouped_per_input(toy_data_dir):
 
 def test_bleu_by_hand():
     # 1- to 4-gram precisions 4/5, 3/4, 2/3, 1/2, equal lengths (no brevity penalty)
-    assert compute_metrics(["bleu"], ["a b c d e"], [["a b c d f"]])["bleu"] == pytest.approx(100 * (0.2 ** 0.25))
+    assert compute_metrics(["bleu"], ["a b c d e"], [["a b c d f"]])["bleu"] == pytest.approx(100 * (0.2**0.25))
     # grouped references: each n-gram is matched against any reference of its input
     assert compute_metrics(["bleu"], ["a b c d e"], [["a b c d f", "x b c d e"]])["bleu"] == pytest.approx(100)
     # brevity: a 4-word hypothesis against a 5-word reference, all n-grams matched: BP = exp(1 - 5/4)
@@ -88,15 +103,21 @@ def test_rouge_by_hand():
     assert scores["rouge2"] == pytest.approx(100 / 3)  # 1 of 3 bigrams
     assert scores["rouge_l"] == pytest.approx(50)  # LCS "a b"
     assert compute_metrics(["rouge_l"], ["a b c d"], [["a x c d"]])["rouge_l"] == pytest.approx(75)  # LCS "a c d"
-    assert compute_metrics(["rouge_l"], ["a b c d"], [["a x c d", "a b c d"]])["rouge_l"] == pytest.approx(100)  # best reference
-    assert compute_metrics(["rouge_l"], ["a b c d", "p q"], [["a x c d"], ["p q"]])["rouge_l"] == pytest.approx(87.5)  # the mean
+    assert compute_metrics(["rouge_l"], ["a b c d"], [["a x c d", "a b c d"]])["rouge_l"] == pytest.approx(
+        100
+    )  # best reference
+    assert compute_metrics(["rouge_l"], ["a b c d", "p q"], [["a x c d"], ["p q"]])["rouge_l"] == pytest.approx(
+        87.5
+    )  # the mean
 
 
 def test_nist_counts_no_order_beyond_the_longest_hypothesis():
     from nltk.translate.nist_score import corpus_nist
 
     two_words = compute_metrics(["nist"], ["a b", "c d"], [["a b e"], ["c d f"]])["nist"]
-    assert two_words == pytest.approx(corpus_nist([[["a", "b", "e"]], [["c", "d", "f"]]], [["a", "b"], ["c", "d"]], n=2))
+    assert two_words == pytest.approx(
+        corpus_nist([[["a", "b", "e"]], [["c", "d", "f"]]], [["a", "b"], ["c", "d"]], n=2)
+    )
     assert compute_metrics(["nist"], ["", ""], [["a"], ["b"]])["nist"] == 0
 
 
@@ -131,7 +152,7 @@ def test_smollm2_loads_offline_and_generates():
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
     inputs = tokenizer("The capital of France is", return_tensors="pt")
     output = model.generate(**inputs, max_new_tokens=6, do_sample=False)
-    assert "Paris" in tokenizer.decode(output[0, inputs["input_ids"].shape[1]:])
+    assert "Paris" in tokenizer.decode(output[0, inputs["input_ids"].shape[1] :])
 
 
 @pytest.mark.parametrize("model,task", [("tiny_bert", "rte"), ("tiny_gpt2_lm", "rte"), ("tiny_t5_lm", "e2e_nlg")])
@@ -139,6 +160,7 @@ def test_evaluation_leaves_the_training_random_state_alone(model, task, toy_data
     """Evaluating between epochs must not change the dropout masks and shuffles that follow."""
     import torch
 
+    from peftbench.formats import EvalSetup
     from peftbench.models import build_model
     from peftbench.plan import plan_run
 
@@ -146,7 +168,8 @@ def test_evaluation_leaves_the_training_random_state_alone(model, task, toy_data
     model_, tokenizer = build_model(cfg.model, data.num_labels(cfg.task))
     examples = data.load_task(cfg.task, cfg.data_dir, seed=0)["validation"][:4]
     torch.manual_seed(0)
-    plan_run(cfg).format.evaluate(model_.eval(), examples, tokenizer, cfg.task, 64, 2, torch.device("cpu"))
+    setup = EvalSetup(tokenizer, cfg.task, 64, 2, torch.device("cpu"))
+    plan_run(cfg).format.evaluate(model_.eval(), examples, setup)
     after_evaluation = torch.rand(3)
     torch.manual_seed(0)
     assert torch.equal(after_evaluation, torch.rand(3))
@@ -165,6 +188,8 @@ def test_single_token_label_scores_equal_the_general_scoring(toy_data_dir):
     examples = data.load_task(cfg.task, cfg.data_dir, seed=0)["validation"][:6]
     words = formats.word_ids(tokenizer, cfg.task)
     assert all(len(word) == 1 for word in words)
-    args = (model.eval(), examples, tokenizer, words, 64, 4, torch.device("cpu"))
+    args = (model.eval(), examples, words, formats.EvalSetup(tokenizer, cfg.task, 64, 4, torch.device("cpu")))
     with torch.no_grad():
-        assert torch.allclose(formats.causal_score_single_tokens(*args), formats.causal_score_sequences(*args), atol=1e-5)
+        assert torch.allclose(
+            formats.causal_score_single_tokens(*args), formats.causal_score_sequences(*args), atol=1e-5
+        )

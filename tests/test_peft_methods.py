@@ -7,12 +7,18 @@ import pytest
 from peftbench.methods import METHODS
 from peftbench.recipe import run
 
-from conftest import compose_config
-
 
 def test_adalora_prunes_to_the_target_budget_unevenly(tiny_run_config):
-    cfg = tiny_run_config("adalora", "method.init_r=6", "method.target_r=2", "method.tinit=2", "method.tfinal=6",
-                          "method.deltaT=2", "trainer.epochs=4", "method.target_modules=[q,k,v,attn_out,ffn_in,ffn_out]")
+    cfg = tiny_run_config(
+        "adalora",
+        "method.init_r=6",
+        "method.target_r=2",
+        "method.tinit=2",
+        "method.tfinal=6",
+        "method.deltaT=2",
+        "trainer.epochs=4",
+        "method.target_modules=[q,k,v,attn_out,ffn_in,ffn_out]",
+    )
     state = run(cfg).record["method_state"]
     matrices = 2 * 6  # six roles in each of two layers
     assert len(state["ranks"]) == matrices
@@ -21,12 +27,16 @@ def test_adalora_prunes_to_the_target_budget_unevenly(tiny_run_config):
 
 
 def test_adalora_needs_room_for_its_schedule(tiny_run_config):
-    with pytest.raises(ValueError, match=r"AdaLoRA needs more training steps \(24\) than tinit \+ tfinal \(20 \+ 10\)"):
+    with pytest.raises(
+        ValueError, match=r"AdaLoRA needs more training steps \(24\) than tinit \+ tfinal \(20 \+ 10\)"
+    ):
         run(tiny_run_config("adalora", "method.tinit=20", "method.tfinal=10"))
 
 
 def test_a_method_refuses_a_model_type_it_cannot_serve(tiny_run_config):
-    with pytest.raises(ValueError, match="Method 'prefix_tuning' cannot serve model type 'deberta-v2'; it supports: bert, roberta"):
+    with pytest.raises(
+        ValueError, match="Method 'prefix_tuning' cannot serve model type 'deberta-v2'; it supports: bert, roberta"
+    ):
         run(tiny_run_config("prefix_tuning", "model=deberta_v3_base"))
 
 
@@ -34,14 +44,40 @@ def test_every_method_declares_its_family_and_merge():
     for method in METHODS.values():
         assert method.family in ("baseline", "additive", "selective", "reparametrised", "hybrid")
     assert {name for name, m in METHODS.items() if m.mergeable} == {
-        "adalora", "bitfit", "dora", "ia3", "loha", "lokr", "lora", "qlora", "qlora_8bit", "rslora", "vera",
-        "diff_pruning", "far", "fishmask", "intrinsic_said"}
-    assert {name for name, m in METHODS.items() if m.family == "selective"} == {"bitfit", "diff_pruning", "far", "fishmask"}
+        "adalora",
+        "bitfit",
+        "dora",
+        "ia3",
+        "loha",
+        "lokr",
+        "lora",
+        "qlora",
+        "qlora_8bit",
+        "rslora",
+        "vera",
+        "diff_pruning",
+        "far",
+        "fishmask",
+        "intrinsic_said",
+    }
+    assert {name for name, m in METHODS.items() if m.family == "selective"} == {
+        "bitfit",
+        "diff_pruning",
+        "far",
+        "fishmask",
+    }
 
 
 def test_prompt_tuning_starts_from_a_text(tiny_run_config):
-    output = run(tiny_run_config("prompt_tuning", "method.init=text", "method.init_text='is it entailed?'",
-                                 "method.num_virtual_tokens=4", "trainer.max_steps=1"))
+    output = run(
+        tiny_run_config(
+            "prompt_tuning",
+            "method.init=text",
+            "method.init_text='is it entailed?'",
+            "method.num_virtual_tokens=4",
+            "trainer.max_steps=1",
+        )
+    )
     assert output.record["status"] == "ok"
 
 
@@ -94,13 +130,25 @@ def test_qlora_trains_again_after_evaluating_in_the_cpu_bf16_layout(cpu_bf16_lay
     """On an AVX512-BF16 CPU the evaluation between epochs repacks the weights; the next epoch, the
     latency measurement and the merge must still work."""
     wide = ["model.architecture.hidden_size=64", "model.architecture.intermediate_size=128"]  # a block of 64 fits
-    record = run(tiny_run_config("qlora", *wide, "trainer.epochs=2", "method.r=4", "method.compute_dtype=bfloat16",
-                                 "method.target_modules=[q,k,v,attn_out,ffn_in,ffn_out]")).record
+    record = run(
+        tiny_run_config(
+            "qlora",
+            *wide,
+            "trainer.epochs=2",
+            "method.r=4",
+            "method.compute_dtype=bfloat16",
+            "method.target_modules=[q,k,v,attn_out,ffn_in,ffn_out]",
+        )
+    ).record
     assert record["status"] == "ok" and [entry["epoch"] for entry in record["metrics"]["history"]] == [1, 2]
     assert record["time"]["train_steps"] == 2 * 8 and math.isfinite(record["metrics"]["last_loss"])
-    assert record["method_state"]["quantization"]["cpu_bf16_packed_layers"] == 2 * 6 + 1  # both layers' six, and the pooler
+    assert (
+        record["method_state"]["quantization"]["cpu_bf16_packed_layers"] == 2 * 6 + 1
+    )  # both layers' six, and the pooler
     assert cpu_bf16_layout["packed"] >= 2 * 13  # packed at each evaluation: the standard layout came back to train
-    assert math.isfinite(record["latency"]["merged"]["median_ms"]) and math.isfinite(record["latency"]["merge_check"]["max_abs_diff"])
+    assert math.isfinite(record["latency"]["merged"]["median_ms"]) and math.isfinite(
+        record["latency"]["merge_check"]["max_abs_diff"]
+    )
 
 
 def test_qlora_uses_the_cpu_layout_only_where_it_keeps_the_numbers(cpu_bf16_layout, tiny_run_config):
@@ -122,8 +170,9 @@ def test_the_cpu_bf16_layout_is_undone_exactly_before_training():
     from peftbench.methods.qlora import guard_cpu_packing, is_cpu_packed
 
     layer = bnb.nn.Linear4bit(128, 64, compute_dtype=torch.bfloat16, quant_type="nf4", compress_statistics=True)
-    layer.weight = bnb.nn.Params4bit(torch.randn(64, 128), requires_grad=False, quant_type="nf4",
-                                     compress_statistics=True, module=layer)
+    layer.weight = bnb.nn.Params4bit(
+        torch.randn(64, 128), requires_grad=False, quant_type="nf4", compress_statistics=True, module=layer
+    )
     layer = layer.to("cpu")
     layer.support_avx512bf16_for_cpu = True
     guard_cpu_packing(layer, torch.bfloat16)

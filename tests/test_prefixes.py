@@ -7,6 +7,8 @@ import re
 
 import pytest
 import torch
+from test_adapters import adapter
+from test_methods import check_checkpoint_round_trip
 from transformers import set_seed
 
 from peftbench.methods import get_method
@@ -14,24 +16,30 @@ from peftbench.methods.prefix_attention import ATTENTION, PrefixGroup
 from peftbench.models import architecture_config, auto_class
 from peftbench.plan import arch_of
 from peftbench.recipe import run
-from test_adapters import adapter
-from test_methods import check_checkpoint_round_trip
+
 from conftest import compose_config
 
 # model -> the attention modules that get prefixes, with the layer number as #: one group each
 GROUPS = {
-    "tiny_t5": {"encoder.block.#.layer.#.SelfAttention", "decoder.block.#.layer.#.SelfAttention",
-                "decoder.block.#.layer.#.EncDecAttention"},
-    "tiny_bart_lm": {"model.encoder.layers.#.self_attn", "model.decoder.layers.#.self_attn",
-                     "model.decoder.layers.#.encoder_attn"},
+    "tiny_t5": {
+        "encoder.block.#.layer.#.SelfAttention",
+        "decoder.block.#.layer.#.SelfAttention",
+        "decoder.block.#.layer.#.EncDecAttention",
+    },
+    "tiny_bart_lm": {
+        "model.encoder.layers.#.self_attn",
+        "model.decoder.layers.#.self_attn",
+        "model.decoder.layers.#.encoder_attn",
+    },
 }
 LENGTH = 3
 
 
 def tiny_seq2seq(model: str, method: str | None, *overrides: str):
     """The tiny model, built without a tokenizer, with the method applied (None: the base)."""
-    cfg = compose_config([f"+method={method or 'lora'}", "+task=e2e_nlg", f"model={model}", "tracker=none",
-                          *overrides])
+    cfg = compose_config(
+        [f"+method={method or 'lora'}", "+task=e2e_nlg", f"model={model}", "tracker=none", *overrides]
+    )
     set_seed(0)
     base = auto_class(cfg.model).from_config(architecture_config(cfg.model, 2)).eval()
     if method is None:
@@ -47,8 +55,11 @@ def batch(model: torch.nn.Module) -> dict:
     vocab = model.config.vocab_size
     attention_mask = torch.ones(2, 9, dtype=torch.long)
     attention_mask[1, 6:] = 0
-    return {"input_ids": torch.randint(200, vocab, (2, 9), generator=generator), "attention_mask": attention_mask,
-            "decoder_input_ids": torch.randint(200, vocab, (2, 5), generator=generator)}
+    return {
+        "input_ids": torch.randint(200, vocab, (2, 9), generator=generator),
+        "attention_mask": attention_mask,
+        "decoder_input_ids": torch.randint(200, vocab, (2, 5), generator=generator),
+    }
 
 
 def scramble_prefixes(model: torch.nn.Module) -> None:
@@ -100,8 +111,14 @@ def test_decoder_stays_causal_and_cached_generation_matches(model):
         first, second = tuned(**inputs).logits, tuned(**changed).logits
         assert torch.allclose(first[:, :-1], second[:, :-1], atol=1e-5)  # earlier positions cannot see the last token
         assert not torch.allclose(first[:, -1], second[:, -1], atol=1e-4)
-        generate = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"],
-                    "max_new_tokens": 6, "min_new_tokens": 6, "do_sample": False, "decoder_start_token_id": 0}
+        generate = {
+            "input_ids": inputs["input_ids"],
+            "attention_mask": inputs["attention_mask"],
+            "max_new_tokens": 6,
+            "min_new_tokens": 6,
+            "do_sample": False,
+            "decoder_start_token_id": 0,
+        }
         assert torch.equal(tuned.generate(**generate, use_cache=True), tuned.generate(**generate, use_cache=False))
 
 
@@ -142,16 +159,25 @@ def prefixes(attentions, width, length):
 # layers with an FFN F, width d; the tiny models' encoder and decoder have 2 layers each: A = 6, F = 4
 RUN_CASES = {
     # through the MLP: embedding (l x d), d -> 16, 16 -> 2 x layers x d, for each of the three groups
-    "prefix_tuning_mlp": ("prefix_tuning", [f"method.num_virtual_tokens={LENGTH}", "method.projection_hidden_size=16"],
-                          lambda A, F, d: 3 * (LENGTH * d + d * 16 + 16 + 16 * 2 * 2 * d + 2 * 2 * d),
-                          lambda A, F, d: prefixes(A, d, LENGTH)),
-    "mam": ("mam", [f"method.prefix_length={LENGTH}", "method.prefix_projection=false", "method.bottleneck=4"],
-            lambda A, F, d: prefixes(A, d, LENGTH) + F * adapter(d, 4), None),
+    "prefix_tuning_mlp": (
+        "prefix_tuning",
+        [f"method.num_virtual_tokens={LENGTH}", "method.projection_hidden_size=16"],
+        lambda A, F, d: 3 * (LENGTH * d + d * 16 + 16 + 16 * 2 * 2 * d + 2 * 2 * d),
+        lambda A, F, d: prefixes(A, d, LENGTH),
+    ),
+    "mam": (
+        "mam",
+        [f"method.prefix_length={LENGTH}", "method.prefix_projection=false", "method.bottleneck=4"],
+        lambda A, F, d: prefixes(A, d, LENGTH) + F * adapter(d, 4),
+        None,
+    ),
     # the FFN adapter and LoRA r=2 on q and v of every attention, each part gated (d + 1 a gate)
-    "unipelt": ("unipelt", [f"method.prefix_length={LENGTH}", "method.prefix_projection=false", "method.bottleneck=4",
-                            "method.lora_r=2"],
-                lambda A, F, d: (prefixes(A, d, LENGTH) + F * adapter(d, 4) + A * 2 * 2 * 2 * d
-                                 + (A + F + 2 * A) * (d + 1)), None),
+    "unipelt": (
+        "unipelt",
+        [f"method.prefix_length={LENGTH}", "method.prefix_projection=false", "method.bottleneck=4", "method.lora_r=2"],
+        lambda A, F, d: prefixes(A, d, LENGTH) + F * adapter(d, 4) + A * 2 * 2 * 2 * d + (A + F + 2 * A) * (d + 1),
+        None,
+    ),
 }
 
 

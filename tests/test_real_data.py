@@ -22,8 +22,14 @@ EXPECTED = {
     "cb": (250, 56, {0: 23, 1: 28, 2: 5}),
     "wic": (5428, 638, None),  # SOURCES.md gives no val label counts for WiC
 }
-TRAIN_LABELS = {"rte": {0: 1249, 1: 1241}, "mrpc": {1: 2474, 0: 1194}, "cola": {1: 6023, 0: 2528},
-                "sst2": {1: 37569, 0: 29780}, "cb": {0: 115, 1: 119, 2: 16}, "wic": {0: 2714, 1: 2714}}
+TRAIN_LABELS = {
+    "rte": {0: 1249, 1: 1241},
+    "mrpc": {1: 2474, 0: 1194},
+    "cola": {1: 6023, 0: 2528},
+    "sst2": {1: 37569, 0: 29780},
+    "cb": {0: 115, 1: 119, 2: 16},
+    "wic": {0: 2714, 1: 2714},
+}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -57,10 +63,24 @@ def test_default_model_trains_on_real_rte(tmp_path):
     """The default path end to end: bundled pretrained MiniLM, real RTE files, LoRA, a few steps."""
     from peftbench.recipe import run
 
-    cfg = compose_config(["+method=lora", "+task=rte", f"data_dir={REAL_DATA_DIR}", f"results_dir={tmp_path}",
-                          "checkpoint_dir=null", "tracker=none", "trainer.max_steps=4", "task.max_eval_samples=32",
-                          "measure.latency_repeats=3", "measure.latency_warmup_seconds=0", "num_threads=1"])
+    cfg = compose_config(
+        [
+            "+method=lora",
+            "+task=rte",
+            f"data_dir={REAL_DATA_DIR}",
+            f"results_dir={tmp_path}",
+            "checkpoint_dir=null",
+            "tracker=none",
+            "trainer.max_steps=4",
+            "task.max_eval_samples=32",
+            "measure.latency_repeats=3",
+            "measure.latency_warmup_seconds=0",
+            "num_threads=1",
+        ]
+    )
     record = run(cfg).record
-    assert record["status"] == "ok" and record["data"]["train_examples"] == 2490 and record["data"]["eval_examples"] == 32
+    assert (
+        record["status"] == "ok" and record["data"]["train_examples"] == 2490 and record["data"]["eval_examples"] == 32
+    )
     assert record["params"]["trainable"] == 6 * 2 * (2 * 8 * 384) + 384 * 2 + 2  # LoRA r=8 on q, v + head
     assert record["params"]["total"] == 22_713_216 + 770 + 73_728

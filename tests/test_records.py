@@ -27,7 +27,10 @@ def test_record_schema_and_path(tiny_run_config, tmp_path):
     assert set(metrics["final"]) == set(metrics["best"]) == {"accuracy"}
     assert 0.0 <= metrics["final"]["accuracy"] <= 1.0 and metrics["best_epoch"] == 1
     params = on_disk["params"]
-    assert 0 < params["trainable"] < params["total"] and params["trainable_share"] == params["trainable"] / params["total"]
+    assert (
+        0 < params["trainable"] < params["total"]
+        and params["trainable_share"] == params["trainable"] / params["total"]
+    )
     assert params["added"] + params["unfrozen"] + params["head"] == params["trainable"]
     assert params["stored_after_training"] == params["trainable"]
     assert on_disk["memory"]["kind"] == "cpu_rss" and on_disk["memory"]["peak_bytes"] > 0
@@ -87,8 +90,9 @@ def test_write_record_is_atomic_on_failure(tmp_path):
 
 
 def test_non_finite_values_are_written_as_null_with_what_they_were(tmp_path):
-    path = records.write_record({"metrics": {"final": {"pearson": float("nan"), "loss": float("inf")}, "n": 3}},
-                                tmp_path / "record.json")
+    path = records.write_record(
+        {"metrics": {"final": {"pearson": float("nan"), "loss": float("inf")}, "n": 3}}, tmp_path / "record.json"
+    )
     on_disk = json.loads(path.read_text())
     assert on_disk["metrics"] == {"final": {"pearson": None, "loss": None}, "n": 3}
     assert on_disk["non_finite"] == {"metrics.final.pearson": "nan", "metrics.final.loss": "inf"}

@@ -9,29 +9,47 @@ from peftbench.report.tables import Column, Row, TableSpec, build
 
 
 def record(method, task, seed, value, metric="accuracy", model="minilm_l6", status="ok", r=8, **extra):
-    return {"status": status, "run": {"method": method, "task": task, "model": model, "seed": seed},
-            "config": {"method": {"name": method, "r": r, "target_modules": ["q", "v"]} if method == "lora" else {"name": method}},
-            "metrics": {"final": {metric: value}}, **extra}
+    return {
+        "status": status,
+        "run": {"method": method, "task": task, "model": model, "seed": seed},
+        "config": {
+            "method": {"name": method, "r": r, "target_modules": ["q", "v"]} if method == "lora" else {"name": method}
+        },
+        "metrics": {"final": {metric: value}},
+        **extra,
+    }
 
 
 RECORDS = [
-    record("lora", "rte", 0, 0.57), record("lora", "rte", 1, 0.56), record("lora", "rte", 2, 0.58),
-    record("full_ft", "rte", 0, 0.60), record("full_ft", "rte", 1, 0.62),
+    record("lora", "rte", 0, 0.57),
+    record("lora", "rte", 1, 0.56),
+    record("lora", "rte", 2, 0.58),
+    record("full_ft", "rte", 0, 0.60),
+    record("full_ft", "rte", 1, 0.62),
     record("lora", "rte", 3, 0.99, r=4),  # another rank: not the LoRA row's setting
     record("bitfit", "rte", 0, 0.99, status="failed"),  # failed runs never count
     record("bitfit", "rte", 1, 0.50, model="tiny_bert"),  # another model
-    record("bitfit", "cola", 0, 0.25, metric="matthews_corr"), record("lora", "cola", 0, 0.31, metric="matthews_corr"),
+    record("bitfit", "cola", 0, 0.25, metric="matthews_corr"),
+    record("lora", "cola", 0, 0.31, metric="matthews_corr"),
 ]
 
 SMALL = TableSpec(
-    name="small", title="A small LoRA Table 2", reference="lora_table2_glue.csv", paper_setting="RoBERTa-base", task=None,
-    columns=(Column("CoLA", published="cola", ours="metrics.final.matthews_corr", task="cola", scale=100.0),
-             Column("RTE", published="rte", ours="metrics.final.accuracy", task="rte", scale=100.0),
-             Column("QQP", published="qqp")),
-    rows=(Row("FT", {"model": "RoBERTa-base", "method": "FT"}, "full_ft"),
-          Row("BitFit", {"model": "RoBERTa-base", "method": "BitFit"}, "bitfit"),
-          Row("AdptD (0.3M)", {"model": "RoBERTa-base", "method": "AdapterD (AdptD)", "trainable_params_M": "0.3"}),
-          Row("LoRA", {"model": "RoBERTa-base", "method": "LoRA"}, "lora", {"method.r": 8})),
+    name="small",
+    title="A small LoRA Table 2",
+    reference="lora_table2_glue.csv",
+    paper_setting="RoBERTa-base",
+    task=None,
+    columns=(
+        Column("CoLA", published="cola", ours="metrics.final.matthews_corr", task="cola", scale=100.0),
+        Column("RTE", published="rte", ours="metrics.final.accuracy", task="rte", scale=100.0),
+        Column("QQP", published="qqp"),
+    ),
+    rows=(
+        Row("FT", {"model": "RoBERTa-base", "method": "FT"}, "full_ft"),
+        Row("BitFit", {"model": "RoBERTa-base", "method": "BitFit"}, "bitfit"),
+        Row("AdptD (0.3M)", {"model": "RoBERTa-base", "method": "AdapterD (AdptD)", "trainable_params_M": "0.3"}),
+        Row("LoRA", {"model": "RoBERTa-base", "method": "LoRA"}, "lora", {"method.r": 8}),
+    ),
 )
 
 EXPECTED = """A small LoRA Table 2. Paper: RoBERTa-base. Ours: minilm_l6, final epoch, mean ± std over seeds (n runs). –: no number. Bold: our best per column; †: not significantly different from it (paired bootstrap over evaluation examples where predictions are recorded, else Welch's t over seeds; p >= 0.05).
@@ -59,18 +77,22 @@ def test_cells_mean_std_best_and_missing():
 
 
 def test_welch_marks_runs_not_distinguishable_from_the_best():
-    close = [record("lora", "rte", s, v) for s, v in enumerate((0.60, 0.64, 0.58))] + \
-            [record("full_ft", "rte", s, v) for s, v in enumerate((0.61, 0.62, 0.63))]
+    close = [record("lora", "rte", s, v) for s, v in enumerate((0.60, 0.64, 0.58))] + [
+        record("full_ft", "rte", s, v) for s, v in enumerate((0.61, 0.62, 0.63))
+    ]
     table = build(SMALL, close, "minilm_l6")
     assert table.best["RTE"] == "FT" and table.entries[("LoRA", "RTE")].indistinguishable_from_best
-    apart = [record("lora", "rte", s, v) for s, v in enumerate((0.50, 0.51, 0.50))] + \
-            [record("full_ft", "rte", s, v) for s, v in enumerate((0.61, 0.62, 0.61))]
+    apart = [record("lora", "rte", s, v) for s, v in enumerate((0.50, 0.51, 0.50))] + [
+        record("full_ft", "rte", s, v) for s, v in enumerate((0.61, 0.62, 0.61))
+    ]
     assert not build(SMALL, apart, "minilm_l6").entries[("LoRA", "RTE")].indistinguishable_from_best
 
 
 def test_relative_columns_divide_by_the_named_row():
-    runs = [record("full_ft", "rte", 0, 0.6, throughput={"median_step_seconds": 2.0}),
-            record("lora", "rte", 0, 0.6, throughput={"median_step_seconds": 1.0})]
+    runs = [
+        record("full_ft", "rte", 0, 0.6, throughput={"median_step_seconds": 2.0}),
+        record("lora", "rte", 0, 0.6, throughput={"median_step_seconds": 1.0}),
+    ]
     table = build(SPECS["unipelt_table4"], runs, "minilm_l6")
     assert table.entries[("LoRA", "Train time %")].ours.mean == pytest.approx(50.0)
     assert table.entries[("Fine-tuning", "Train time %")].ours.mean == pytest.approx(100.0)
@@ -94,12 +116,15 @@ def test_paired_bootstrap_over_examples_when_predictions_are_recorded():
     right = labels
     wrong_a_third = [1 - y if i % 3 == 0 else y for i, y in enumerate(labels)]
     almost = [1 - y if i == 5 else y for i, y in enumerate(labels)]
-    apart = [with_predictions(record("full_ft", "rte", s, 1.0), right, labels) for s in (0, 1)] + \
-            [with_predictions(record("lora", "rte", s, 0.665), wrong_a_third, labels) for s in (0, 1)]
+    apart = [with_predictions(record("full_ft", "rte", s, 1.0), right, labels) for s in (0, 1)] + [
+        with_predictions(record("lora", "rte", s, 0.665), wrong_a_third, labels) for s in (0, 1)
+    ]
     entry = build(SMALL, apart, "minilm_l6").entries[("LoRA", "RTE")]
     assert entry.test == "bootstrap" and not entry.indistinguishable_from_best
-    close = [with_predictions(record("full_ft", "rte", 0, 1.0), right, labels),
-             with_predictions(record("lora", "rte", 0, 0.995), almost, labels)]
+    close = [
+        with_predictions(record("full_ft", "rte", 0, 1.0), right, labels),
+        with_predictions(record("lora", "rte", 0, 0.995), almost, labels),
+    ]
     entry = build(SMALL, close, "minilm_l6").entries[("LoRA", "RTE")]
     assert entry.test == "bootstrap" and entry.indistinguishable_from_best  # one example apart
     assert build(SMALL, RECORDS, "minilm_l6").entries[("LoRA", "RTE")].test == "welch"  # no predictions recorded

@@ -19,25 +19,56 @@ from peftbench.report.wandb_log import log_report, read_wandb_records
 MODEL, TASK = "minilm_l6", "rte"
 
 
-def record(method, seed, accuracy, share, memory_mb=None, samples_per_second=None, latency_ms=None, budget=None,
-           status="ok", **options):
+def record(
+    method,
+    seed,
+    accuracy,
+    share,
+    memory_mb=None,
+    samples_per_second=None,
+    latency_ms=None,
+    budget=None,
+    status="ok",
+    **options,
+):
     costs = {"params": {"trainable": int(share * 22_000_000), "total": 22_000_000, "trainable_share": share}}
     if memory_mb is not None:
         costs["memory"] = {"peak_train_bytes": memory_mb * 2**20}
     if samples_per_second is not None:
-        costs["throughput"] = {"samples_per_second": samples_per_second, "median_step_seconds": 16 / samples_per_second}
+        costs["throughput"] = {
+            "samples_per_second": samples_per_second,
+            "median_step_seconds": 16 / samples_per_second,
+        }
     if latency_ms is not None:
         costs["latency"] = {"method": {"median_ms": latency_ms, "overhead_pct": 0.0}, "merged": None}
-    run = {"method": method, "method_family": METHODS[method].family, "task": TASK, "model": MODEL, "seed": seed,
-           "id": f"{method}-{seed}"}  # the family as the recipe records it
-    return {"status": status, "run": run,
-            "config": {"method": {"name": method, **options}, "task": {"name": TASK, "main_metric": "accuracy"}},
-            "metrics": {"main_metric": "accuracy", "final": {"accuracy": accuracy}}, "budget": budget, **costs}
+    run = {
+        "method": method,
+        "method_family": METHODS[method].family,
+        "task": TASK,
+        "model": MODEL,
+        "seed": seed,
+        "id": f"{method}-{seed}",
+    }  # the family as the recipe records it
+    return {
+        "status": status,
+        "run": run,
+        "config": {"method": {"name": method, **options}, "task": {"name": TASK, "main_metric": "accuracy"}},
+        "metrics": {"main_metric": "accuracy", "final": {"accuracy": accuracy}},
+        "budget": budget,
+        **costs,
+    }
 
 
 def budget(params):
-    return {"name": f"params_{params}", "target_params": params, "target_share": None, "knob": "r", "value": 1,
-            "achieved_params": params, "achieved_share": params / 22_000_000}
+    return {
+        "name": f"params_{params}",
+        "target_params": params,
+        "target_share": None,
+        "knob": "r",
+        "value": 1,
+        "achieved_params": params,
+        "achieved_share": params / 22_000_000,
+    }
 
 
 QV, QKVO = ["q", "v"], ["q", "k", "v", "attn_out"]
@@ -49,17 +80,23 @@ RECORDS = [
     record("lora", 0, 0.62, 0.012, 560, 70.0, 11.5, r=8, target_modules=QKVO),
     record("prompt_tuning", 0, 0.53, 0.0004, 480, 90.0, 14.0),
     record("ia3", 0, 0.10, 0.0006, status="failed"),  # failed runs never count
-    *(record(m, 0, a, p / 22e6, budget=budget(p), r=1) for m, rows in
-      (("lora", ((300_000, 0.60), (600_000, 0.61))), ("adalora", ((300_000, 0.59), (600_000, 0.62)))) for p, a in rows),
+    *(
+        record(m, 0, a, p / 22e6, budget=budget(p), r=1)
+        for m, rows in (("lora", ((300_000, 0.60), (600_000, 0.61))), ("adalora", ((300_000, 0.59), (600_000, 0.62))))
+        for p, a in rows
+    ),
 ]
 
 
-@pytest.mark.parametrize("points, maximize_metric, minimize_cost, front", [
-    ([(1, 0.5), (2, 0.7), (3, 0.6), (0.5, 0.4), (2, 0.7), (4, 0.7)], True, True, [3, 0, 1, 4]),
-    ([(1, 0.5), (2, 0.7), (3, 0.6), (0.5, 0.4)], True, False, [1, 2]),  # throughput: more is better
-    ([(1, 0.5), (2, 0.7), (3, 0.6), (0.5, 0.4)], False, True, [3]),  # a loss: lower metric is better
-    ([], True, True, []),
-])
+@pytest.mark.parametrize(
+    "points, maximize_metric, minimize_cost, front",
+    [
+        ([(1, 0.5), (2, 0.7), (3, 0.6), (0.5, 0.4), (2, 0.7), (4, 0.7)], True, True, [3, 0, 1, 4]),
+        ([(1, 0.5), (2, 0.7), (3, 0.6), (0.5, 0.4)], True, False, [1, 2]),  # throughput: more is better
+        ([(1, 0.5), (2, 0.7), (3, 0.6), (0.5, 0.4)], False, True, [3]),  # a loss: lower metric is better
+        ([], True, True, []),
+    ],
+)
 def test_pareto_front_is_exact(points, maximize_metric, minimize_cost, front):
     assert pareto_front(points, maximize_metric, minimize_cost) == front
 
@@ -117,7 +154,9 @@ def test_lora_grid_sorts_axes_and_leaves_missing_cells_blank():
 
 def test_index_lists_every_table_and_embeds_every_plot(tmp_path):
     results = tmp_path / "results"
-    written = write_reports(RECORDS, results / "reports", MODEL) + write_plots(RECORDS, results / "reports", MODEL, TASK)
+    written = write_reports(RECORDS, results / "reports", MODEL) + write_plots(
+        RECORDS, results / "reports", MODEL, TASK
+    )
     text = write_index(results, written).read_text()
     assert text.startswith(INTRODUCTION) and "\n## Reports\n" in text
     for stem in {p.stem for p in written if p.suffix == ".md"}:
@@ -136,14 +175,21 @@ def test_cli_writes_tables_plots_and_index(tmp_path, capsys):
         write_record({"schema_version": 1, **r}, results / f"{r['run']['id']}.json")
     main([f"results_dir={results}", f"out_dir={results / 'reports'}", "task=cola"])  # no runs of cola: no plots
     printed = capsys.readouterr().out.split()
-    assert printed[-1] == str(results / "README.md") and all(p.endswith((".md", ".tex", ".html", ".csv")) for p in printed)
+    assert printed[-1] == str(results / "README.md") and all(
+        p.endswith((".md", ".tex", ".html", ".csv")) for p in printed
+    )
     with pytest.raises(SystemExit) as exit_info:
         main(["wandb=sometimes"])
     assert exit_info.value.code == 2 and "valid: none, offline, online, auto" in capsys.readouterr().err
 
 
 def test_wandb_offline_logs_tables_and_plots_in_one_run(tmp_path, monkeypatch):
-    for name, value in {"HOME": tmp_path, "WANDB_DIR": tmp_path, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}.items():
+    for name, value in {
+        "HOME": tmp_path,
+        "WANDB_DIR": tmp_path,
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+    }.items():
         monkeypatch.setenv(name, str(value))
     tables = build_tables(RECORDS, MODEL)
     plots = write_plots(RECORDS, tmp_path / "reports", MODEL, TASK)
@@ -165,28 +211,70 @@ class FakeApi:
 
 
 def fake_run(run_id, state, method, seed, summary, budget_cfg=None):
-    config = {"model": {"name": MODEL}, "task": {"name": TASK, "main_metric": "accuracy"}, "seed": seed,
-              "method": {"name": method, "r": 8}, "budget": budget_cfg or {"name": "none", "params": None, "share": None}}
-    return SimpleNamespace(name=run_id, id=run_id, path=["team", "peftbench", run_id], state=state, config=config,
-                           summary_metrics={"_runtime": 12.0, "config_hash": "abc", **summary})
+    config = {
+        "model": {"name": MODEL},
+        "task": {"name": TASK, "main_metric": "accuracy"},
+        "seed": seed,
+        "method": {"name": method, "r": 8},
+        "budget": budget_cfg or {"name": "none", "params": None, "share": None},
+    }
+    return SimpleNamespace(
+        name=run_id,
+        id=run_id,
+        path=["team", "peftbench", run_id],
+        state=state,
+        config=config,
+        summary_metrics={"_runtime": 12.0, "config_hash": "abc", **summary},
+    )
 
 
 def test_wandb_project_reader_rebuilds_records_with_a_fake_api():
-    summary = {"final/accuracy": 0.61, "best/accuracy": 0.63, "params/trainable": 300_000, "params/trainable_share": 0.013,
-               "memory/peak_train_bytes": 5e8, "throughput/samples_per_second": 70.0, "latency/method/median_ms": 11.0}
-    api = FakeApi([
-        fake_run("run-b", "finished", "lora", 1, summary, {"name": "params_0.3m", "params": 300_000, "share": None}),
-        fake_run("run-a", "crashed", "lora", 0, {}),
-        SimpleNamespace(name="report", id="r", path=["team", "peftbench", "r"], state="finished",
-                        config={"model": MODEL}, summary_metrics={}),  # a report run: not a record
-    ])
+    summary = {
+        "final/accuracy": 0.61,
+        "best/accuracy": 0.63,
+        "params/trainable": 300_000,
+        "params/trainable_share": 0.013,
+        "memory/peak_train_bytes": 5e8,
+        "throughput/samples_per_second": 70.0,
+        "latency/method/median_ms": 11.0,
+    }
+    api = FakeApi(
+        [
+            fake_run(
+                "run-b", "finished", "lora", 1, summary, {"name": "params_0.3m", "params": 300_000, "share": None}
+            ),
+            fake_run("run-a", "crashed", "lora", 0, {}),
+            SimpleNamespace(
+                name="report",
+                id="r",
+                path=["team", "peftbench", "r"],
+                state="finished",
+                config={"model": MODEL},
+                summary_metrics={},
+            ),  # a report run: not a record
+        ]
+    )
     failed, finished = read_wandb_records(api, "team/peftbench")
     assert failed["status"] == "failed" and failed["run"]["id"] == "run-a"
-    assert finished["run"] == {"id": "run-b", "task": TASK, "model": MODEL, "method": "lora",
-                               "method_family": "reparametrised", "seed": 1, "config_hash": "abc",
-                               "wandb_path": "team/peftbench/run-b"}
+    assert finished["run"] == {
+        "id": "run-b",
+        "task": TASK,
+        "model": MODEL,
+        "method": "lora",
+        "method_family": "reparametrised",
+        "seed": 1,
+        "config_hash": "abc",
+        "wandb_path": "team/peftbench/run-b",
+    }
     assert finished["metrics"] == {"main_metric": "accuracy", "final": {"accuracy": 0.61}, "best": {"accuracy": 0.63}}
     assert finished["latency"] == {"method": {"median_ms": 11.0}} and finished["memory"] == {"peak_train_bytes": 5e8}
-    assert finished["budget"] == {"name": "params_0.3m", "target_params": 300_000, "target_share": None, "knob": "r",
-                                  "value": 8, "achieved_params": 300_000, "achieved_share": 0.013}
+    assert finished["budget"] == {
+        "name": "params_0.3m",
+        "target_params": 300_000,
+        "target_share": None,
+        "knob": "r",
+        "value": 8,
+        "achieved_params": 300_000,
+        "achieved_share": 0.013,
+    }
     assert len(pareto_figure([failed, finished], TASK, MODEL).axes) == 4  # the records feed the plots as local ones do

@@ -45,18 +45,28 @@ METHOD_DEFAULTS = {
 
 def task_metrics(task: str, value: float) -> dict:
     """The final metrics a task's record holds; `value` is its main metric."""
-    return {"mrpc": {"f1": value, "accuracy": value - 0.05}, "stsb": {"pearson": value, "spearman": value - 0.01},
-            "cola": {"matthews_corr": value}}.get(task, {"accuracy": value})
+    return {
+        "mrpc": {"f1": value, "accuracy": value - 0.05},
+        "stsb": {"pearson": value, "spearman": value - 0.01},
+        "cola": {"matthews_corr": value},
+    }.get(task, {"accuracy": value})
 
 
 def record(method, task, seed, value, trainable=None, K=None, budget="none", model=MODEL, status="ok", **options):
     share = trainable / TOTAL_PARAMS if trainable else None  # nothing stored apart from the trainable
     params = {"trainable": trainable, "trainable_share": share, "stored_share": share} if trainable else {}
     run = {"method": method, "method_family": METHODS[method].family, "task": task, "model": model, "seed": seed}
-    return {"status": status, "run": run,
-            "config": {"method": {"name": method, **METHOD_DEFAULTS.get(method, {}), **options},
-                       "task": {"name": task, "max_train_samples": K}, "budget": {"name": budget}},
-            "metrics": {"final": task_metrics(task, value)}, "params": params}
+    return {
+        "status": status,
+        "run": run,
+        "config": {
+            "method": {"name": method, **METHOD_DEFAULTS.get(method, {}), **options},
+            "task": {"name": task, "max_train_samples": K},
+            "budget": {"name": budget},
+        },
+        "metrics": {"final": task_metrics(task, value)},
+        "params": params,
+    }
 
 
 def seeds(method, task, values, **settings) -> list[dict]:
@@ -66,9 +76,12 @@ def seeds(method, task, values, **settings) -> list[dict]:
 RECORDS = [
     # Full training data.
     *seeds("full_ft", "rte", (0.62, 0.64, 0.63), trainable=TOTAL_PARAMS),
-    *seeds("full_ft", "sst2", (0.90, 0.91)), *seeds("full_ft", "cola", (0.40, 0.42)),
-    *seeds("full_ft", "mrpc", (0.86, 0.88)), *seeds("full_ft", "stsb", (0.85, 0.87)),
-    *seeds("bitfit", "rte", (0.58, 0.60), trainable=31_490), *seeds("bitfit", "sst2", (0.86,), trainable=31_490),
+    *seeds("full_ft", "sst2", (0.90, 0.91)),
+    *seeds("full_ft", "cola", (0.40, 0.42)),
+    *seeds("full_ft", "mrpc", (0.86, 0.88)),
+    *seeds("full_ft", "stsb", (0.85, 0.87)),
+    *seeds("bitfit", "rte", (0.58, 0.60), trainable=31_490),
+    *seeds("bitfit", "sst2", (0.86,), trainable=31_490),
     *seeds("prompt_tuning", "rte", (0.55,), num_virtual_tokens=264, trainable=102_146),  # n=1 (PreEmbed)
     *seeds("prompt_tuning", "rte", (0.99,), trainable=8_450),  # 20 tokens: no paper row's setting
     # (no p_tuning_v2 run: LoRA Table 4's PreLayer row stays missing)
@@ -85,23 +98,29 @@ RECORDS = [
     *seeds("adalora", "rte", (0.67, 0.69), budget="params_1.2m", init_r=10, target_r=7, trainable=1_201_154),
     *seeds("adalora", "rte", (0.66,), budget="params_0.3m", init_r=3, target_r=2, trainable=299_906),
     *seeds("adalora", "rte", (0.60,), budget="params_0.6m", init_r=6, target_r=4),  # AdaLoRA prints no 0.6M row
-    *seeds("prefix_tuning", "rte", (0.54, 0.56), num_virtual_tokens=10), *seeds("prefix_tuning", "rte", (0.98,)),
+    *seeds("prefix_tuning", "rte", (0.54, 0.56), num_virtual_tokens=10),
+    *seeds("prefix_tuning", "rte", (0.98,)),
     # He et al.'s 0.5% budget (the budget sets LoRA's rank and the prefix length).
     *seeds("lora", "sst2", (0.88, 0.89), budget="share_0.5pct", r=48, trainable=113_570),
     *seeds("prefix_tuning", "sst2", (0.84,), budget="share_0.5pct", num_virtual_tokens=12, trainable=112_898),
     # QLoRA: all linear layers on a quantized base.
     *seeds("qlora", "rte", (0.61,), quant_type="fp4", double_quant=False),
-    *seeds("qlora", "rte", (0.62, 0.66)), *seeds("qlora", "rte", (0.97,), double_quant=False),  # NF4 without DQ
+    *seeds("qlora", "rte", (0.62, 0.66)),
+    *seeds("qlora", "rte", (0.97,), double_quant=False),  # NF4 without DQ
     *seeds("qlora_8bit", "rte", (0.63, 0.65)),
     # K training samples (UniPELT Table 1): never in a full-data table.
-    *seeds("full_ft", "rte", (0.53, 0.55), K=100), *seeds("full_ft", "mrpc", (0.81,), K=100),
+    *seeds("full_ft", "rte", (0.53, 0.55), K=100),
+    *seeds("full_ft", "mrpc", (0.81,), K=100),
     *seeds("full_ft", "sst2", (0.80, 0.82), K=1000),
-    *seeds("bitfit", "rte", (0.50,), K=100), *seeds("lora", "rte", (0.52, 0.54), K=100),
-    *seeds("lora", "stsb", (0.70, 0.74), K=100), *seeds("lora", "cola", (0.10,), K=500),
+    *seeds("bitfit", "rte", (0.50,), K=100),
+    *seeds("lora", "rte", (0.52, 0.54), K=100),
+    *seeds("lora", "stsb", (0.70, 0.74), K=100),
+    *seeds("lora", "cola", (0.10,), K=500),
     *seeds("prefix_tuning", "rte", (0.51,), K=100, num_virtual_tokens=50),
     *seeds("prefix_tuning", "rte", (0.57, 0.59), K=500, num_virtual_tokens=10),
     # Never counted: a failed run, another model.
-    record("lora", "rte", 5, 0.99, status="failed"), record("full_ft", "rte", 5, 0.99, model="tiny_bert"),
+    record("lora", "rte", 5, 0.99, status="failed"),
+    record("full_ft", "rte", 5, 0.99, model="tiny_bert"),
 ]
 
 
@@ -152,8 +171,11 @@ def test_ours_names_real_methods_options_tasks_metrics_and_budgets(name):
         options = {f.name for f in fields(METHODS[row.method].config_cls)}
         for key, value in row.where.items():
             group, option = key.split(".", 1)
-            assert {"method": option in options, "task": option in tasks["rte"],
-                    "budget": option == "name" and value in budgets}[group], f"{name}: '{row.label}' where {key}"
+            assert {
+                "method": option in options,
+                "task": option in tasks["rte"],
+                "budget": option == "name" and value in budgets,
+            }[group], f"{name}: '{row.label}' where {key}"
 
 
 if __name__ == "__main__":

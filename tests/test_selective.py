@@ -33,8 +33,11 @@ def test_diff_pruning_keeps_exactly_its_target_share(tiny_run_config):
     state = output.record["method_state"]
     assert state["target_nonzero"] == math.floor(0.01 * state["eligible"])
     assert state["kept_nonzero"] == state["target_nonzero"]
-    nonzero = sum(int((change != 0).sum()) for name, change in effective_change(cfg, output).items()
-                  if not name.startswith("classifier"))
+    nonzero = sum(
+        int((change != 0).sum())
+        for name, change in effective_change(cfg, output).items()
+        if not name.startswith("classifier")
+    )
     assert 0 < nonzero <= state["kept_nonzero"]  # the deployed diff is as sparse as recorded
     assert output.record["params"]["stored_after_training"] < output.record["params"]["trainable"] / 100
 
@@ -76,7 +79,7 @@ def test_fishmask_selects_the_largest_fisher_entries(tiny_run_config):
     assert flat[chosen].min() > 0
 
 
-@pytest.mark.parametrize("size", [2, 32, 64, 2 ** 11])
+@pytest.mark.parametrize("size", [2, 32, 64, 2**11])
 def test_walsh_hadamard_equals_the_dense_matrix(size):
     x = torch.randn(size, dtype=torch.float64)
     expected = torch.from_numpy(scipy.linalg.hadamard(size).astype(np.float64)) @ x
@@ -89,8 +92,8 @@ def reference_fwht(x: np.ndarray) -> np.ndarray:
     h = 1
     while h < len(x):
         for start in range(0, len(x), 2 * h):
-            a, b = x[start:start + h].copy(), x[start + h:start + 2 * h].copy()
-            x[start:start + h], x[start + h:start + 2 * h] = a + b, a - b
+            a, b = x[start : start + h].copy(), x[start + h : start + 2 * h].copy()
+            x[start : start + h], x[start + h : start + 2 * h] = a + b, a - b
         h *= 2
     return x
 
@@ -114,7 +117,7 @@ def reference_projection(projector) -> np.ndarray:
 def test_intrinsic_said_changes_weights_only_through_the_projection(tiny_run_config, monkeypatch):
     # the encoder's weights only (no embeddings), so the float64 reference stays small; small blocks
     # so that several Fastfood blocks are stacked
-    monkeypatch.setattr("peftbench.methods.intrinsic_said.BLOCK_SIZE", 2 ** 12)
+    monkeypatch.setattr("peftbench.methods.intrinsic_said.BLOCK_SIZE", 2**12)
     cfg = tiny_run_config("intrinsic_said", "method.dimension=50", "method.include=encoder", "trainer.max_steps=4")
     output = run(cfg)
     projector = output.model.intrinsic_said
@@ -129,7 +132,7 @@ def test_intrinsic_said_changes_weights_only_through_the_projection(tiny_run_con
     offset = 0
     for index, name in enumerate(targets):
         numel = change[name].numel()
-        expected = projector.scales[index].item() * projected[offset: offset + numel]
+        expected = projector.scales[index].item() * projected[offset : offset + numel]
         assert np.allclose(change[name].flatten().double().numpy(), expected, atol=1e-6), name
         offset += numel
     untouched = [n for n in change if n not in targets and not n.startswith("classifier")]
@@ -137,13 +140,16 @@ def test_intrinsic_said_changes_weights_only_through_the_projection(tiny_run_con
     assert np.abs(projected).max() > 1e-4  # the vector trained: the check is not comparing zeros
 
 
-@pytest.mark.parametrize("method, option, sentence", [
-    ("far", "method.importance=loudest", "Unknown FAR importance 'loudest'; valid: gradient, magnitude, random."),
-    ("bitfit", "method.biases=some", "Unknown BitFit biases 'some'; valid: all, query_ffn."),
-    ("fishmask", "method.share=2", "FishMask share 2 is not in (0, 1]."),
-    ("diff_pruning", "method.target_share=0", "DiffPruning target_share 0 is not in (0, 1]."),
-    ("intrinsic_said", "method.dimension=10", "Intrinsic SAID dimension 10 must exceed the 39 per-tensor scales"),
-])
+@pytest.mark.parametrize(
+    "method, option, sentence",
+    [
+        ("far", "method.importance=loudest", "Unknown FAR importance 'loudest'; valid: gradient, magnitude, random."),
+        ("bitfit", "method.biases=some", "Unknown BitFit biases 'some'; valid: all, query_ffn."),
+        ("fishmask", "method.share=2", "FishMask share 2 is not in (0, 1]."),
+        ("diff_pruning", "method.target_share=0", "DiffPruning target_share 0 is not in (0, 1]."),
+        ("intrinsic_said", "method.dimension=10", "Intrinsic SAID dimension 10 must exceed the 39 per-tensor scales"),
+    ],
+)
 def test_bad_options_fail_with_one_sentence(tiny_run_config, method, option, sentence):
     with pytest.raises(ValueError, match="^" + re.escape(sentence)):
         run(tiny_run_config(method, option))

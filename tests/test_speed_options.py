@@ -20,14 +20,19 @@ def random_lengths(count: int, longest: int, seed: int) -> list[int]:
 
 
 def features_of_lengths(lengths: list[int]) -> list[dict]:
-    return [{"input_ids": [index] * length, "attention_mask": [1] * length, "labels": index % 2}
-            for index, length in enumerate(lengths)]
+    return [
+        {"input_ids": [index] * length, "attention_mask": [1] * length, "labels": index % 2}
+        for index, length in enumerate(lengths)
+    ]
 
 
 def collate_ids(batch: list[dict]) -> dict:
     width = max(len(item["input_ids"]) for item in batch)
-    return {"ids": [item["input_ids"][0] for item in batch], "positions": width * len(batch),
-            "real": sum(len(item["input_ids"]) for item in batch)}
+    return {
+        "ids": [item["input_ids"][0] for item in batch],
+        "positions": width * len(batch),
+        "real": sum(len(item["input_ids"]) for item in batch),
+    }
 
 
 def epochs_of(loader, count: int) -> list[list[int]]:
@@ -37,7 +42,9 @@ def epochs_of(loader, count: int) -> list[list[int]]:
 @pytest.mark.parametrize("size", [1, 37, 800, 1001])
 def test_length_grouped_batches_hold_every_example_once_per_epoch(size):
     lengths = random_lengths(size, 128, seed=size)
-    loader = data.make_loader(features_of_lengths(lengths), collate_ids, 16, shuffle=True, seed=0, group_by_length=True)
+    loader = data.make_loader(
+        features_of_lengths(lengths), collate_ids, 16, shuffle=True, seed=0, group_by_length=True
+    )
     first, second = epochs_of(loader, 2)
     assert sorted(first) == sorted(second) == list(range(size))
     assert len(loader) == -(-size // 16) == sum(1 for _ in loader)
@@ -55,8 +62,10 @@ def test_length_grouped_batches_pad_little_and_follow_the_seed():
         return 1 - sum(b["real"] for b in batches) / sum(b["positions"] for b in batches)
 
     assert padding(False) > 0.4 and padding(True) < 0.05
-    grouped = [data.make_loader(features, collate_ids, 16, shuffle=True, seed=seed, group_by_length=True)
-               for seed in (0, 0, 1)]
+    grouped = [
+        data.make_loader(features, collate_ids, 16, shuffle=True, seed=seed, group_by_length=True)
+        for seed in (0, 0, 1)
+    ]
     orders = [epochs_of(loader, 1)[0] for loader in grouped]
     assert orders[0] == orders[1] != orders[2]
 
@@ -82,10 +91,13 @@ def test_evaluation_in_length_order_gives_each_example_its_own_prediction(task, 
     rng = random.Random(0)
     words = ["cat", "dog", "tree", "river", "a", "house", "the", "sun"]
     label = (lambda i: i % 2) if task == "rte" else (lambda i: float(i % 5))
-    examples = [data.Example(segments=(" ".join(rng.choices(words, k=rng.randint(1, 30))), "good"), label=label(i))
-                for i in range(40)]
-    sorted_batches = formats.classifier_evaluate(model, examples, tokenizer, cfg.task, 64, 8, torch.device("cpu"))
-    one_by_one = formats.classifier_evaluate(model, examples, tokenizer, cfg.task, 64, 1, torch.device("cpu"))
+    examples = [
+        data.Example(segments=(" ".join(rng.choices(words, k=rng.randint(1, 30))), "good"), label=label(i))
+        for i in range(40)
+    ]
+    cpu = torch.device("cpu")
+    sorted_batches = formats.classifier_evaluate(model, examples, formats.EvalSetup(tokenizer, cfg.task, 64, 8, cpu))
+    one_by_one = formats.classifier_evaluate(model, examples, formats.EvalSetup(tokenizer, cfg.task, 64, 1, cpu))
     assert sorted_batches.labels == [float(e.label) if task == "stsb" else e.label for e in examples]
     assert sorted_batches.predictions == pytest.approx(one_by_one.predictions, abs=1e-5)
     assert sorted_batches.metrics == pytest.approx(one_by_one.metrics, abs=1e-5)

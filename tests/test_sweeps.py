@@ -1,7 +1,6 @@
 """Budgets, sweep files, launchers and resumable multiruns."""
 
 import json
-import shlex
 
 import pytest
 import yaml
@@ -10,6 +9,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
+from test_cli import peftbench
 
 from peftbench import CONF_DIR
 from peftbench.budget import BudgetError, exact_counts, solve_budget, with_knob
@@ -17,7 +17,6 @@ from peftbench.cli import check_group_choices
 from peftbench.methods import METHODS
 
 from conftest import REPO_ROOT, TINY_RUN, compose_config
-from test_cli import peftbench
 
 SWEEPS = REPO_ROOT / "sweeps"
 KNOB_METHODS = sorted(name for name, method in METHODS.items() if method.size_knob)
@@ -48,27 +47,42 @@ def test_share_budget_and_record(tiny_run_config):
     record = run(tiny_run_config("lora", "budget=share_0.5pct", "trainer.max_steps=2")).record
     budget = record["budget"]
     assert budget["target_share"] == 0.005 and budget["knob"] == "r"
-    assert record["config"]["method"]["r"] == budget["value"] and record["params"]["trainable"] == budget["achieved_params"]
+    assert (
+        record["config"]["method"]["r"] == budget["value"]
+        and record["params"]["trainable"] == budget["achieved_params"]
+    )
 
 
 def test_a_budget_below_the_minimum_names_the_smallest_count():
     cfg = compose_config(["+method=lora", "+task=rte", "model=tiny_bert", "budget.params=100"])
     smallest = exact_counts(with_knob(cfg, "r", 1))[0]
-    with pytest.raises(BudgetError, match=f"below the smallest that lora reaches on tiny_bert: {smallest:,} trainable parameters \\(r=1\\)"):
+    with pytest.raises(
+        BudgetError,
+        match=f"below the smallest that lora reaches on tiny_bert: {smallest:,} trainable parameters \\(r=1\\)",
+    ):
         solve_budget(cfg)
     full = compose_config(["+method=full_ft", "+task=rte", "model=tiny_bert", "budget=params_0.3m"])
     everything = exact_counts(full)[0]
-    with pytest.raises(BudgetError, match=f"full_ft reaches on tiny_bert: {everything:,} trainable parameters \\(it has no size knob\\)"):
+    with pytest.raises(
+        BudgetError,
+        match=f"full_ft reaches on tiny_bert: {everything:,} trainable parameters \\(it has no size knob\\)",
+    ):
         solve_budget(full)
 
 
 def test_a_budget_above_the_maximum_names_the_largest_count():
     # LoKr's factors become full matrices once r reaches half their size: its count stops growing
-    with pytest.raises(BudgetError, match=r"above the largest that lokr reaches on tiny_bert: 386 trainable parameters"):
+    with pytest.raises(
+        BudgetError, match=r"above the largest that lokr reaches on tiny_bert: 386 trainable parameters"
+    ):
         solve_budget(compose_config(["+method=lokr", "+task=rte", "model=tiny_bert", "budget.params=5000"]))
     # virtual tokens share the 512 positions with the 128 input tokens
-    with pytest.raises(BudgetError, match=r"above the largest that prompt_tuning reaches on tiny_bert: .* \(num_virtual_tokens=384\)"):
-        solve_budget(compose_config(["+method=prompt_tuning", "+task=rte", "model=tiny_bert", "budget.params=10000000"]))
+    with pytest.raises(
+        BudgetError, match=r"above the largest that prompt_tuning reaches on tiny_bert: .* \(num_virtual_tokens=384\)"
+    ):
+        solve_budget(
+            compose_config(["+method=prompt_tuning", "+task=rte", "model=tiny_bert", "budget.params=10000000"])
+        )
 
 
 def test_a_method_without_a_knob_keeps_its_size_under_a_larger_budget():
@@ -79,9 +93,17 @@ def test_a_method_without_a_knob_keeps_its_size_under_a_larger_budget():
 
 # --- sweep files ------------------------------------------------------------------------------
 
-EXPECTED_JOBS = {"issue2_rte_seeds": 6, "lora_rank_weight_types": 15, "methods_x_glue": 28, "budget_ladder": 5,
-                 "low_resource": 60, "lr_search": 20, "peft_methods_rte": 15,
-                 "selective_methods_rte": 5, "adapter_methods_rte": 11}
+EXPECTED_JOBS = {
+    "issue2_rte_seeds": 6,
+    "lora_rank_weight_types": 15,
+    "methods_x_glue": 28,
+    "budget_ladder": 5,
+    "low_resource": 60,
+    "lr_search": 20,
+    "peft_methods_rte": 15,
+    "selective_methods_rte": 5,
+    "adapter_methods_rte": 11,
+}
 
 
 def expand(name: str) -> list[list[str]]:
@@ -125,8 +147,16 @@ def test_wandb_sweep_resolves_to_peftbench_overrides(path):
 def tiny_multirun(tmp_path, toy_data_dir, *arguments):
     env = {"PEFTBENCH_DATA_DIR": str(toy_data_dir), "PEFTBENCH_RESULTS_DIR": str(tmp_path / "results")}
     tiny = [o for o in TINY_RUN if not o.startswith("num_threads")]  # let the launcher share the cores
-    return peftbench("-m", "+task=rte", "trainer.max_steps=2", "checkpoint_dir=null", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-                     *tiny, *arguments, env_extra=env)
+    return peftbench(
+        "-m",
+        "+task=rte",
+        "trainer.max_steps=2",
+        "checkpoint_dir=null",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        *tiny,
+        *arguments,
+        env_extra=env,
+    )
 
 
 def records_in(tmp_path) -> dict:
@@ -139,20 +169,27 @@ def test_parallel_multirun_is_resumable_and_survives_a_failing_job(tmp_path, toy
     assert first.returncode == 0, first.stderr[-3000:]
     written = records_in(tmp_path)
     assert len(written) == 4 and all(r["status"] == "ok" for r in written.values())
-    assert {r["provenance"]["device_name"].split(", ")[-1] for r in written.values()} == {"1 threads"}  # 2 jobs, 2 cores
+    assert {r["provenance"]["device_name"].split(", ")[-1] for r in written.values()} == {
+        "1 threads"
+    }  # 2 jobs, 2 cores
 
     again = tiny_multirun(tmp_path, toy_data_dir, *grid)
     assert again.returncode == 0 and again.stderr.count("skipping: an ok record of this configuration exists") == 4
     assert records_in(tmp_path) == written
 
     # ++method.r=4 is an unknown option for bitfit: that job fails, the lora job still runs
-    broken = tiny_multirun(tmp_path, toy_data_dir, "hydra/launcher=local_parallel", "+method=lora,bitfit", "seed=2", "++method.r=4")
+    broken = tiny_multirun(
+        tmp_path, toy_data_dir, "hydra/launcher=local_parallel", "+method=lora,bitfit", "seed=2", "++method.r=4"
+    )
     assert broken.returncode != 0
     after = records_in(tmp_path)
     assert {p: r for p, r in after.items() if p in written} == written
     new = [r for p, r in after.items() if p not in written]
     assert sorted((r["run"]["method"], r["status"]) for r in new) == [("bitfit", "failed"), ("lora", "ok")]
-    assert "Unknown option(s) r for method 'bitfit'" in next(r for r in new if r["status"] == "failed")["error"]["message"]
+    assert (
+        "Unknown option(s) r for method 'bitfit'"
+        in next(r for r in new if r["status"] == "failed")["error"]["message"]
+    )
 
     retried = tiny_multirun(tmp_path, toy_data_dir, "+method=lora,bitfit", "seed=2", "++method.r=4")
     assert retried.stderr.count("skipping:") == 1  # the ok lora run is skipped, the failed bitfit run runs again
@@ -164,12 +201,20 @@ def test_choose_picks_by_heldout_metric_only():
 
     def record(lr, heldout, score):
         task = {"name": "rte", "heldout_fraction": 0.1 if heldout else None}
-        return {"status": "ok", "run": {"method": "lora", "task": "rte", "model": "m"},
-                "config": {"task": task, "trainer": {"lr": lr}},
-                "metrics": {"main_metric": "accuracy", "final": {"accuracy": score}}}
+        return {
+            "status": "ok",
+            "run": {"method": "lora", "task": "rte", "model": "m"},
+            "config": {"task": task, "trainer": {"lr": lr}},
+            "metrics": {"main_metric": "accuracy", "final": {"accuracy": score}},
+        }
 
-    records = [record(1e-4, True, 0.60), record(1e-4, True, 0.62), record(1e-3, True, 0.65), record(1e-3, True, 0.55),
-               record(1e-2, False, 0.99)]  # a dev run with a better score must not count
+    records = [
+        record(1e-4, True, 0.60),
+        record(1e-4, True, 0.62),
+        record(1e-3, True, 0.65),
+        record(1e-3, True, 0.55),
+        record(1e-2, False, 0.99),
+    ]  # a dev run with a better score must not count
     (chosen,) = choose(records, "trainer.lr")
     assert chosen["value"] == 1e-4 and chosen["heldout_mean"] == pytest.approx(0.61) and chosen["seeds"] == 2
     assert chosen["command"] == "python -m peftbench +method=lora +task=rte model=m trainer.lr=0.0001"

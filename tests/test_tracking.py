@@ -17,7 +17,9 @@ def test_wandb_offline_writes_a_run(tiny_run_config, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    cfg = tiny_run_config("lora", "tracker=wandb", f"tracker.dir={tmp_path}", "tracker.group=test-group", "trainer.epochs=1")
+    cfg = tiny_run_config(
+        "lora", "tracker=wandb", f"tracker.dir={tmp_path}", "tracker.group=test-group", "trainer.epochs=1"
+    )
     record = run(cfg).record
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     (run_file,) = run_dir.glob("run-*.wandb")  # the file `wandb sync` uploads

@@ -15,8 +15,8 @@ from peftbench.methods.registry import Arch, Method, register_method
 
 @dataclass
 class AdaMixConfig(AdapterConfig):
-    bottleneck: int = 16   # m of every expert
-    experts: int = 4       # adapter experts per position (AdaMix: 4)
+    bottleneck: int = 16  # m of every expert
+    experts: int = 4  # adapter experts per position (AdaMix: 4)
     places: tuple = ("ffn",)
 
 
@@ -45,7 +45,7 @@ class AdapterMixture(nn.Module):
 
     def average(self) -> BottleneckAdapter:
         """One adapter with the experts' mean weights (AdaMix's inference-time merge)."""
-        down, up = self.down[0], self.up[0]
+        down = self.down[0]
         single = BottleneckAdapter(down.in_features, down.out_features, self.non_linearity_name, self.scale)
         with torch.no_grad():
             for target, experts in ((single.down, self.down), (single.up, self.up)):
@@ -66,7 +66,9 @@ class AdapterMixture(nn.Module):
 def apply_adamix(model: nn.Module, cfg: AdaMixConfig, arch: Arch) -> nn.Module:
     if cfg.experts < 1:
         raise ValueError(f"AdaMix experts {cfg.experts} must be at least 1.")
-    return place_adapters(model, cfg, arch, lambda width, m: AdapterMixture(width, m, cfg.experts, cfg.non_linearity, cfg.scale))
+    return place_adapters(
+        model, cfg, arch, lambda width, m: AdapterMixture(width, m, cfg.experts, cfg.non_linearity, cfg.scale)
+    )
 
 
 def averaged_size(model: nn.Module) -> int:
@@ -77,5 +79,13 @@ def averaged_size(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad) - extra
 
 
-register_method(Method("adamix", AdaMixConfig, apply_adamix, family="additive", size_knob="bottleneck",
-                       stored_parameters=averaged_size))
+register_method(
+    Method(
+        "adamix",
+        AdaMixConfig,
+        apply_adamix,
+        family="additive",
+        size_knob="bottleneck",
+        stored_parameters=averaged_size,
+    )
+)

@@ -16,18 +16,21 @@ from peftbench.methods.modules import freeze_all, module_names_for_roles
 from peftbench.methods.registry import Arch, Method, register_method
 
 NON_LINEARITIES = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "swish": nn.SiLU}
-PLACES = {"attn": ("q", "attn_out"), "ffn": ("ffn_in", "ffn_out")}  # sub-layer -> (its input's role, its output's role)
+PLACES = {
+    "attn": ("q", "attn_out"),
+    "ffn": ("ffn_in", "ffn_out"),
+}  # sub-layer -> (its input's role, its output's role)
 
 
 @dataclass
 class AdapterConfig:
-    bottleneck: int = 64                 # m, the adapter's inner width; 2md + d + m parameters each
+    bottleneck: int = 64  # m, the adapter's inner width; 2md + d + m parameters each
     reduction_factor: int | None = None  # set instead of bottleneck: m = d / reduction_factor
-    non_linearity: str = "relu"          # relu | gelu | tanh | swish
-    scale: float = 1.0                   # s on the adapter branch
-    places: tuple = ("attn", "ffn")      # sub-layers that get one: attn, ffn
-    parallel: bool = False               # false: serial on the sub-layer's output; true: beside the sub-layer
-    train_layer_norms: bool = False      # Houlsby et al. also train every layer norm
+    non_linearity: str = "relu"  # relu | gelu | tanh | swish
+    scale: float = 1.0  # s on the adapter branch
+    places: tuple = ("attn", "ffn")  # sub-layers that get one: attn, ffn
+    parallel: bool = False  # false: serial on the sub-layer's output; true: beside the sub-layer
+    train_layer_norms: bool = False  # Houlsby et al. also train every layer norm
 
 
 class BottleneckAdapter(nn.Module):
@@ -187,6 +190,10 @@ class ScaledParallelConfig(ParallelConfig):
     scale: float = 4.0  # He et al.'s best: s = 4 at the FFN
 
 
-for name, config_cls in (("adapter_houlsby", HoulsbyConfig), ("adapter_pfeiffer", PfeifferConfig),
-                         ("parallel_adapter", ParallelConfig), ("scaled_parallel_adapter", ScaledParallelConfig)):
+for name, config_cls in (
+    ("adapter_houlsby", HoulsbyConfig),
+    ("adapter_pfeiffer", PfeifferConfig),
+    ("parallel_adapter", ParallelConfig),
+    ("scaled_parallel_adapter", ScaledParallelConfig),
+):
     register_method(Method(name, config_cls, apply_adapters, family="additive", size_knob="bottleneck"))

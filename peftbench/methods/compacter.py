@@ -15,15 +15,15 @@ from peftbench.methods.registry import Arch, Method, register_method
 
 @dataclass
 class CompacterConfig(AdapterConfig):
-    bottleneck: int = 48       # m; must be a multiple of phm_dim (as must the model width)
-    phm_dim: int = 4           # n: number of Kronecker summands and size of the shared A_i
-    phm_rank: int = 1          # r: rank of each fast factor s_i t_i
+    bottleneck: int = 48  # m; must be a multiple of phm_dim (as must the model width)
+    phm_dim: int = 4  # n: number of Kronecker summands and size of the shared A_i
+    phm_rank: int = 1  # r: rank of each fast factor s_i t_i
     non_linearity: str = "gelu"
 
 
 @dataclass
 class CompacterPlusPlusConfig(CompacterConfig):
-    places: tuple = ("ffn",)   # Compacter++: one adapter per layer, after the FFN
+    places: tuple = ("ffn",)  # Compacter++: one adapter per layer, after the FFN
 
 
 class SharedSlowWeights(nn.Module):
@@ -46,7 +46,11 @@ class PHMLinear(nn.Module):
         object.__setattr__(self, "shared", shared)  # one set for the model, not a child of every layer
         self.s = nn.Parameter(torch.randn(n, in_features // n, rank) * (1.0 / in_features) ** 0.5)
         # the up-projection's fast factor starts at zero: a fresh adapter is the identity
-        self.t = nn.Parameter(torch.zeros(n, rank, out_features // n) if zero else torch.randn(n, rank, out_features // n) * (1.0 / rank) ** 0.5)
+        self.t = nn.Parameter(
+            torch.zeros(n, rank, out_features // n)
+            if zero
+            else torch.randn(n, rank, out_features // n) * (1.0 / rank) ** 0.5
+        )
         self.bias = nn.Parameter(torch.zeros(out_features))
 
     def weight(self) -> torch.Tensor:
@@ -58,7 +62,9 @@ class PHMLinear(nn.Module):
 
 
 class PHMAdapter(nn.Module):
-    def __init__(self, shared: SharedSlowWeights, width: int, bottleneck: int, rank: int, non_linearity: str, scale: float):
+    def __init__(
+        self, shared: SharedSlowWeights, width: int, bottleneck: int, rank: int, non_linearity: str, scale: float
+    ):
         super().__init__()
         self.down = PHMLinear(shared, width, bottleneck, rank)
         self.non_linearity = NON_LINEARITIES[non_linearity]()
@@ -71,8 +77,9 @@ class PHMAdapter(nn.Module):
 
 def apply_compacter(model: nn.Module, cfg: CompacterConfig, arch: Arch) -> nn.Module:
     shared = SharedSlowWeights(cfg.phm_dim).to(next(model.parameters()).device)
-    model = place_adapters(model, cfg, arch,
-                           lambda width, m: PHMAdapter(shared, width, m, cfg.phm_rank, cfg.non_linearity, cfg.scale))
+    model = place_adapters(
+        model, cfg, arch, lambda width, m: PHMAdapter(shared, width, m, cfg.phm_rank, cfg.non_linearity, cfg.scale)
+    )
     model.compacter_shared = shared  # a submodule of the model: trained and saved once
     return model
 

@@ -24,9 +24,9 @@ BETA, GAMMA, ZETA = 2 / 3, -0.1, 1.1
 class DiffPruningConfig:
     # share of the eligible weights left non-zero in the diff after pruning (Guo et al.: 0.5%)
     target_share: float = 0.005
-    l0_weight: float = 1.25e-7    # penalty per expected non-zero diff entry (Guo et al.'s lambda)
-    init_log_alpha: float = 5.0   # gate logits start high: gates open, so the diff learns from step one
-    include: str = ".*"           # regular expression over base parameter names that get a diff
+    l0_weight: float = 1.25e-7  # penalty per expected non-zero diff entry (Guo et al.'s lambda)
+    init_log_alpha: float = 5.0  # gate logits start high: gates open, so the diff learns from step one
+    include: str = ".*"  # regular expression over base parameter names that get a diff
 
 
 class DiffGate(SizedOnLoad):
@@ -144,8 +144,11 @@ def target_entries(model: nn.Module) -> int:
 def sparse_state(model: nn.Module) -> dict:
     """The kept diff as (indices, values) per weight, the pruned flags, and the other trained tensors."""
     state = trained_outside_gates(model)
-    state |= {name: b for name, b in model.named_buffers()
-              if name.rsplit(".", 1)[-1] in ("kept_indices", "kept_values", "pruned")}
+    state |= {
+        name: b
+        for name, b in model.named_buffers()
+        if name.rsplit(".", 1)[-1] in ("kept_indices", "kept_values", "pruned")
+    }
     return state
 
 
@@ -153,12 +156,27 @@ def pruning_report(model: nn.Module) -> dict:
     gates = parametrized(model, DiffGate)
     eligible = sum(original.numel() for _, _, original in gates)
     kept_per_tensor = {name: gate.kept_indices.numel() for name, gate, _ in gates if gate.kept_indices.numel()}
-    return {"trained": "dense diff and hard-concrete gate logits on every eligible base weight, then magnitude-pruned",
-            "eligible": eligible, "trained_diff_entries": eligible, "kept_nonzero": kept_entries(model),
-            "target_nonzero": target_entries(model),
-            "kept_per_tensor": kept_per_tensor}
+    return {
+        "trained": "dense diff and hard-concrete gate logits on every eligible base weight, then magnitude-pruned",
+        "eligible": eligible,
+        "trained_diff_entries": eligible,
+        "kept_nonzero": kept_entries(model),
+        "target_nonzero": target_entries(model),
+        "kept_per_tensor": kept_per_tensor,
+    }
 
 
-register_method(Method("diff_pruning", DiffPruningConfig, apply_diff_pruning, family="selective",
-                       extra_loss=l0_penalty, on_step=prune_at_end, stored_parameters=stored_numbers,
-                       saved_state=sparse_state, report=pruning_report, merge=merge_parametrizations))
+register_method(
+    Method(
+        "diff_pruning",
+        DiffPruningConfig,
+        apply_diff_pruning,
+        family="selective",
+        extra_loss=l0_penalty,
+        on_step=prune_at_end,
+        stored_parameters=stored_numbers,
+        saved_state=sparse_state,
+        report=pruning_report,
+        merge=merge_parametrizations,
+    )
+)

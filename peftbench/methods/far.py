@@ -14,8 +14,13 @@ from torch.nn.utils import parametrize
 
 from peftbench.methods.modules import freeze_all, module_names_for_roles
 from peftbench.methods.registry import Arch, Method, register_method
-from peftbench.methods.selection import (SliceSelection, merge_parametrizations, parametrized, selection_state,
-                                         summed_gradients)
+from peftbench.methods.selection import (
+    SliceSelection,
+    merge_parametrizations,
+    parametrized,
+    selection_state,
+    summed_gradients,
+)
 
 IMPORTANCE = ("gradient", "magnitude", "random")
 
@@ -23,8 +28,8 @@ IMPORTANCE = ("gradient", "magnitude", "random")
 @dataclass
 class FarConfig:
     trainable_share: float = 0.06  # share of all parameters that train; sets the nodes per FFN (Vucetic et al.: ~6%)
-    importance: str = "gradient"   # gradient | magnitude | random: how nodes are ranked
-    importance_batches: int = 8    # training batches for the gradient importance
+    importance: str = "gradient"  # gradient | magnitude | random: how nodes are ranked
+    importance_batches: int = 8  # training batches for the gradient importance
 
 
 def node_dim(module: nn.Module, side: str) -> int:
@@ -53,12 +58,16 @@ def apply_far(model: nn.Module, cfg: FarConfig, arch: Arch) -> nn.Module:
     weights_per_node = layer_in.weight.numel() // nodes + layer_out.weight.numel() // nodes
     per_layer = round(cfg.trainable_share * total / (len(pairs) * weights_per_node))
     if not 1 <= per_layer <= nodes:
-        raise ValueError(f"FAR trainable_share {cfg.trainable_share} asks for {per_layer} nodes per FFN; "
-                         f"this model has 1 to {nodes}.")
+        raise ValueError(
+            f"FAR trainable_share {cfg.trainable_share} asks for {per_layer} nodes per FFN; "
+            f"this model has 1 to {nodes}."
+        )
     freeze_all(model)
     for ffn_in, ffn_out in pairs:
         for module, side in ((ffn_in, "ffn_in"), (ffn_out, "ffn_out")):
-            parametrize.register_parametrization(module, "weight", SliceSelection(module.weight, node_dim(module, side), per_layer))
+            parametrize.register_parametrization(
+                module, "weight", SliceSelection(module.weight, node_dim(module, side), per_layer)
+            )
     model.far_config = cfg  # read by the node selection before training
     return model
 
@@ -86,16 +95,28 @@ def node_scores(model: nn.Module, cfg: FarConfig, train_loader) -> list[torch.Te
 def select_nodes(model: nn.Module, total_steps: int, train_loader) -> None:
     selections = node_selections(model)
     for layer, scores in enumerate(node_scores(model, model.far_config, train_loader)):
-        for selection, original in selections[2 * layer: 2 * layer + 2]:  # the layer's FFN input and output
+        for selection, original in selections[2 * layer : 2 * layer + 2]:  # the layer's FFN input and output
             selection.select(original, torch.topk(scores, selection.indices.numel()).indices.sort().values)
 
 
 def node_report(model: nn.Module) -> dict:
     selections = parametrized(model, SliceSelection)
-    return {"trained": f"FFN nodes chosen by {model.far_config.importance} importance: their weights in both FFN layers",
-            "nodes_per_layer": selections[0][1].indices.numel(),
-            "nodes": {name: s.indices.tolist() for name, s, _ in selections[::2]}}
+    return {
+        "trained": f"FFN nodes chosen by {model.far_config.importance} importance: their weights in both FFN layers",
+        "nodes_per_layer": selections[0][1].indices.numel(),
+        "nodes": {name: s.indices.tolist() for name, s, _ in selections[::2]},
+    }
 
 
-register_method(Method("far", FarConfig, apply_far, family="selective", on_train_start=select_nodes,
-                       report=node_report, saved_state=selection_state, merge=merge_parametrizations))
+register_method(
+    Method(
+        "far",
+        FarConfig,
+        apply_far,
+        family="selective",
+        on_train_start=select_nodes,
+        report=node_report,
+        saved_state=selection_state,
+        merge=merge_parametrizations,
+    )
+)

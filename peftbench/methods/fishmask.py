@@ -11,15 +11,21 @@ from torch.nn.utils import parametrize
 
 from peftbench.methods.modules import freeze_all
 from peftbench.methods.registry import Arch, Method, register_method
-from peftbench.methods.selection import (EntrySelection, base_parameters, merge_parametrizations, parametrized,
-                                         selection_state, summed_gradients)
+from peftbench.methods.selection import (
+    EntrySelection,
+    base_parameters,
+    merge_parametrizations,
+    parametrized,
+    selection_state,
+    summed_gradients,
+)
 
 
 @dataclass
 class FishMaskConfig:
-    share: float = 0.005      # share of the base's parameters that train (Sung et al.: 0.5% on GLUE)
+    share: float = 0.005  # share of the base's parameters that train (Sung et al.: 0.5% on GLUE)
     fisher_batches: int = 16  # training batches the squared gradients are averaged over
-    include: str = ".*"       # regular expression over base parameter names that may be selected
+    include: str = ".*"  # regular expression over base parameter names that may be selected
 
 
 def apply_fishmask(model: nn.Module, cfg: FishMaskConfig, arch: Arch) -> nn.Module:
@@ -78,10 +84,23 @@ def mask_report(model: nn.Module) -> dict:
     selections = parametrized(model, EntrySelection)
     per_tensor = {name: s.indices.numel() for name, s, _ in selections if s.indices.numel()}
     eligible = sum(original.numel() for _, _, original in selections)
-    return {"trained": "entries of the base weights with the largest empirical Fisher information",
-            "selected": sum(per_tensor.values()), "eligible": eligible, "selected_per_tensor": per_tensor}
+    return {
+        "trained": "entries of the base weights with the largest empirical Fisher information",
+        "selected": sum(per_tensor.values()),
+        "eligible": eligible,
+        "selected_per_tensor": per_tensor,
+    }
 
 
-register_method(Method("fishmask", FishMaskConfig, apply_fishmask, family="selective",
-                       on_train_start=select_by_fisher, report=mask_report, saved_state=selection_state,
-                       merge=merge_parametrizations))
+register_method(
+    Method(
+        "fishmask",
+        FishMaskConfig,
+        apply_fishmask,
+        family="selective",
+        on_train_start=select_by_fisher,
+        report=mask_report,
+        saved_state=selection_state,
+        merge=merge_parametrizations,
+    )
+)

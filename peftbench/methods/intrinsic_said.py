@@ -9,8 +9,9 @@ than the input; the blocks together cover all projected tensors, concatenated. T
 practical on CPU: blocks of at most BLOCK_SIZE entries (less padding than one power of two over all
 parameters), and the first transform's input is zero beyond theta's length d', so H B theta is
 H_d' (B theta) tiled, a transform of d' entries instead of the block's. The permutation then
-reads from that small tile directly. The projection is computed once per forward pass (a hook on the model); its random parts are buffers generated from
-`projection_seed`, so the checkpoint holds only the d trained numbers."""
+reads from that small tile directly. The projection is computed once per forward pass (a hook on the
+model); its random parts are buffers generated from `projection_seed`, so the checkpoint holds only the
+d trained numbers."""
 
 import math
 from dataclasses import dataclass
@@ -24,15 +25,15 @@ from peftbench.methods.registry import Arch, Method, register_method
 from peftbench.methods.selection import base_parameters, merge_parametrizations
 
 HADAMARD_RADIX = 32  # transform this many entries at a time with a small dense matmul (measured fastest on CPU)
-BLOCK_SIZE = 2 ** 20  # largest Fastfood block (4 MiB of fp32: cache-friendly); as many as needed cover the parameters
+BLOCK_SIZE = 2**20  # largest Fastfood block (4 MiB of fp32: cache-friendly); as many as needed cover the parameters
 
 
 @dataclass
 class IntrinsicSaidConfig:
-    dimension: int = 1000     # d: numbers trained in all, including one scale per projected tensor
-    said: bool = True         # per-tensor scales (SAID); false: plain DID, all d numbers projected
+    dimension: int = 1000  # d: numbers trained in all, including one scale per projected tensor
+    said: bool = True  # per-tensor scales (SAID); false: plain DID, all d numbers projected
     projection_seed: int = 0  # the random projection, reproducible without storing it
-    include: str = ".*"       # regular expression over base parameter names that are projected into
+    include: str = ".*"  # regular expression over base parameter names that are projected into
 
 
 def hadamard(size: int, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -83,8 +84,11 @@ class FastfoodProjector(nn.Module):
         self.theta = nn.Parameter(torch.zeros(projected, device=device))
         self.scales = nn.Parameter(torch.ones(scales, device=device)) if scales else None
         self.current = None
-        shapes = {"signs": ((self.blocks, self.input_size), torch.float32),
-                  "source": ((self.blocks, self.block), torch.long), "gaussian": ((self.blocks, self.block), torch.float32)}
+        shapes = {
+            "signs": ((self.blocks, self.input_size), torch.float32),
+            "source": ((self.blocks, self.block), torch.long),
+            "gaussian": ((self.blocks, self.block), torch.float32),
+        }
         if torch.device(device or "cpu").type == "meta":  # counting only: shapes, no random numbers
             for name, (shape, dtype) in shapes.items():
                 self.register_buffer(name, torch.empty(shape, dtype=dtype, device="meta"))
@@ -95,7 +99,7 @@ class FastfoodProjector(nn.Module):
         gaussian = torch.randn(shapes["gaussian"][0], generator=generator)
         # each block's columns get unit norm (|H v| = sqrt(n)|v|; HB e_j has entries of +-1), and the
         # stacked projection's columns too; folded into G, as H is linear
-        norms = torch.sqrt(self.block * (gaussian ** 2).sum(dim=1, keepdim=True) * self.blocks)
+        norms = torch.sqrt(self.block * (gaussian**2).sum(dim=1, keepdim=True) * self.blocks)
         # Pi applied to the tiled H B theta: entry k of the block comes from entry Pi(k) mod d' of H_d' B theta
         source = permutations % self.input_size
         for name, value in (("signs", signs.float()), ("source", source), ("gaussian", gaussian / norms)):
@@ -144,8 +148,10 @@ def apply_intrinsic_said(model: nn.Module, cfg: IntrinsicSaidConfig, arch: Arch)
     targets = base_parameters(model, arch, cfg.include)
     scales = len(targets) if cfg.said else 0
     if cfg.dimension <= scales:
-        raise ValueError(f"Intrinsic SAID dimension {cfg.dimension} must exceed the {scales} per-tensor scales; "
-                         f"raise method.dimension or set method.said=false.")
+        raise ValueError(
+            f"Intrinsic SAID dimension {cfg.dimension} must exceed the {scales} per-tensor scales; "
+            f"raise method.dimension or set method.said=false."
+        )
     freeze_all(model)
     device = getattr(targets[0][1], targets[0][2]).device
     sizes = [getattr(module, attribute).numel() for _, module, attribute in targets]
@@ -175,14 +181,26 @@ def merge_said(model: nn.Module) -> nn.Module:
 def said_report(model: nn.Module) -> dict:
     projector = model.intrinsic_said
     buffers = sum(b.numel() * b.element_size() for b in projector.buffers())
-    return {"trained": f"a {projector.theta.numel()}-dimensional vector through a Fastfood projection"
-                       + (f", and {projector.scales.numel()} per-tensor scales" if projector.scales is not None else ""),
-            "projected_parameters": projector.total, "padded_size": projector.padded,
-            "fastfood_blocks": projector.blocks, "block_size": projector.block,
-            "projection_buffers_bytes": buffers,
-            "scales": projector.scales.tolist() if projector.scales is not None else None}
+    return {
+        "trained": f"a {projector.theta.numel()}-dimensional vector through a Fastfood projection"
+        + (f", and {projector.scales.numel()} per-tensor scales" if projector.scales is not None else ""),
+        "projected_parameters": projector.total,
+        "padded_size": projector.padded,
+        "fastfood_blocks": projector.blocks,
+        "block_size": projector.block,
+        "projection_buffers_bytes": buffers,
+        "scales": projector.scales.tolist() if projector.scales is not None else None,
+    }
 
 
 # No size knob for budgets: `dimension` is the trained count itself (set it directly).
-register_method(Method("intrinsic_said", IntrinsicSaidConfig, apply_intrinsic_said, family="reparametrised",
-                       report=said_report, merge=merge_said))
+register_method(
+    Method(
+        "intrinsic_said",
+        IntrinsicSaidConfig,
+        apply_intrinsic_said,
+        family="reparametrised",
+        report=said_report,
+        merge=merge_said,
+    )
+)

@@ -14,18 +14,22 @@ from peftbench.methods.registry import Arch, Method, register_method
 class LycorisConfig:
     r: int = 8
     alpha: float = 16
-    dropout: float = 0.0   # LoHa/LoKr's rank_dropout
+    dropout: float = 0.0  # LoHa/LoKr's rank_dropout
     target_modules: list[str] = field(default_factory=lambda: ["q", "v"])
 
 
 def apply_loha(model: nn.Module, cfg: LycorisConfig, arch: Arch) -> nn.Module:
     targets = module_names_for_roles(model, arch, cfg.target_modules)
-    return peft.get_peft_model(model, peft.LoHaConfig(r=cfg.r, alpha=cfg.alpha, rank_dropout=cfg.dropout, target_modules=targets))
+    return peft.get_peft_model(
+        model, peft.LoHaConfig(r=cfg.r, alpha=cfg.alpha, rank_dropout=cfg.dropout, target_modules=targets)
+    )
 
 
 def apply_lokr(model: nn.Module, cfg: LycorisConfig, arch: Arch) -> nn.Module:
     targets = module_names_for_roles(model, arch, cfg.target_modules)
-    return peft.get_peft_model(model, peft.LoKrConfig(r=cfg.r, alpha=cfg.alpha, rank_dropout=cfg.dropout, target_modules=targets))
+    return peft.get_peft_model(
+        model, peft.LoKrConfig(r=cfg.r, alpha=cfg.alpha, rank_dropout=cfg.dropout, target_modules=targets)
+    )
 
 
 def merge(model: nn.Module) -> nn.Module:

@@ -32,8 +32,11 @@ class PrefixGroup(nn.Module):
         self.layers, self.length, self.width = layers, length, width
         if projection_hidden_size:  # Li & Liang's reparametrisation, as peft's: embedding -> tanh MLP -> all layers
             self.embedding = nn.Parameter(torch.randn(length, width))
-            self.mlp = nn.Sequential(nn.Linear(width, projection_hidden_size), nn.Tanh(),
-                                     nn.Linear(projection_hidden_size, layers * 2 * width))
+            self.mlp = nn.Sequential(
+                nn.Linear(width, projection_hidden_size),
+                nn.Tanh(),
+                nn.Linear(projection_hidden_size, layers * 2 * width),
+            )
         else:
             self.prefixes = nn.Parameter(torch.randn(layers, 2 * length, width))
 
@@ -55,8 +58,9 @@ def pad_front(scores: torch.Tensor | None, length: int) -> torch.Tensor | None:
     return None if scores is None else F.pad(scores, (length, 0))
 
 
-def prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, position_bias=None,
-                     **kwargs):
+def prefix_attention(
+    module, query, key, value, attention_mask, scaling=None, dropout=0.0, position_bias=None, **kwargs
+):
     """Eager attention over the module's prefixes (if it has them) and then its own keys and values;
     T5 passes its relative position bias, which the prefixes do not take."""
     slot = getattr(module, "prefix_slot", None)

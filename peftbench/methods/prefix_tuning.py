@@ -15,8 +15,13 @@ import torch.nn as nn
 from peftbench.methods import prefix_attention
 from peftbench.methods.modules import freeze_all
 from peftbench.methods.registry import Arch, Method, register_method
-from peftbench.methods.virtual_tokens import (PREFIX_MODEL_TYPES, peft_task_type, stored_after_reparametrisation,
-                                              virtual_token_limit, wrap_prompt_learning)
+from peftbench.methods.virtual_tokens import (
+    PREFIX_MODEL_TYPES,
+    peft_task_type,
+    stored_after_reparametrisation,
+    virtual_token_limit,
+    wrap_prompt_learning,
+)
 
 
 @dataclass
@@ -39,9 +44,12 @@ def apply_prefix_tuning(model: nn.Module, cfg: PrefixTuningConfig, arch: Arch) -
     if native(arch):
         freeze_all(model)
         return attach_native(model, cfg, arch)
-    peft_config = peft.PrefixTuningConfig(task_type=peft_task_type(arch), num_virtual_tokens=cfg.num_virtual_tokens,
-                                          prefix_projection=cfg.projection,
-                                          encoder_hidden_size=cfg.projection_hidden_size)
+    peft_config = peft.PrefixTuningConfig(
+        task_type=peft_task_type(arch),
+        num_virtual_tokens=cfg.num_virtual_tokens,
+        prefix_projection=cfg.projection,
+        encoder_hidden_size=cfg.projection_hidden_size,
+    )
     return wrap_prompt_learning(model, peft_config)
 
 
@@ -77,9 +85,27 @@ def apply_p_tuning_v2(model: nn.Module, cfg: PTuningV2Config, arch: Arch) -> nn.
     return apply_prefix_tuning(model, prefixes, arch)
 
 
-register_method(Method("prefix_tuning", PrefixTuningConfig, apply_prefix_tuning, family="additive",
-                       size_knob="num_virtual_tokens", size_knob_limit=virtual_token_limit,
-                       model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_prefixes))
-register_method(Method("p_tuning_v2", PTuningV2Config, apply_p_tuning_v2, family="additive",
-                       size_knob="num_virtual_tokens", size_knob_limit=virtual_token_limit,
-                       model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_prefixes))
+register_method(
+    Method(
+        "prefix_tuning",
+        PrefixTuningConfig,
+        apply_prefix_tuning,
+        family="additive",
+        size_knob="num_virtual_tokens",
+        size_knob_limit=virtual_token_limit,
+        model_types=PREFIX_MODEL_TYPES,
+        stored_parameters=stored_prefixes,
+    )
+)
+register_method(
+    Method(
+        "p_tuning_v2",
+        PTuningV2Config,
+        apply_p_tuning_v2,
+        family="additive",
+        size_knob="num_virtual_tokens",
+        size_knob_limit=virtual_token_limit,
+        model_types=PREFIX_MODEL_TYPES,
+        stored_parameters=stored_prefixes,
+    )
+)

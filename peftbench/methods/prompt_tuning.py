@@ -7,8 +7,12 @@ import peft
 import torch.nn as nn
 
 from peftbench.methods.registry import Arch, Method, register_method
-from peftbench.methods.virtual_tokens import (PROMPT_MODEL_TYPES, peft_task_type, virtual_token_limit,
-                                              wrap_prompt_learning)
+from peftbench.methods.virtual_tokens import (
+    PROMPT_MODEL_TYPES,
+    peft_task_type,
+    virtual_token_limit,
+    wrap_prompt_learning,
+)
 
 INITS = {"random": "RANDOM", "sample_vocab": "SAMPLE_VOCAB", "text": "TEXT"}
 
@@ -37,6 +41,14 @@ def apply_prompt_tuning(model: nn.Module, cfg: PromptTuningConfig, arch: Arch) -
     return wrap_prompt_learning(model, peft_config)
 
 
-register_method(Method("prompt_tuning", PromptTuningConfig, apply_prompt_tuning, family="additive",
-                       size_knob="num_virtual_tokens", size_knob_limit=virtual_token_limit,
-                       model_types=PROMPT_MODEL_TYPES))
+register_method(
+    Method(
+        "prompt_tuning",
+        PromptTuningConfig,
+        apply_prompt_tuning,
+        family="additive",
+        size_knob="num_virtual_tokens",
+        size_knob_limit=virtual_token_limit,
+        model_types=PROMPT_MODEL_TYPES,
+    )
+)

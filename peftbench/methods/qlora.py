@@ -20,9 +20,9 @@ COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 @dataclass
 class QLoraConfig(LoraConfig):
-    bits: int = 4                 # 4 (NF4/FP4) or 8 (LLM.int8)
-    quant_type: str = "nf4"       # 4-bit data type
-    double_quant: bool = True     # quantize the quantization constants too (about 0.4 bit per weight saved)
+    bits: int = 4  # 4 (NF4/FP4) or 8 (LLM.int8)
+    quant_type: str = "nf4"  # 4-bit data type
+    double_quant: bool = True  # quantize the quantization constants too (about 0.4 bit per weight saved)
     compute_dtype: str = "float32"  # dtype of the de-quantized matmuls: float32 | bfloat16
     target_modules: list[str] = field(default_factory=lambda: ["q", "k", "v", "attn_out", "ffn_in", "ffn_out"])
 
@@ -36,12 +36,20 @@ def quantization_options(cfg: QLoraConfig, arch: Arch) -> dict:
     if cfg.bits not in (4, 8):
         raise ValueError(f"QLoRA bits must be 4 or 8, not {cfg.bits}.")
     if cfg.quant_type not in QUANT_TYPES or cfg.compute_dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"QLoRA quant_type '{cfg.quant_type}' / compute_dtype '{cfg.compute_dtype}' unknown; "
-                         f"valid: {', '.join(QUANT_TYPES)} / {', '.join(COMPUTE_DTYPES)}.")
-    return {"quantization_config": BitsAndBytesConfig(
-        load_in_4bit=cfg.bits == 4, load_in_8bit=cfg.bits == 8, bnb_4bit_quant_type=cfg.quant_type,
-        bnb_4bit_use_double_quant=cfg.double_quant, bnb_4bit_compute_dtype=COMPUTE_DTYPES[cfg.compute_dtype],
-        llm_int8_skip_modules=list(arch.head))}  # the new head trains in full precision
+        raise ValueError(
+            f"QLoRA quant_type '{cfg.quant_type}' / compute_dtype '{cfg.compute_dtype}' unknown; "
+            f"valid: {', '.join(QUANT_TYPES)} / {', '.join(COMPUTE_DTYPES)}."
+        )
+    return {
+        "quantization_config": BitsAndBytesConfig(
+            load_in_4bit=cfg.bits == 4,
+            load_in_8bit=cfg.bits == 8,
+            bnb_4bit_quant_type=cfg.quant_type,
+            bnb_4bit_use_double_quant=cfg.double_quant,
+            bnb_4bit_compute_dtype=COMPUTE_DTYPES[cfg.compute_dtype],
+            llm_int8_skip_modules=list(arch.head),
+        )
+    }  # the new head trains in full precision
 
 
 # bitsandbytes, on a CPU with AVX512-BF16, repacks a 4-bit weight into a CPU layout the first time the
@@ -112,20 +120,38 @@ def quantization_report(model: nn.Module) -> dict:
     quantized = [p for p in model.parameters() if p.dtype in (torch.uint8, torch.int8)]
     quantized_bytes = sum(p.numel() * p.element_size() for p in quantized)
     unquantized_bytes = sum(4 * logical_numel(p) for p in quantized)  # the same weights in fp32
-    quantization = {"bits": 4 if config.load_in_4bit else 8,
-                    "skipped_modules": list(config.llm_int8_skip_modules or [])}
+    quantization = {
+        "bits": 4 if config.load_in_4bit else 8,
+        "skipped_modules": list(config.llm_int8_skip_modules or []),
+    }
     if config.load_in_4bit:  # the 4-bit options; 8-bit (LLM.int8) takes none of them
         layers = linear_4bit_layers(model)
-        quantization |= {"quant_type": config.bnb_4bit_quant_type, "double_quant": config.bnb_4bit_use_double_quant,
-                         "compute_dtype": str(config.bnb_4bit_compute_dtype),
-                         # layers whose inference may use bitsandbytes' CPU bf16 layout (AVX512-BF16 CPUs)
-                         "cpu_bf16_packed_layers": sum(layer.support_avx512bf16_for_cpu for layer in layers)}
-    return {"quantization": quantization,
-            "quantized_weights_bytes": quantized_bytes, "fp32_weights_bytes": unquantized_bytes,
-            "weight_memory_saved_bytes": unquantized_bytes - quantized_bytes}
+        quantization |= {
+            "quant_type": config.bnb_4bit_quant_type,
+            "double_quant": config.bnb_4bit_use_double_quant,
+            "compute_dtype": str(config.bnb_4bit_compute_dtype),
+            # layers whose inference may use bitsandbytes' CPU bf16 layout (AVX512-BF16 CPUs)
+            "cpu_bf16_packed_layers": sum(layer.support_avx512bf16_for_cpu for layer in layers),
+        }
+    return {
+        "quantization": quantization,
+        "quantized_weights_bytes": quantized_bytes,
+        "fp32_weights_bytes": unquantized_bytes,
+        "weight_memory_saved_bytes": unquantized_bytes - quantized_bytes,
+    }
 
 
 # Merging de-quantizes, adds the update and re-quantizes: lossy, and the run's merge check says by how much.
 for name, config_cls in (("qlora", QLoraConfig), ("qlora_8bit", QLora8bitConfig)):
-    register_method(Method(name, config_cls, apply_qlora, family="reparametrised", size_knob="r", merge=merge_qlora,
-                           load_options=quantization_options, report=quantization_report))
+    register_method(
+        Method(
+            name,
+            config_cls,
+            apply_qlora,
+            family="reparametrised",
+            size_knob="r",
+            merge=merge_qlora,
+            load_options=quantization_options,
+            report=quantization_report,
+        )
+    )

@@ -1,7 +1,8 @@
 """One registry of fine-tuning methods, filled by each method's module as it is imported."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Callable
+from typing import Any
 
 import torch.nn as nn
 
@@ -80,8 +81,10 @@ class Method:
 
     def check_model_type(self, model_type: str) -> None:
         if self.model_types is not None and model_type not in self.model_types:
-            raise ValueError(f"Method '{self.name}' cannot serve model type '{model_type}'; "
-                             f"it supports: {', '.join(self.model_types)}.")
+            raise ValueError(
+                f"Method '{self.name}' cannot serve model type '{model_type}'; "
+                f"it supports: {', '.join(self.model_types)}."
+            )
 
     def make_config(self, options: dict) -> Any:
         valid = [f.name for f in fields(self.config_cls)]

@@ -91,8 +91,10 @@ def base_parameters(model: nn.Module, arch: Arch, include: str) -> list[tuple[st
             seen.add(id(parameter))  # a tied weight is selected once
             found.append((name, module, attribute))
     if not found:
-        raise ValueError(f"No base parameter matches include='{include}'; names look like "
-                         f"'{next(n for n, _ in model.named_parameters())}'.")
+        raise ValueError(
+            f"No base parameter matches include='{include}'; names look like "
+            f"'{next(n for n, _ in model.named_parameters())}'."
+        )
     return found
 
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from peftbench.methods.adapters import (BottleneckAdapter, PfeifferConfig, Wrapper, features, place_adapters,
-                                        set_module)
+from peftbench.methods.adapters import BottleneckAdapter, PfeifferConfig, Wrapper, features, place_adapters, set_module
 from peftbench.methods.modules import freeze_all, module_names_for_roles
 from peftbench.methods.prefix_tuning import PrefixTuningConfig, add_prefixes, stored_prefixes
 from peftbench.methods.registry import Arch, Method, register_method
@@ -27,15 +26,15 @@ PARTS = ("adapter", "prefix", "lora")
 
 @dataclass
 class UniPeltConfig:
-    parts: tuple = PARTS            # UniPELT (APL); [adapter, prefix] is the paper's UniPELT (AP)
-    gates: bool = True              # false: the NoGate ablation
+    parts: tuple = PARTS  # UniPELT (APL); [adapter, prefix] is the paper's UniPELT (AP)
+    gates: bool = True  # false: the NoGate ablation
     lora_r: int = 8
-    lora_alpha: float = 16.0        # the LoRA update is scaled by alpha / r (and by its gate)
+    lora_alpha: float = 16.0  # the LoRA update is scaled by alpha / r (and by its gate)
     lora_roles: tuple = ("q", "v")  # projections that get LoRA, by architecture role
-    prefix_length: int = 10         # virtual key/value tokens at every attention layer
+    prefix_length: int = 10  # virtual key/value tokens at every attention layer
     prefix_projection: bool = True  # train the prefixes through an MLP (dropped after training)
     projection_hidden_size: int = 512
-    bottleneck: int = 48            # the FFN adapter's m (the paper: 768 / 16 on BERT-base)
+    bottleneck: int = 48  # the FFN adapter's m (the paper: 768 / 16 on BERT-base)
     non_linearity: str = "relu"
 
 
@@ -141,8 +140,9 @@ def attention_modules(model: nn.Module, arch: Arch) -> list[tuple[nn.Module, int
     attentions = [(model.get_submodule(parent), features(query, "in")) for parent, query in queries.items()]
     for attention, _ in attentions:
         if getattr(attention, "layer_idx", None) is None:
-            raise ValueError(f"UniPELT's prefix gate needs the attention's layer index; "
-                             f"{type(attention).__name__} has none.")
+            raise ValueError(
+                f"UniPELT's prefix gate needs the attention's layer index; {type(attention).__name__} has none."
+            )
     return attentions
 
 
@@ -152,8 +152,12 @@ def apply_unipelt(model: nn.Module, cfg: UniPeltConfig, arch: Arch) -> nn.Module
         raise ValueError(f"Unknown UniPELT part(s) {', '.join(unknown) or '(none)'}; valid: {', '.join(PARTS)}.")
     freeze_all(model)
     if "adapter" in cfg.parts:
-        place_adapters(model, PfeifferConfig(bottleneck=cfg.bottleneck, non_linearity=cfg.non_linearity), arch,
-                       lambda width, m: GatedAdapter(BottleneckAdapter(width, m, cfg.non_linearity, 1.0), cfg.gates))
+        place_adapters(
+            model,
+            PfeifferConfig(bottleneck=cfg.bottleneck, non_linearity=cfg.non_linearity),
+            arch,
+            lambda width, m: GatedAdapter(BottleneckAdapter(width, m, cfg.non_linearity, 1.0), cfg.gates),
+        )
     if "lora" in cfg.parts:
         for name in module_names_for_roles(model, arch, cfg.lora_roles):
             set_module(model, name, GatedLoRA(model.get_submodule(name), cfg.lora_r, cfg.lora_alpha, cfg.gates))
@@ -163,8 +167,11 @@ def apply_unipelt(model: nn.Module, cfg: UniPeltConfig, arch: Arch) -> nn.Module
         for attention, width in attention_modules(model, arch):
             attention.prefix_gate = Gate(width).to(next(attention.parameters()).device)
             attention.register_forward_pre_hook(gate_prefix_hook, with_kwargs=True)
-    prefixes = PrefixTuningConfig(num_virtual_tokens=cfg.prefix_length, projection=cfg.prefix_projection,
-                                  projection_hidden_size=cfg.projection_hidden_size)
+    prefixes = PrefixTuningConfig(
+        num_virtual_tokens=cfg.prefix_length,
+        projection=cfg.prefix_projection,
+        projection_hidden_size=cfg.projection_hidden_size,
+    )
     return add_prefixes(model, prefixes, arch)
 
 
@@ -182,10 +189,24 @@ def gate_values(model: nn.Module) -> dict:
     for part, values in gates.items():
         seen = [v for v in values.values() if v is not None]
         means[part] = sum(seen) / len(seen) if seen else None
-    return {"gated": any(gates.values()), "mean_gate": means, "gates": {part: v for part, v in gates.items() if v},
-            "measured_on": "the final evaluation pass"}
+    return {
+        "gated": any(gates.values()),
+        "mean_gate": means,
+        "gates": {part: v for part, v in gates.items() if v},
+        "measured_on": "the final evaluation pass",
+    }
 
 
 for name, config_cls in (("unipelt", UniPeltConfig), ("unipelt_nogate", UniPeltNoGateConfig)):
-    register_method(Method(name, config_cls, apply_unipelt, family="hybrid", size_knob="bottleneck",
-                           model_types=PREFIX_MODEL_TYPES, stored_parameters=stored_prefixes, report=gate_values))
+    register_method(
+        Method(
+            name,
+            config_cls,
+            apply_unipelt,
+            family="hybrid",
+            size_knob="bottleneck",
+            model_types=PREFIX_MODEL_TYPES,
+            stored_parameters=stored_prefixes,
+            report=gate_values,
+        )
+    )

@@ -15,13 +15,18 @@ class VeraConfig:
     r: int = 256
     dropout: float = 0.0
     target_modules: list[str] = field(default_factory=lambda: ["q", "v"])
-    projection_seed: int = 0   # the frozen shared projections are regenerated from this
+    projection_seed: int = 0  # the frozen shared projections are regenerated from this
 
 
 def apply_vera(model: nn.Module, cfg: VeraConfig, arch: Arch) -> nn.Module:
     targets = module_names_for_roles(model, arch, cfg.target_modules)
-    peft_config = peft.VeraConfig(r=cfg.r, vera_dropout=cfg.dropout, target_modules=targets,
-                                  projection_prng_key=cfg.projection_seed, save_projection=False)
+    peft_config = peft.VeraConfig(
+        r=cfg.r,
+        vera_dropout=cfg.dropout,
+        target_modules=targets,
+        projection_prng_key=cfg.projection_seed,
+        save_projection=False,
+    )
     return peft.get_peft_model(model, peft_config)
 
 

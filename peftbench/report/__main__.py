@@ -17,8 +17,14 @@ from peftbench.report.specs import SPECS
 from peftbench.report.tables import BuiltTable, build
 from peftbench.report.wandb_log import WANDB_SOURCE, log_report, read_wandb_records
 
-DEFAULTS = {"results_dir": "results", "out_dir": "results/reports", "model": "minilm_l6", "task": "rte",
-            "wandb": "none", "wandb_project": "peftbench"}
+DEFAULTS = {
+    "results_dir": "results",
+    "out_dir": "results/reports",
+    "model": "minilm_l6",
+    "task": "rte",
+    "wandb": "none",
+    "wandb_project": "peftbench",
+}
 WANDB_MODES = ("none", "offline", "online", "auto")
 
 
@@ -76,8 +82,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
     source = args["results_dir"]
     if not source.startswith(WANDB_SOURCE) and not Path(source).is_dir():
-        print(f"error: results_dir '{source}' is not a folder; give the folder the runs wrote their records to "
-              f"(results_dir=results by default).", file=sys.stderr)
+        print(
+            f"error: results_dir '{source}' is not a folder; give the folder the runs wrote their records to "
+            f"(results_dir=results by default).",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     records = load_records(source)
     print(found_text(records, source), file=sys.stderr)
@@ -93,8 +102,13 @@ def main(argv: list[str] | None = None) -> None:
     for path in [*written, *plots, index]:
         print(path)
     if args["wandb"] != "none":
-        run_dir = log_report(tables, plots, args["wandb_project"], args["wandb"],
-                             config={"model": args["model"], "task": args["task"], "source": args["results_dir"]})
+        run_dir = log_report(
+            tables,
+            plots,
+            args["wandb_project"],
+            args["wandb"],
+            config={"model": args["model"], "task": args["task"], "source": args["results_dir"]},
+        )
         print(run_dir)
 
 

@@ -28,8 +28,15 @@ def lookup(config: dict, dotted: str):
 
 def matching(records: list[dict], method: str, task: str, model: str, where: dict) -> list[dict]:
     """ok records of one method on one task and model whose config has the `where` values."""
-    return [r for r in records if r["status"] == "ok" and r["run"]["method"] == method and r["run"]["task"] == task
-            and r["run"]["model"] == model and all(lookup(r["config"], k) == v for k, v in where.items())]
+    return [
+        r
+        for r in records
+        if r["status"] == "ok"
+        and r["run"]["method"] == method
+        and r["run"]["task"] == task
+        and r["run"]["model"] == model
+        and all(lookup(r["config"], k) == v for k, v in where.items())
+    ]
 
 
 def cell(values: list[float]) -> Cell | None:
@@ -68,8 +75,10 @@ def varying_labels(options_by_key: dict[str, dict]) -> dict[str, str]:
     """setting key -> the options that differ between these settings ("r=4, task.max_train_samples=300")."""
     names = sorted({name for options in options_by_key.values() for name in options})
     varying = [n for n in names if len({json.dumps(o.get(n), default=str) for o in options_by_key.values()}) > 1]
-    return {key: ", ".join(option_text(n, options[n]) for n in varying if options.get(n) is not None)
-            for key, options in options_by_key.items()}
+    return {
+        key: ", ".join(option_text(n, options[n]) for n in varying if options.get(n) is not None)
+        for key, options in options_by_key.items()
+    }
 
 
 def method_families(records: list[dict]) -> dict[str, str]:

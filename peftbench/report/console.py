@@ -18,22 +18,23 @@ def print_run_summary(record: dict) -> None:
     for name, value in metrics["best"].items():
         table.add_row(f"{name} (best, epoch {metrics['best_epoch']})", f"{value:.4f}")
     table.add_row("trainable parameters", f"{params['trainable']:,} ({100 * params['trainable_share']:.3f}%)")
-    table.add_row("  added / unfrozen / head",
-                  f"{params['added']:,} / {params['unfrozen']:,} / {params['head']:,}")
+    table.add_row("  added / unfrozen / head", f"{params['added']:,} / {params['unfrozen']:,} / {params['head']:,}")
     table.add_row("total parameters", f"{params['total']:,}")
     table.add_row(f"peak train memory ({memory['kind']})", f"{memory['peak_train_bytes'] / MIB:,.1f} MiB")
     parts = " / ".join(f"{memory['breakdown'][part] / MIB:,.1f}" for part in BREAKDOWN_PARTS)
     table.add_row("  weights / grads / optimizer / other", f"{parts} MiB")
-    rates = (f"{throughput['samples_per_second']:.1f} samples/s, "
-             f"{throughput['tokens_per_second']:,.0f} tokens/s")
+    rates = f"{throughput['samples_per_second']:.1f} samples/s, {throughput['tokens_per_second']:,.0f} tokens/s"
     table.add_row("median step time", f"{1000 * throughput['median_step_seconds']:.1f} ms ({rates})")
     base, with_method, merged = latency["base"], latency["method"], latency["merged"]
     shape = f"batch {latency['batch_size']} x {latency['seq_length']}"
     table.add_row(f"latency base ({shape})", f"{base['median_ms']:.2f} ms (p90 {base['p90_ms']:.2f})")
     table.add_row("latency with method", f"{with_method['median_ms']:.2f} ms ({with_method['overhead_pct']:+.1f}%)")
     if merged:
-        table.add_row("latency merged", f"{merged['median_ms']:.2f} ms ({merged['overhead_pct']:+.1f}%)"
-                      f", max diff {latency['merge_check']['max_abs_diff']:.1e}")
+        table.add_row(
+            "latency merged",
+            f"{merged['median_ms']:.2f} ms ({merged['overhead_pct']:+.1f}%)"
+            f", max diff {latency['merge_check']['max_abs_diff']:.1e}",
+        )
     table.add_row("checkpoint", f"{record['checkpoint']['bytes'] / MIB:,.3f} MiB")
     table.add_row("train time", f"{timing['train_seconds']:.1f} s over {timing['train_steps']} steps")
     table.add_row("wall time", f"{timing['wall_seconds']:.1f} s")

@@ -43,8 +43,14 @@ def plot_lines(paths: list[Path], start: Path) -> list[str]:
     for png in sorted((path for path in paths if path.suffix == ".png"), key=lambda p: (p.stem, str(p))):
         svg = svgs.get(png.with_suffix(""))
         vector = f" ([svg]({relative(svg, start)}))" if svg else ""
-        lines += [f"#### {png.stem}", "", f"{describe(png.stem)}{vector}".strip(), "",
-                  f"![{png.stem}]({relative(png, start)})", ""]
+        lines += [
+            f"#### {png.stem}",
+            "",
+            f"{describe(png.stem)}{vector}".strip(),
+            "",
+            f"![{png.stem}]({relative(png, start)})",
+            "",
+        ]
     return lines
 
 
@@ -53,8 +59,14 @@ def write_index(results_dir: Path, written_paths: list[Path]) -> Path:
     results_dir = Path(results_dir)
     paths = [Path(p) for p in written_paths]
     tables, plots = table_lines(paths, results_dir), plot_lines(paths, results_dir)
-    lines = [INTRODUCTION.rstrip("\n"), "", GENERATED_HEADING, "",
-             "Written by `python -m peftbench.report` from the records; rewritten on every run.", ""]
+    lines = [
+        INTRODUCTION.rstrip("\n"),
+        "",
+        GENERATED_HEADING,
+        "",
+        "Written by `python -m peftbench.report` from the records; rewritten on every run.",
+        "",
+    ]
     lines += ["### Tables", "", *(tables or ["(none)"]), ""]
     lines += ["### Plots", "", *(plots or ["(none)", ""])]
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -14,15 +14,27 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from peftbench.fields import Field, final_metric, record_field
-from peftbench.report.aggregate import (Cell, cell, lookup, method_families, setting_key, setting_options,
-                                        varying_labels)
+from peftbench.report.aggregate import (
+    Cell,
+    cell,
+    lookup,
+    method_families,
+    setting_key,
+    setting_options,
+    varying_labels,
+)
 
 PNG_DPI = 150
 STYLE = {"svg.hashsalt": "peftbench", "svg.fonttype": "path", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
 FILE_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 # Fixed per family, so that a method registered later moves no point of an old plot.
-FAMILY_COLOURS = {"baseline": "#4d4d4d", "additive": "#1f77b4", "selective": "#2ca02c", "reparametrised": "#d62728",
-                  "hybrid": "#9467bd"}
+FAMILY_COLOURS = {
+    "baseline": "#4d4d4d",
+    "additive": "#1f77b4",
+    "selective": "#2ca02c",
+    "reparametrised": "#d62728",
+    "hybrid": "#9467bd",
+}
 UNKNOWN_COLOUR = "#bbbbbb"  # a family without a colour here, or none recorded
 MARKERS = "osD^v<>pP*Xh"
 LINE_STYLES = ("-", "--", "-.", ":")
@@ -44,7 +56,7 @@ BUDGET_AXIS = Cost(record_field("budget.achieved_params"), log=True)
 
 CAPTIONS = {
     "pareto": "Main metric against each cost, one point per method and setting (mean ± std over seeds); "
-              "circled points joined by the dashed line are Pareto-optimal.",
+    "circled points joined by the dashed line are Pareto-optimal.",
     "budget": "Main metric against the achieved trainable parameters under matched budgets, one line per method.",
     "lora_heatmap": "LoRA: main metric (mean over seeds) per rank and adapted weight types; blank: not run.",
 }
@@ -78,23 +90,28 @@ def pareto_front(points: list[tuple[float, float]], maximize_metric: bool, minim
     on one), ordered by cost then index. Equal points do not dominate each other."""
     cost_sign, metric_sign = (1 if minimize_cost else -1), (-1 if maximize_metric else 1)
     keys = [(cost_sign * c, metric_sign * m) for c, m in points]  # both: lower is better
-    front = [i for i, key in enumerate(keys)
-             if not any(other[0] <= key[0] and other[1] <= key[1] and other != key for other in keys)]
+    front = [
+        i
+        for i, key in enumerate(keys)
+        if not any(other[0] <= key[0] and other[1] <= key[1] and other != key for other in keys)
+    ]
     return sorted(front, key=lambda i: (points[i][0], i))
 
 
 def runs_of(records: list[dict], task: str, model: str) -> list[dict]:
     """ok runs of one task and model, in a fixed order."""
     runs = [r for r in records if r.get("status") == "ok" and r["run"]["task"] == task and r["run"]["model"] == model]
-    return sorted(runs, key=lambda r: (r["run"]["method"], setting_key(r), str(r["run"].get("seed")),
-                                       r["run"].get("id", "")))
+    return sorted(
+        runs, key=lambda r: (r["run"]["method"], setting_key(r), str(r["run"].get("seed")), r["run"].get("id", ""))
+    )
 
 
 def main_metric(runs: list[dict]) -> str | None:
     names = sorted({lookup(r, "metrics.main_metric") for r in runs} - {None})
     if len(names) > 1:
-        raise ValueError(f"The records of one task name different main metrics ({', '.join(names)}); "
-                         f"a plot needs one.")
+        raise ValueError(
+            f"The records of one task name different main metrics ({', '.join(names)}); a plot needs one."
+        )
     return names[0] if names else None
 
 
@@ -103,8 +120,11 @@ def setting_labels(runs: list[dict]) -> dict[tuple[str, str], str]:
     settings = {}
     for r in runs:
         settings.setdefault(r["run"]["method"], {})[setting_key(r)] = setting_options(r)
-    return {(method, key): label for method, options_by_key in settings.items()
-            for key, label in varying_labels(options_by_key).items()}
+    return {
+        (method, key): label
+        for method, options_by_key in settings.items()
+        for key, label in varying_labels(options_by_key).items()
+    }
 
 
 def points(runs: list[dict], metric: str, cost: Cost) -> list[Point]:
@@ -115,8 +135,10 @@ def points(runs: list[dict], metric: str, cost: Cost) -> list[Point]:
         if value is not None and spent is not None:
             groups.setdefault((r["run"]["method"], setting_key(r)), []).append((spent * cost.field.scale, value))
     labels = setting_labels(runs)
-    return [Point(method, labels[(method, key)], cell([c for c, _ in pairs]), cell([m for _, m in pairs]))
-            for (method, key), pairs in sorted(groups.items())]
+    return [
+        Point(method, labels[(method, key)], cell([c for c, _ in pairs]), cell([m for _, m in pairs]))
+        for (method, key), pairs in sorted(groups.items())
+    ]
 
 
 def method_styles(runs: list[dict]) -> dict[str, dict]:
@@ -126,16 +148,29 @@ def method_styles(runs: list[dict]) -> dict[str, dict]:
     styles = {}
     for method, family in families.items():
         kin = [name for name, other in families.items() if other == family]  # sorted, as `families` is
-        styles[method] = {"color": FAMILY_COLOURS.get(family, UNKNOWN_COLOUR),
-                          "marker": MARKERS[kin.index(method) % len(MARKERS)], "label": f"{method} ({family})"}
+        styles[method] = {
+            "color": FAMILY_COLOURS.get(family, UNKNOWN_COLOUR),
+            "marker": MARKERS[kin.index(method) % len(MARKERS)],
+            "label": f"{method} ({family})",
+        }
     return styles
 
 
 def legend_handles(methods: list[str], styles: dict[str, dict], with_front: bool) -> list[Line2D]:
     handles = [Line2D([], [], linestyle="none", **styles[m]) for m in sorted(set(methods))]
     if with_front:
-        handles.append(Line2D([], [], color="black", linestyle="--", marker="o", markersize=10, markerfacecolor="none",
-                              label="Pareto-optimal"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="black",
+                linestyle="--",
+                marker="o",
+                markersize=10,
+                markerfacecolor="none",
+                label="Pareto-optimal",
+            )
+        )
     return handles
 
 
@@ -146,13 +181,23 @@ def direction_text(higher_is_better: bool) -> str:
 def draw_pareto_panel(axes, panel: list[Point], cost: Cost, maximize_metric: bool, styles: dict[str, dict]) -> None:
     for p in panel:
         style = styles[p.method]
-        axes.errorbar(p.cost.mean, p.metric.mean, xerr=p.cost.std, yerr=p.metric.std, fmt=style["marker"],
-                      color=style["color"], capsize=2, markersize=5)
+        axes.errorbar(
+            p.cost.mean,
+            p.metric.mean,
+            xerr=p.cost.std,
+            yerr=p.metric.std,
+            fmt=style["marker"],
+            color=style["color"],
+            capsize=2,
+            markersize=5,
+        )
         if p.setting:
-            axes.annotate(p.setting, (p.cost.mean, p.metric.mean), xytext=(4, 4), textcoords="offset points",
-                          fontsize=6)
-    front_indices = pareto_front([(p.cost.mean, p.metric.mean) for p in panel], maximize_metric,
-                                 not cost.field.higher_is_better)
+            axes.annotate(
+                p.setting, (p.cost.mean, p.metric.mean), xytext=(4, 4), textcoords="offset points", fontsize=6
+            )
+    front_indices = pareto_front(
+        [(p.cost.mean, p.metric.mean) for p in panel], maximize_metric, not cost.field.higher_is_better
+    )
     front = [panel[i] for i in front_indices]
     xs, ys = [p.cost.mean for p in front], [p.metric.mean for p in front]
     axes.plot(xs, ys, color="black", linestyle="--", linewidth=0.8, zorder=0)
@@ -181,8 +226,9 @@ def pareto_figure(records: list[dict], task: str, model: str) -> Figure | None:
     all_axes[0].set_ylabel(f"{metric}, final epoch, mean ± std over seeds\n({direction_text(maximize)})")
     figure.suptitle(f"{task} / {model}: {metric} against cost")
     methods = [p.method for panel in panels.values() for p in panel]
-    figure.legend(handles=legend_handles(methods, styles, with_front=True), loc="outside lower center", ncols=4,
-                  fontsize=7)
+    figure.legend(
+        handles=legend_handles(methods, styles, with_front=True), loc="outside lower center", ncols=4, fontsize=7
+    )
     return figure
 
 
@@ -206,13 +252,22 @@ def budget_figure(records: list[dict], task: str, model: str) -> Figure | None:
         xs = sorted(by_params)
         cells = [cell(by_params[x]) for x in xs]
         style = styles[method]  # methods of one family share a colour: the line style tells them apart too
-        axes.errorbar(xs, [c.mean for c in cells], yerr=[c.std or 0.0 for c in cells], fmt=style["marker"],
-                      linestyle=LINE_STYLES[index % len(LINE_STYLES)], color=style["color"], capsize=2, markersize=5,
-                      label=style["label"])
+        axes.errorbar(
+            xs,
+            [c.mean for c in cells],
+            yerr=[c.std or 0.0 for c in cells],
+            fmt=style["marker"],
+            linestyle=LINE_STYLES[index % len(LINE_STYLES)],
+            color=style["color"],
+            capsize=2,
+            markersize=5,
+            label=style["label"],
+        )
     axes.set_xscale("log")
     axes.set_xlabel(axis_label(BUDGET_AXIS))
-    axes.set_ylabel(f"{metric}, final epoch, mean ± std over seeds\n"
-                    f"({direction_text(final_metric(metric).higher_is_better)})")
+    axes.set_ylabel(
+        f"{metric}, final epoch, mean ± std over seeds\n({direction_text(final_metric(metric).higher_is_better)})"
+    )
     axes.set_title(f"{task} / {model}: {metric} under matched parameter budgets")
     axes.legend(fontsize=7)
     return figure
@@ -224,12 +279,18 @@ def weight_types(target_modules) -> str:
     return str(target_modules)
 
 
-def lora_grid(records: list[dict], task: str,
-              model: str) -> tuple[list[int], list[str], np.ndarray, np.ndarray, str | None]:
+def lora_grid(
+    records: list[dict], task: str, model: str
+) -> tuple[list[int], list[str], np.ndarray, np.ndarray, str | None]:
     """LoRA runs' ranks (sorted), weight types (sorted by count, then name), mean metric and run counts per
     cell (NaN, 0 where nothing ran), and the metric."""
-    runs = [r for r in runs_of(records, task, model) if r["run"]["method"] == "lora"
-            and lookup(r, "config.method.r") is not None and lookup(r, "config.method.target_modules") is not None]
+    runs = [
+        r
+        for r in runs_of(records, task, model)
+        if r["run"]["method"] == "lora"
+        and lookup(r, "config.method.r") is not None
+        and lookup(r, "config.method.target_modules") is not None
+    ]
     metric = main_metric(runs)
     values = {}
     for r in runs:
@@ -264,8 +325,15 @@ def lora_heatmap_figure(records: list[dict], task: str, model: str) -> Figure | 
     for (row, column), mean in np.ndenumerate(means):
         if not np.isnan(mean):
             upper_half = high > low and (mean - low) / (high - low) > 0.5  # viridis is bright at its top end
-            axes.text(column, row, f"{mean:.3f}\nn={counts[row, column]}", ha="center", va="center", fontsize=7,
-                      color="black" if upper_half == higher else "white")
+            axes.text(
+                column,
+                row,
+                f"{mean:.3f}\nn={counts[row, column]}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if upper_half == higher else "white",
+            )
     figure.colorbar(image, ax=axes, label=f"{metric}, final epoch ({direction_text(higher)})")
     axes.set_title(f"{task} / {model}: LoRA rank x weight types")
     return figure

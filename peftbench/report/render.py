@@ -27,7 +27,11 @@ def same_setting(table: BuiltTable) -> bool:
 
 
 def sides(column, with_difference: bool) -> list[str]:
-    present = (("paper", column.published), ("ours", column.ours), ("Δ", with_difference and column.published and column.ours))
+    present = (
+        ("paper", column.published),
+        ("ours", column.ours),
+        ("Δ", with_difference and column.published and column.ours),
+    )
     return [side for side, shown in present if shown]
 
 
@@ -60,10 +64,13 @@ def grid(table: BuiltTable, emphasis) -> list[list[str]]:
 
 def caption(table: BuiltTable) -> str:
     task = f" on {table.spec.task}" if table.spec.task else ""
-    return (f"{table.spec.title}. Paper: {table.spec.paper_setting}. Ours: {table.model}{task}, final epoch, "
-            f"mean ± std over seeds (n runs). {MISSING}: no number. Bold: our best per column; †: not significantly "
-            f"different from it (paired bootstrap over evaluation examples where predictions are recorded, "
-            f"else Welch's t over seeds; p >= 0.05)" + (". Δ: ours minus paper, the same model." if same_setting(table) else "."))
+    return (
+        f"{table.spec.title}. Paper: {table.spec.paper_setting}. Ours: {table.model}{task}, final epoch, "
+        f"mean ± std over seeds (n runs). {MISSING}: no number. Bold: our best per column; †: not significantly "
+        f"different from it (paired bootstrap over evaluation examples where predictions are recorded, "
+        f"else Welch's t over seeds; p >= 0.05)"
+        + (". Δ: ours minus paper, the same model." if same_setting(table) else ".")
+    )
 
 
 def to_markdown(table: BuiltTable) -> str:
@@ -74,12 +81,22 @@ def to_markdown(table: BuiltTable) -> str:
 
 def to_latex(table: BuiltTable) -> str:
     def escape(text: str) -> str:
-        return text.replace("±", r"$\pm$").replace("–", "--").replace("_", r"\_").replace("†", r"$^\dagger$").replace("%", r"\%")
+        return (
+            text.replace("±", r"$\pm$")
+            .replace("–", "--")
+            .replace("_", r"\_")
+            .replace("†", r"$^\dagger$")
+            .replace("%", r"\%")
+        )
 
     rows = grid(table, lambda text: rf"\textbf{{{text}}}")
     body = "\n".join(" & ".join(escape(cell) for cell in row) + r" \\" for row in rows[1:])
-    return (f"\\begin{{table}}\n\\caption{{{escape(caption(table))}}}\n\\begin{{tabular}}{{l{'r' * (len(rows[0]) - 1)}}}\n"
-            f"\\toprule\n{' & '.join(escape(c) for c in rows[0])} \\\\\n\\midrule\n{body}\n\\bottomrule\n\\end{{tabular}}\n\\end{{table}}\n")
+    return (
+        f"\\begin{{table}}\n\\caption{{{escape(caption(table))}}}\n"
+        f"\\begin{{tabular}}{{l{'r' * (len(rows[0]) - 1)}}}\n"
+        f"\\toprule\n{' & '.join(escape(c) for c in rows[0])} \\\\\n\\midrule\n{body}\n"
+        f"\\bottomrule\n\\end{{tabular}}\n\\end{{table}}\n"
+    )
 
 
 def to_html(table: BuiltTable) -> str:
@@ -93,15 +110,26 @@ def to_html(table: BuiltTable) -> str:
 def to_csv(table: BuiltTable) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["method", "column", "paper", "ours_mean", "ours_std", "ours_n", "best", "indistinguishable_from_best", "test"])
+    writer.writerow(
+        ["method", "column", "paper", "ours_mean", "ours_std", "ours_n", "best", "indistinguishable_from_best", "test"]
+    )
     for row in table.rows:
         for column in table.spec.columns:
             entry = table.entries[(row.label, column.label)]
             ours = entry.ours
-            writer.writerow([row.label, column.label, "" if entry.paper is None else entry.paper,
-                             "" if ours is None else ours.mean, "" if ours is None or ours.std is None else ours.std,
-                             0 if ours is None else ours.n, table.best.get(column.label) == row.label,
-                             entry.indistinguishable_from_best, entry.test or ""])
+            writer.writerow(
+                [
+                    row.label,
+                    column.label,
+                    "" if entry.paper is None else entry.paper,
+                    "" if ours is None else ours.mean,
+                    "" if ours is None or ours.std is None else ours.std,
+                    0 if ours is None else ours.n,
+                    table.best.get(column.label) == row.label,
+                    entry.indistinguishable_from_best,
+                    entry.test or "",
+                ]
+            )
     return out.getvalue()
 
 

@@ -15,8 +15,16 @@ from scipy import stats
 
 from peftbench.fields import final_metric, metric_of, record_field
 from peftbench.metrics import METRICS
-from peftbench.report.aggregate import (Cell, cell, lookup, matching, method_families, setting_key, setting_options,
-                                        varying_labels)
+from peftbench.report.aggregate import (
+    Cell,
+    cell,
+    lookup,
+    matching,
+    method_families,
+    setting_key,
+    setting_options,
+    varying_labels,
+)
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent.parent / "reference"
 SIGNIFICANCE_LEVEL = 0.05
@@ -186,8 +194,12 @@ def build(spec: TableSpec, records: list[dict], model: str) -> BuiltTable:
             close, test = False, None
             if leader is not None and row.label != leader and values[row.label]:
                 bootstrap = paired_bootstrap_not_worse(runs[leader], runs[row.label], metric) if metric else None
-                close, test = (bootstrap, "bootstrap") if bootstrap is not None else (
-                    welch_not_worse(values[leader], values[row.label]), "welch")
-            entries[(row.label, column.label)] = Entry(published_value(reference, row.published, column.published),
-                                                       cell(values[row.label]), close, test)
+                close, test = (
+                    (bootstrap, "bootstrap")
+                    if bootstrap is not None
+                    else (welch_not_worse(values[leader], values[row.label]), "welch")
+                )
+            entries[(row.label, column.label)] = Entry(
+                published_value(reference, row.published, column.published), cell(values[row.label]), close, test
+            )
     return BuiltTable(spec, model, entries, best, rows)

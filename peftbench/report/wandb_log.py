@@ -7,8 +7,7 @@ from pathlib import Path
 from peftbench.methods import METHODS
 from peftbench.report.plots import describe
 from peftbench.report.render import grid
-from peftbench.tracking import SUMMARY_SECTIONS
-from peftbench.tracking import wandb_mode
+from peftbench.tracking import SUMMARY_SECTIONS, wandb_mode
 
 WANDB_SOURCE = "wandb:"  # results_dir=wandb:<entity>/<project> reads records from W&B
 
@@ -18,8 +17,14 @@ def log_report(tables: dict, plot_paths: list[Path], project: str, mode: str, co
     each PNG as a wandb.Image. mode: offline | online | auto. Returns the run's local directory."""
     import wandb  # imported here: slow, and unused without W&B
 
-    run = wandb.init(project=project, job_type="report", mode=wandb_mode(mode), config=config or {},
-                     settings=wandb.Settings(x_disable_stats=True, console="off"), reinit="finish_previous")
+    run = wandb.init(
+        project=project,
+        job_type="report",
+        mode=wandb_mode(mode),
+        config=config or {},
+        settings=wandb.Settings(x_disable_stats=True, console="off"),
+        reinit="finish_previous",
+    )
     try:
         logged = {}
         for name, table in sorted(tables.items()):
@@ -52,9 +57,15 @@ def budget_of(config: dict, params: dict) -> dict | None:
         return None
     method = config["method"]["name"]
     knob = METHODS[method].size_knob if method in METHODS else None
-    return {"name": budget.get("name"), "target_params": budget.get("params"), "target_share": budget.get("share"),
-            "knob": knob, "value": config["method"].get(knob) if knob else None,
-            "achieved_params": params.get("trainable"), "achieved_share": params.get("trainable_share")}
+    return {
+        "name": budget.get("name"),
+        "target_params": budget.get("params"),
+        "target_share": budget.get("share"),
+        "knob": knob,
+        "value": config["method"].get(knob) if knob else None,
+        "achieved_params": params.get("trainable"),
+        "achieved_share": params.get("trainable_share"),
+    }
 
 
 def group_name(config: dict, group: str) -> str | None:
@@ -77,13 +88,22 @@ def record_from_run(run) -> dict | None:
     state = {"finished": "ok", "running": "running"}.get(run.state, "failed")
     return {
         "status": state,
-        "run": {"id": run.name, "task": task, "model": model, "method": method, "method_family": family,
-                "seed": config.get("seed"), "config_hash": summary.get("config_hash"),
-                "wandb_path": "/".join(run.path)},
+        "run": {
+            "id": run.name,
+            "task": task,
+            "model": model,
+            "method": method,
+            "method_family": family,
+            "seed": config.get("seed"),
+            "config_hash": summary.get("config_hash"),
+            "wandb_path": "/".join(run.path),
+        },
         "config": config,
-        "metrics": {"main_metric": config["task"].get("main_metric"),
-                    "final": {k.split("/", 1)[1]: v for k, v in summary.items() if k.startswith("final/")},
-                    "best": {k.split("/", 1)[1]: v for k, v in summary.items() if k.startswith("best/")}},
+        "metrics": {
+            "main_metric": config["task"].get("main_metric"),
+            "final": {k.split("/", 1)[1]: v for k, v in summary.items() if k.startswith("final/")},
+            "best": {k.split("/", 1)[1]: v for k, v in summary.items() if k.startswith("best/")},
+        },
         **sections,
         "budget": budget_of(config, sections.get("params", {})),
     }
@@ -93,5 +113,7 @@ def read_wandb_records(api, project_path: str) -> list[dict]:
     """Records of the runs in <entity>/<project>, through a wandb.Api() (or anything with its `runs`)."""
     found = (record_from_run(run) for run in api.runs(project_path))
     records = [r for r in found if r is not None]
-    return sorted(records, key=lambda r: (r["run"]["task"], r["run"]["model"], r["run"]["method"],
-                                          str(r["run"]["seed"]), r["run"]["id"]))
+    return sorted(
+        records,
+        key=lambda r: (r["run"]["task"], r["run"]["model"], r["run"]["method"], str(r["run"]["seed"]), r["run"]["id"]),
+    )

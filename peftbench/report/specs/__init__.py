@@ -11,9 +11,25 @@ from peftbench.report.specs.peft_readme import PEFT_README_MEMORY
 from peftbench.report.specs.qlora import QLORA_TABLE3, QLORA_TABLE4
 from peftbench.report.specs.unipelt import UNIPELT_TABLE1, UNIPELT_TABLE3, UNIPELT_TABLE4
 
-SPECS = {spec.name: spec for spec in (
-    LORA_TABLE2, UNIPELT_TABLE4, METHODS_MEASURED, LORA_TABLE4, LORA_TABLE5, LORA_TABLE6, ADALORA_TABLE1,
-    UNIPELT_TABLE1, UNIPELT_TABLE3, HE2022_TABLE2, HE2022_TABLE6, LESTER_TABLE4, PEFT_README_MEMORY, QLORA_TABLE3,
-    QLORA_TABLE4)}
+SPECS = {
+    spec.name: spec
+    for spec in (
+        LORA_TABLE2,
+        UNIPELT_TABLE4,
+        METHODS_MEASURED,
+        LORA_TABLE4,
+        LORA_TABLE5,
+        LORA_TABLE6,
+        ADALORA_TABLE1,
+        UNIPELT_TABLE1,
+        UNIPELT_TABLE3,
+        HE2022_TABLE2,
+        HE2022_TABLE6,
+        LESTER_TABLE4,
+        PEFT_README_MEMORY,
+        QLORA_TABLE3,
+        QLORA_TABLE4,
+    )
+}
 
 __all__ = ["SPECS"]

@@ -44,8 +44,9 @@ def bitfit_row(where: dict = FULL_DATA, **selector: str) -> Row:
     return paper_row("BitFit", "bitfit", where, **selector)
 
 
-def task_column(label: str, published: str, task: str | None = None, metric: str | None = None,
-                decimals: int = 1) -> Column:
+def task_column(
+    label: str, published: str, task: str | None = None, metric: str | None = None, decimals: int = 1
+) -> Column:
     """A task column in percent; our side only where we have the task."""
     ours = f"metrics.final.{metric}" if task else None
     return Column(label, published=published, task=task, ours=ours, scale=100.0, decimals=decimals)

@@ -1,17 +1,39 @@
 """LoRA (Hu et al. 2021): Tables 2, 4, 5 and 6."""
 
-from peftbench.report.specs.common import (LORA_R8_QV, QV, RTE_OURS, bitfit_row, full_data, full_ft_row, paper_row,
-                                           task_column)
+from peftbench.report.specs.common import (
+    LORA_R8_QV,
+    QV,
+    RTE_OURS,
+    bitfit_row,
+    full_data,
+    full_ft_row,
+    paper_row,
+    task_column,
+)
 from peftbench.report.tables import Column, Row, TableSpec
 
 ROBERTA_BASE = "RoBERTa-base"
 # GLUE column label -> our task and its metric (None: a task we do not have).
-GLUE_OURS = {"MRPC": ("mrpc", "accuracy"), "CoLA": ("cola", "matthews_corr"), "RTE": ("rte", "accuracy"),
-             "STS-B": ("stsb", "pearson"), "SST-2": ("sst2", "accuracy"), "MNLI": (None, None), "QNLI": (None, None),
-             "QQP": (None, None)}
+GLUE_OURS = {
+    "MRPC": ("mrpc", "accuracy"),
+    "CoLA": ("cola", "matthews_corr"),
+    "RTE": ("rte", "accuracy"),
+    "STS-B": ("stsb", "pearson"),
+    "SST-2": ("sst2", "accuracy"),
+    "MNLI": (None, None),
+    "QNLI": (None, None),
+    "QQP": (None, None),
+}
 # LoRA's weight-type names (Tables 5 and 6) as our model roles.
-WEIGHT_TYPE_ROLES = {"Wq": ["q"], "Wk": ["k"], "Wv": ["v"], "Wo": ["attn_out"], "Wq,Wk": ["q", "k"],
-                     "Wq,Wv": ["q", "v"], "Wq,Wk,Wv,Wo": ["q", "k", "v", "attn_out"]}
+WEIGHT_TYPE_ROLES = {
+    "Wq": ["q"],
+    "Wk": ["k"],
+    "Wv": ["v"],
+    "Wo": ["attn_out"],
+    "Wq,Wk": ["q", "k"],
+    "Wq,Wv": ["q", "v"],
+    "Wq,Wk,Wv,Wo": ["q", "k", "v", "attn_out"],
+}
 
 
 def glue_columns(**published: str) -> tuple[Column, ...]:
@@ -25,8 +47,12 @@ def glue_columns(**published: str) -> tuple[Column, ...]:
 
 def lora_weight_row(weight_types: str, rank: int) -> Row:
     """A row of Tables 5/6: LoRA on these weight types at this rank."""
-    return Row(f"{weight_types} (r={rank})", {"weight_types": weight_types, "rank_r": str(rank)}, "lora",
-               full_data(target_modules=WEIGHT_TYPE_ROLES[weight_types], r=rank))
+    return Row(
+        f"{weight_types} (r={rank})",
+        {"weight_types": weight_types, "rank_r": str(rank)},
+        "lora",
+        full_data(target_modules=WEIGHT_TYPE_ROLES[weight_types], r=rank),
+    )
 
 
 LORA_TABLE2 = TableSpec(
@@ -36,8 +62,9 @@ LORA_TABLE2 = TableSpec(
     reference="lora_table2_glue.csv",
     paper_setting="RoBERTa-base, full GLUE training sets, median of 5 seeds",
     task=None,
-    columns=glue_columns(MNLI="mnli", SST_2="sst2", MRPC="mrpc", CoLA="cola", QNLI="qnli", QQP="qqp", RTE="rte",
-                         STS_B="stsb"),
+    columns=glue_columns(
+        MNLI="mnli", SST_2="sst2", MRPC="mrpc", CoLA="cola", QNLI="qnli", QQP="qqp", RTE="rte", STS_B="stsb"
+    ),
     rows=(
         full_ft_row("FT", model=ROBERTA_BASE),
         bitfit_row(model=ROBERTA_BASE),
@@ -53,9 +80,9 @@ LORA_TABLE4 = TableSpec(
     title="LoRA Table 4 (Hu et al. 2021): GPT-3 175B, our RTE as a small-model analogue",
     reference="lora_table4_gpt3.csv",
     paper_setting="GPT-3 175B on WikiSQL (logical-form acc), MNLI-m and SAMSum (ROUGE-1/2/L), validation; "
-                  "our rows at the settings reference/published_param_counts.csv maps the paper's rows to "
-                  "(LoRA r=1 and r=8 on q,v; PreEmbed = prompt tuning with 264 tokens; PreLayer = P-tuning v2 "
-                  "with 8 tokens); our params include the task head",
+    "our rows at the settings reference/published_param_counts.csv maps the paper's rows to "
+    "(LoRA r=1 and r=8 on q,v; PreEmbed = prompt tuning with 264 tokens; PreLayer = P-tuning v2 "
+    "with 8 tokens); our params include the task head",
     task="rte",
     columns=(
         Column("Params (M)", published="trainable_params_M"),
@@ -86,11 +113,13 @@ LORA_TABLE5 = TableSpec(
     title="LoRA Table 5 (Hu et al. 2021): which attention weights to adapt at a fixed 18M-parameter budget",
     reference="lora_table5_weight_types.csv",
     paper_setting="GPT-3 175B, all 96 layers, WikiSQL and MultiNLI validation accuracy; "
-                  "ours: LoRA on the same weight types at the same ranks",
+    "ours: LoRA on the same weight types at the same ranks",
     task="rte",
     columns=(task_column("WikiSQL", "wikisql_acc"), task_column("MultiNLI", "mnli_acc"), RTE_OURS),
-    rows=tuple(lora_weight_row(types, rank) for types, rank in (
-        ("Wq", 8), ("Wk", 8), ("Wv", 8), ("Wo", 8), ("Wq,Wk", 4), ("Wq,Wv", 4), ("Wq,Wk,Wv,Wo", 2))),
+    rows=tuple(
+        lora_weight_row(types, rank)
+        for types, rank in (("Wq", 8), ("Wk", 8), ("Wv", 8), ("Wo", 8), ("Wq,Wk", 4), ("Wq,Wv", 4), ("Wq,Wk,Wv,Wo", 2))
+    ),
 )
 
 LORA_TABLE6 = TableSpec(
@@ -99,7 +128,7 @@ LORA_TABLE6 = TableSpec(
     title="LoRA Table 6 (Hu et al. 2021): rank r per weight-type set",
     reference="lora_table6_rank.csv",
     paper_setting="GPT-3 175B, WikiSQL and MultiNLI validation accuracy; ours: LoRA on the same weight types at "
-                  "the same ranks",
+    "the same ranks",
     task="rte",
     columns=(task_column("WikiSQL", "wikisql_acc"), task_column("MultiNLI", "mnli_acc"), RTE_OURS),
     rows=tuple(lora_weight_row(types, rank) for types in ("Wq", "Wq,Wv", "Wq,Wk,Wv,Wo") for rank in (1, 2, 4, 8, 64)),

@@ -5,10 +5,10 @@ from peftbench.report.tables import Column, Row, TableSpec
 PEFT_README_MEMORY = TableSpec(
     name="peft_readme_memory",
     title="HF PEFT README: GPU/CPU memory of full fine-tuning vs LoRA, per model (paper only; peftbench's own "
-          "memory numbers are in the methods_measured table)",
+    "memory numbers are in the methods_measured table)",
     reference="peft_readme_memory.csv",
     paper_setting="huggingface/peft README, RAFT twitter_complaints on a single A100 80GB with >64GB CPU RAM; "
-                  "Full FT OOM = 1 where the README prints 'OOM GPU'",
+    "Full FT OOM = 1 where the README prints 'OOM GPU'",
     task=None,
     columns=(
         Column("Full FT GPU GB", published="full_ft_gpu_gb", decimals=2),

@@ -11,8 +11,8 @@ QLORA_TABLE3 = TableSpec(
     title="QLoRA Table 3 (Dettmers et al. 2023): 16-bit, 8-bit and 4-bit adapter finetuning vs full finetuning",
     reference="qlora_table3_glue_sni.csv",
     paper_setting="RoBERTa-large on GLUE (accuracy) and T5 80M to 11B on Super-NaturalInstructions (RougeL); "
-                  "ours: LoRA r=8 on all linear layers (as QLoRA) on every adapter row, and full fine-tuning "
-                  "beside the paper's own run of it (the replication row)",
+    "ours: LoRA r=8 on all linear layers (as QLoRA) on every adapter row, and full fine-tuning "
+    "beside the paper's own run of it (the replication row)",
     task="rte",
     columns=(
         task_column("GLUE", "glue_roberta_large_acc"),
@@ -38,14 +38,17 @@ QLORA_TABLE4 = TableSpec(
     title="QLoRA Table 4 (Dettmers et al. 2023): 5-shot MMLU by the base model's data type (paper only)",
     reference="qlora_table4_mmlu.csv",
     paper_setting="LLaMA 7B to 65B with BF16 LoRA adapters, finetuned on Alpaca or FLAN v2, mean 5-shot MMLU test "
-                  "accuracy; the printed NF4 + DQ mean (53.1) is not the mean of its 8 cells (52.99)",
+    "accuracy; the printed NF4 + DQ mean (53.1) is not the mean of its 8 cells (52.99)",
     task=None,
     columns=(
         Column("BFloat16", published="bfloat16"),
         Column("Float4", published="float4"),
         Column("NFloat4 + DQ", published="nfloat4_dq"),
     ),
-    rows=tuple(Row(f"{data} {size}", {"alpaca_or_flan": data, "llama_size": size})
-               for size in ("7B", "13B", "33B", "65B") for data in ("Alpaca", "FLAN v2"))
-         + (Row("Mean", {"alpaca_or_flan": "mean", "llama_size": "all"}),),
+    rows=tuple(
+        Row(f"{data} {size}", {"alpaca_or_flan": data, "llama_size": size})
+        for size in ("7B", "13B", "33B", "65B")
+        for data in ("Alpaca", "FLAN v2")
+    )
+    + (Row("Mean", {"alpaca_or_flan": "mean", "llama_size": "all"}),),
 )

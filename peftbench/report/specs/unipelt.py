@@ -1,7 +1,14 @@
 """UniPELT (Mao et al. 2022): Tables 1, 3 and 4."""
 
-from peftbench.report.specs.common import (LORA_R8_QV, bitfit_row, full_data, full_ft_row, method_options, paper_row,
-                                           task_column)
+from peftbench.report.specs.common import (
+    LORA_R8_QV,
+    bitfit_row,
+    full_data,
+    full_ft_row,
+    method_options,
+    paper_row,
+    task_column,
+)
 from peftbench.report.tables import Column, Row, TableSpec
 
 PREFIX_L10 = {"num_virtual_tokens": 10}  # the paper's prefix length L
@@ -47,13 +54,16 @@ UNIPELT_TABLE1 = TableSpec(
     title="UniPELT Table 1 (Mao et al. 2022): low-resource GLUE, K training samples",
     reference="unipelt_table1_lowresource.csv",
     paper_setting="BERT-base, K = 100/500/1000 training samples, the GLUE dev set as test set, mean over 5 seeds "
-                  "(the paper's std is in the reference CSV); ours: a seeded random subset of K samples "
-                  "(task.max_train_samples)",
+    "(the paper's std is in the reference CSV); ours: a seeded random subset of K samples "
+    "(task.max_train_samples)",
     task=None,
     columns=unipelt_columns(),
-    rows=tuple(k_shot_row(size, name, method, options)
-               for size in (100, 500, 1000) for name, method, options in UNIPELT_METHODS
-               if size == 100 or name != "Prefix-tuning (L=50)"),
+    rows=tuple(
+        k_shot_row(size, name, method, options)
+        for size in (100, 500, 1000)
+        for name, method, options in UNIPELT_METHODS
+        if size == 100 or name != "Prefix-tuning (L=50)"
+    ),
 )
 
 UNIPELT_TABLE3 = TableSpec(
@@ -85,10 +95,20 @@ UNIPELT_TABLE4 = TableSpec(
     task="rte",
     columns=(
         Column("Params %", published="trainable_params_pct", ours="params.trainable_share", scale=100.0, decimals=2),
-        Column("Train time %", published="train_time_rel_ft_pct", ours="throughput.median_step_seconds",
-               relative_to="full_ft", decimals=0),
-        Column("Inference time %", published="inference_time_rel_ft_pct", ours="latency.method.median_ms",
-               relative_to="full_ft", decimals=0),
+        Column(
+            "Train time %",
+            published="train_time_rel_ft_pct",
+            ours="throughput.median_step_seconds",
+            relative_to="full_ft",
+            decimals=0,
+        ),
+        Column(
+            "Inference time %",
+            published="inference_time_rel_ft_pct",
+            ours="latency.method.median_ms",
+            relative_to="full_ft",
+            decimals=0,
+        ),
     ),
     rows=(
         full_ft_row("Fine-tuning", where={}),
