@@ -9,7 +9,7 @@ export PEFTBENCH_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test run report bench bench-sweeps bench-adapters clean
+.PHONY: help install test lint format run report bench bench-sweeps bench-adapters bench-speed clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,14 @@ install: $(STAMP) ## create .venv/ and install the project with its pinned depen
 test: $(STAMP) ## run the test suite (fast; real-data tests skip when the data directory is absent)
 	$(PYTHON) -m pytest
 
+lint: $(STAMP) ## ruff: the format check and the lint rules of pyproject.toml (CI runs it)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: $(STAMP) ## ruff: reformat the code and apply the safe lint fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
 run: $(STAMP) ## fine-tune and evaluate LoRA on RTE with the default model (about 8 minutes on 2 CPU cores)
 	$(PYTHON) -m peftbench +method=lora +task=rte
 
@@ -39,6 +47,9 @@ bench: $(STAMP) ## cost-measurement benchmarks: latency repeatability, harness o
 
 bench-adapters: $(STAMP) ## step-time ratio of Houlsby adapters to LoRA at a similar count, and their latency overhead
 	cd benchmarks && ../$(PYTHON) step_time_ratio.py
+
+bench-speed: $(STAMP) ## training step time: peftbench vs Trainer+peft vs a bare loop, and vs the CPU's matmul limit
+	$(PYTHON) benchmarks/bench_speed.py
 
 bench-sweeps: $(STAMP) ## 0.3M budget across methods; a 2x2 multirun sequential vs parallel
 	$(PYTHON) benchmarks/budget_table.py budget=params_0.3m

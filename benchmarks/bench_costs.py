@@ -15,6 +15,7 @@ import time
 
 import torch
 from hydra import compose, initialize_config_dir
+from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup, set_seed
 
 from peftbench import CONF_DIR, data, formats, measure
@@ -84,12 +85,19 @@ def bare_loop_step_seconds(model, batches: list[dict], trainer) -> list[float]:
     return times
 
 
-def harness_step_seconds(model, method, batches: list[dict], cfg) -> list[float]:
+def batch_loader(batches: list[dict]) -> DataLoader:
+    """The fixed, already collated batches in their order, as a loader (the training loop keeps its
+    generator's state for resuming)."""
+    return DataLoader(batches, batch_size=None, generator=torch.Generator())
+
+
+def harness_step_seconds(model, method, batches, cfg) -> list[float]:
+    loader = batches if isinstance(batches, DataLoader) else batch_loader(batches)
     trainer = cfg.trainer.copy()
-    trainer.max_steps, trainer.eval_every_epoch = len(batches), False
-    method.on_train_start(model, len(batches), batches)
+    trainer.max_steps, trainer.eval_every_epoch = len(loader), False
+    method.on_train_start(model, len(loader), loader)
     no_evaluation = lambda model: formats.Evaluation(metrics={}, predictions=[], labels=[])  # step times only
-    result = train(model, method, batches, no_evaluation, trainer, NoTracker(), torch.device("cpu"))
+    result = train(model, method, loader, no_evaluation, trainer, NoTracker(), torch.device("cpu"))
     return result.step_seconds
 
 

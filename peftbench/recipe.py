@@ -93,6 +93,25 @@ def metrics_section(result, main_metric: str) -> dict:
     }
 
 
+class Phases:
+    """Wall seconds of each part of a run, in order (record.time.phases): where its fixed costs go."""
+
+    def __init__(self):
+        self.seconds, self.last = {}, time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self.last
+        self.last = now
+
+
+def seconds_since_process_start() -> float:
+    """Imports and config composition before the run (meaningful for the CLI's own process)."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
+
+
 @dataclass
 class RunOutput:
     record: dict  # what was written to the results store
@@ -172,6 +191,7 @@ def run(cfg: DictConfig) -> RunOutput:
     A bad config fails before any work (ConfigError); from the start of the work on, the record is on
     disk: `running` while it runs (a killed run reads as `interrupted`), then `ok` or `failed`."""
     started, wall_start = records.utc_now(), time.perf_counter()
+    before_run, phases = seconds_since_process_start(), Phases()
     try:
         device = validate(cfg)
         cfg, budget = solve_budget(cfg)  # a budget sets the method's size knob before anything runs
@@ -204,13 +224,17 @@ def run(cfg: DictConfig) -> RunOutput:
             if cfg.num_threads is not None:
                 torch.set_num_threads(int(cfg.num_threads))
             set_seed(cfg.seed)
+            phases.done("setup")  # validation, budget, plan, the running record
             splits = data.load_task(cfg.task, cfg.data_dir, cfg.seed)  # bad data fails before the model is built
+            phases.done("data_read")
 
             peak_memory = measure.PeakMemory(device).start()  # the level before the model is built
             model, tokenizer = build_base(plan)
             base_parameter_ids = {id(p) for p in model.parameters()}
             model = apply_method(model, plan).to(device)
+            phases.done("model_build")
             train_loader, evaluate, record["data"] = load_data(plan, splits, tokenizer, device)
+            phases.done("tokenize")
             record["data"]["fingerprint"] = data_identity
             # data-dependent choices of what trains (FishMask's Fisher mask, FAR's nodes) happen here
             method.on_train_start(model, total_optimizer_steps(cfg.trainer, len(train_loader)), train_loader)
@@ -218,7 +242,9 @@ def run(cfg: DictConfig) -> RunOutput:
             record["params"] = measure.parameter_split(model, base_parameter_ids, head_ids)
 
             tracker = make_tracker(cfg.tracker, config, name=run_id)
+            phases.done("method_start")  # on_train_start, the parameter split, the tracker
             result = train(model, method, train_loader, evaluate, cfg.trainer, tracker, device, state_path)
+            phases.done("train_and_evaluate")
             record["params"] |= stored_parameters(model, method, record["params"])
             record["method_state"] = method.report(model) if method.report else None
             breakdown = measure.memory_breakdown(model, result.optimizer)
@@ -235,8 +261,11 @@ def run(cfg: DictConfig) -> RunOutput:
                 result.step_seconds, result.step_samples, result.step_tokens, cfg.measure.warmup_steps
             )
             record["throughput"] |= {"precision": cfg.trainer.precision, "padding_share": result.padding_share}
+            phases.done("memory_and_metrics")
             record["latency"] = measure_inference(plan, model, device)
+            phases.done("latency")
             record["checkpoint"] = measure_checkpoint(cfg.checkpoint_dir, run_id, model, method)
+            phases.done("checkpoint")
             record["time"] = {
                 "wall_seconds": time.perf_counter() - wall_start,
                 "train_seconds": result.train_seconds,
@@ -244,6 +273,8 @@ def run(cfg: DictConfig) -> RunOutput:
                 "train_steps": result.steps,
                 "skipped_steps": result.skipped_steps,
                 "resumed_from_step": result.resumed_from_step,
+                "before_run_seconds": before_run,
+                "phases": phases.seconds,
             }
             record["provenance"] = records.provenance(device)
             record["status"] = "ok"

@@ -113,3 +113,23 @@ def test_mixed_precision_trains_and_records_its_precision(precision, tiny_run_co
     trainable = [p for p in output.model.parameters() if p.requires_grad]
     assert trainable and all(p.dtype == torch.float32 for p in trainable)  # autocast: weights stay fp32
     assert 0 <= record["throughput"]["padding_share"] < 1
+
+
+def test_the_record_splits_the_wall_time_into_its_phases(tiny_run_config):
+    timing = run(tiny_run_config("lora", "trainer.epochs=1")).record["time"]
+    phases = timing["phases"]
+    assert list(phases) == [
+        "setup",
+        "data_read",
+        "model_build",
+        "tokenize",
+        "method_start",
+        "train_and_evaluate",
+        "memory_and_metrics",
+        "latency",
+        "checkpoint",
+    ]
+    assert all(seconds >= 0 for seconds in phases.values())
+    assert sum(phases.values()) <= timing["wall_seconds"]
+    assert phases["train_and_evaluate"] >= timing["train_seconds"] + timing["eval_seconds"] - 1e-3
+    assert timing["before_run_seconds"] > 0

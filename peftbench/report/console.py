@@ -38,6 +38,9 @@ def print_run_summary(record: dict) -> None:
     table.add_row("checkpoint", f"{record['checkpoint']['bytes'] / MIB:,.3f} MiB")
     table.add_row("train time", f"{timing['train_seconds']:.1f} s over {timing['train_steps']} steps")
     table.add_row("wall time", f"{timing['wall_seconds']:.1f} s")
+    if timing.get("phases"):  # where the wall time went; evaluation is inside train_and_evaluate
+        parts = [f"{name} {seconds:.1f}" for name, seconds in timing["phases"].items()]
+        table.add_row("phases (s)", ", ".join(parts) + f"; of which evaluation {timing['eval_seconds']:.1f}")
     console = Console(stderr=True)
     console.print(table)
     console.print(f"record: {record['path']}")
