@@ -122,9 +122,11 @@ def preflight(arguments: list[str]) -> DictConfig | None:
     except Exception as error:  # noqa: BLE001 - Hydra's composition errors have no common base class
         fail(composition_message(error, overrides))
     check_required_groups(cfg)
+    from peftbench.hub_models import complete_model_config
     from peftbench.validate import ConfigError, validate
 
     try:
+        cfg.model = complete_model_config(cfg.model)
         validate(cfg)
     except ConfigError as error:
         fail(str(error))
@@ -161,6 +163,8 @@ def hydra_main(cfg: DictConfig) -> float:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             raise  # this job fails; the other jobs of the sweep go on
         fail(str(error))
+    if record is None:  # a process other than the first of a run on several: it records nothing
+        return None
     return record["metrics"]["final"][cfg.task.main_metric]  # for Hydra sweepers that optimise
 
 

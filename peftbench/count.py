@@ -19,6 +19,7 @@ from peftbench.cli import check_group_choices, fail, register_resolvers
 
 def count(cfg: DictConfig) -> dict:
     """Parameter counts of method x model on the meta device (no task needed)."""
+    from peftbench.hub_models import complete_model_config
     from peftbench.measure import parameter_split
     from peftbench.methods import method_options
     from peftbench.methods.modules import head_parameters
@@ -26,6 +27,7 @@ def count(cfg: DictConfig) -> dict:
     from peftbench.plan import apply_method, plan_run
 
     started = time.perf_counter()
+    cfg.model = complete_model_config(cfg.model)
     plan = plan_run(cfg)
     method = plan.method
     model = build_meta_model(cfg.model, plan.num_labels)

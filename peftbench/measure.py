@@ -8,6 +8,7 @@ import math
 import statistics
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -77,16 +78,46 @@ def release_freed_memory() -> None:
 
 
 class PeakMemory:
-    """Peak memory of a stretch of work, above the level at `start()`. On CUDA the allocator's own
-    peak counters; on CPU the process's resident set size sampled by a thread, so that each run of a
-    multirun gets its own peak (the OS's lifetime maximum, ru_maxrss, would carry over between runs)."""
+    """Peak memory of a stretch of work, above the level at `start()`, also split by phase (training,
+    and evaluation inside `phase("evaluation")`). On CUDA the allocator's own peak counters, allocated and
+    reserved; on CPU the process's resident set size sampled by a thread, so that each run of a multirun
+    gets its own peak (the OS's lifetime maximum, ru_maxrss, would carry over between runs)."""
 
     def __init__(self, device: torch.device, interval_s: float = 0.002):
         self.device, self.interval_s = device, interval_s
         self.process = psutil.Process()
         self.baseline = self.peak = 0
+        self.current = "train"
+        self.phase_peaks: dict[str, dict[str, int]] = {}  # phase -> {allocated, reserved} or {rss}
         self._stop = threading.Event()
         self._thread = None
+
+    def _fold(self) -> None:
+        """The peak since the last fold goes to the current phase (CUDA: then the counters restart)."""
+        peaks = self.phase_peaks.setdefault(self.current, {})
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            current = {
+                "allocated": torch.cuda.max_memory_allocated(self.device) - self.baseline,
+                "reserved": torch.cuda.max_memory_reserved(self.device),
+            }
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            current = {"rss": self.peak - self.baseline}
+            self.peak = self.process.memory_info().rss
+        for kind, value in current.items():
+            peaks[kind] = max(peaks.get(kind, 0), value)
+
+    @contextmanager
+    def phase(self, name: str):
+        """Peaks inside the block count for `name` (e.g. evaluation between training epochs)."""
+        self._fold()
+        previous, self.current = self.current, name
+        try:
+            yield
+        finally:
+            self._fold()
+            self.current = previous
 
     def start(self) -> "PeakMemory":
         if self.device.type == "cuda":
@@ -106,24 +137,81 @@ class PeakMemory:
 
     def stop(self) -> dict:
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+            self._fold()
+            phases = {name: dict(peaks) for name, peaks in self.phase_peaks.items()}
             return {
                 "kind": "cuda_allocator",
-                "peak_allocated_bytes": torch.cuda.max_memory_allocated(self.device) - self.baseline,
-                "peak_reserved_bytes": torch.cuda.max_memory_reserved(self.device),
+                "peak_allocated_bytes": max(peaks["allocated"] for peaks in phases.values()),
+                "peak_reserved_bytes": max(peaks["reserved"] for peaks in phases.values()),
                 "baseline_bytes": self.baseline,
+                "by_phase": phases,
             }
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, self.process.memory_info().rss)
-        return {"kind": "cpu_rss", "peak_bytes": self.peak - self.baseline, "baseline_bytes": self.baseline}
+        self._fold()
+        phases = {name: dict(peaks) for name, peaks in self.phase_peaks.items()}
+        return {
+            "kind": "cpu_rss",
+            "peak_bytes": max(peaks["rss"] for peaks in phases.values()),
+            "baseline_bytes": self.baseline,
+            "by_phase": phases,
+        }
 
 
-def memory_record(peak: dict, breakdown: dict) -> dict:
-    measured = peak.get("peak_allocated_bytes", peak.get("peak_bytes"))
-    # The remainder: activations, temporary buffers and allocator slack (measured minus analytic).
-    other = measured - sum(breakdown.values())
-    return {**peak, "peak_train_bytes": measured, "breakdown": {**breakdown, "activations_and_other_bytes": other}}
+class SavedActivations:
+    """The bytes autograd saves for backward during the forward passes inside the block (saved-tensor
+    hooks): each storage counted once, the model's parameters left out. That is the activation memory a
+    training step holds at the start of its backward pass, on any device (gradient checkpointing saves
+    only its segment inputs, and so shows less)."""
+
+    def __init__(self, model):
+        self.parameter_storages = {storage_key(p) for p in model.parameters()}
+        self.storages: dict[int, int] = {}
+
+    def pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        key = storage_key(tensor)
+        if key not in self.parameter_storages:
+            self.storages[key] = storage_bytes(tensor)
+        return tensor
+
+    def __enter__(self) -> "SavedActivations":
+        self.storages = {}
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self.pack, lambda tensor: tensor)
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._hooks.__exit__(*exc)
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.storages.values())
+
+
+def storage_key(tensor: torch.Tensor) -> int:
+    try:
+        return tensor.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):  # a tensor without a plain storage (a subclass): itself
+        return id(tensor)
+
+
+def storage_bytes(tensor: torch.Tensor) -> int:
+    try:
+        return tensor.untyped_storage().nbytes()
+    except (RuntimeError, NotImplementedError):
+        return tensor.numel() * tensor.element_size()
+
+
+def memory_record(peak: dict, breakdown: dict, activation_bytes: int | None) -> dict:
+    """The peak of the training phase (evaluations are apart, in `by_phase`) with its parts: weights,
+    gradients and optimizer state (analytic), activations (measured by saved-tensor hooks; None when no
+    step was measured), and the rest (temporary buffers, allocator slack: measured minus the parts)."""
+    training = peak["by_phase"]["train"]
+    measured = training.get("allocated", training.get("rss"))
+    parts = {**breakdown, "activations_bytes": activation_bytes}
+    other = measured - sum(value for value in parts.values() if value is not None)
+    return {**peak, "peak_train_bytes": measured, "breakdown": {**parts, "other_bytes": other}}
 
 
 # --- throughput -------------------------------------------------------------------------------
@@ -137,6 +225,7 @@ def throughput(step_seconds: list[float], step_samples: list[int], step_tokens: 
         "warmup_steps": measured.start,
         "measured_steps": len(seconds),
         "median_step_seconds": statistics.median(seconds),
+        "measured_samples": sum(step_samples[measured]),  # of every process in a run on several
         "samples_per_second": sum(step_samples[measured]) / sum(seconds),
         "tokens_per_second": sum(step_tokens[measured]) / sum(seconds),
     }

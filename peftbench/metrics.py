@@ -20,6 +20,8 @@ class Metric:
     unavailable: Callable[[], str | None] = lambda: None
 
 
+ROUGE_MISSING = text_metrics.missing("rouge_score", "nltk")  # rouge-score stems with NLTK's Porter stemmer
+
 METRICS: dict[str, Metric] = {
     "accuracy": Metric(lambda p, y: skm.accuracy_score(y, p), True),
     "f1": Metric(lambda p, y: skm.f1_score(y, p), True),  # F1 of the positive class (MRPC, QQP)
@@ -27,13 +29,13 @@ METRICS: dict[str, Metric] = {
     "matthews_corr": Metric(lambda p, y: skm.matthews_corrcoef(y, p), True),  # CoLA
     "pearson": Metric(lambda p, y: stats.pearsonr(p, y)[0], True),  # STS-B
     "spearman": Metric(lambda p, y: stats.spearmanr(p, y)[0], True),
-    "bleu": Metric(text_metrics.bleu, True, on_text=True),
-    "nist": Metric(text_metrics.nist, True, on_text=True),
+    "bleu": Metric(text_metrics.bleu, True, on_text=True, unavailable=text_metrics.missing("sacrebleu")),
+    "nist": Metric(text_metrics.nist, True, on_text=True, unavailable=text_metrics.missing("sacrebleu", "nltk")),
     "meteor": Metric(text_metrics.meteor, True, on_text=True, unavailable=text_metrics.wordnet_missing),
-    "rouge1": Metric(text_metrics.rouge("rouge1"), True, on_text=True),
-    "rouge2": Metric(text_metrics.rouge("rouge2"), True, on_text=True),
-    "rouge_l": Metric(text_metrics.rouge("rougeL"), True, on_text=True),
-    "cider": Metric(text_metrics.cider_d, True, on_text=True),
+    "rouge1": Metric(text_metrics.rouge("rouge1"), True, on_text=True, unavailable=ROUGE_MISSING),
+    "rouge2": Metric(text_metrics.rouge("rouge2"), True, on_text=True, unavailable=ROUGE_MISSING),
+    "rouge_l": Metric(text_metrics.rouge("rougeL"), True, on_text=True, unavailable=ROUGE_MISSING),
+    "cider": Metric(text_metrics.cider_d, True, on_text=True, unavailable=text_metrics.missing("sacrebleu")),
 }
 
 

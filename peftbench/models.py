@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -87,7 +88,7 @@ def head_options(num_labels: int) -> dict:
 
 def architecture_config(model_cfg, num_labels: int):
     """The transformers config built from the model config's numbers (no download)."""
-    architecture = dict(model_cfg.architecture)
+    architecture = OmegaConf.to_container(model_cfg.architecture, resolve=True)  # plain lists and dicts
     return AutoConfig.for_model(architecture.pop("model_type"), **architecture, **head_options(num_labels))
 
 
@@ -97,6 +98,29 @@ def build_meta_model(model_cfg, num_labels: int = 2):
         return auto_class(model_cfg).from_config(architecture_config(model_cfg, num_labels))
 
 
+def model_class(model_cfg):
+    """The transformers class the model config builds (no weights), e.g. BertForSequenceClassification."""
+    config = architecture_config(model_cfg, 2)
+    return auto_class(model_cfg)._model_mapping[type(config)]
+
+
+def attention_options(model_cfg) -> dict:
+    """model.attn_implementation (sdpa, eager, flash_attention_2); none: transformers' default."""
+    attn = model_cfg.get("attn_implementation")
+    return {"attn_implementation": attn} if attn else {}
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """Each layer's activations recomputed in backward instead of kept. Non-reentrant checkpointing needs
+    no gradient at a layer's input, so it works on a frozen base without peft's enable_input_require_grads."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    options = {"use_reentrant": False}
+    if hasattr(base, "activation_checkpointing_enable"):  # its name from transformers 5.2x on
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs=options)
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)
+
+
 def build_model(model_cfg, num_labels: int, load_options: dict | None = None):
     """The model with a new head of `num_labels` outputs (1: regression) and its tokenizer.
     `load_options` go to from_pretrained (e.g. a quantization_config)."""
@@ -104,15 +128,16 @@ def build_model(model_cfg, num_labels: int, load_options: dict | None = None):
     if model_cfg.get("gguf_file") and model_cfg.pretrained and local_package_dir(model_cfg):
         source = converted_gguf(model_cfg)
     tokenizer = load_tokenizer(model_cfg, source)  # first: a missing tokenizer fails before a big model is built
-    load_options = load_options or {}
+    options = {**head_options(num_labels), **attention_options(model_cfg), **(load_options or {})}
     if model_cfg.pretrained:
-        model = auto_class(model_cfg).from_pretrained(source, **head_options(num_labels), **load_options)
+        model = auto_class(model_cfg).from_pretrained(source, **options)
     else:
-        model = auto_class(model_cfg).from_config(architecture_config(model_cfg, num_labels))
+        config = architecture_config(model_cfg, num_labels)
+        model = auto_class(model_cfg).from_config(config, **attention_options(model_cfg))
         if load_options:  # options such as quantization apply while loading: load the random weights back
             with tempfile.TemporaryDirectory() as folder:
                 model.save_pretrained(folder)
-                model = auto_class(model_cfg).from_pretrained(folder, **head_options(num_labels), **load_options)
+                model = auto_class(model_cfg).from_pretrained(folder, **options)
     return model, tokenizer
 
 

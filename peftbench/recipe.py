@@ -21,11 +21,13 @@ from transformers import set_seed
 
 from peftbench import data, measure, records
 from peftbench.budget import BudgetError, solve_budget
-from peftbench.formats import EvalSetup
+from peftbench.distributed import is_main_process, make_accelerator, world_size
+from peftbench.formats import EvalSetup, Evaluation
+from peftbench.hub_models import complete_model_config
 from peftbench.methods import get_method
 from peftbench.methods.modules import head_parameters
 from peftbench.metrics import is_better, unavailable_metrics
-from peftbench.models import build_model
+from peftbench.models import build_model, enable_gradient_checkpointing
 from peftbench.plan import RunPlan, apply_method, build_base, plan_run
 from peftbench.report.console import print_run_summary
 from peftbench.tracking import NoTracker, make_tracker, summary_values
@@ -64,6 +66,53 @@ def load_data(plan: RunPlan, splits: dict, tokenizer, device: torch.device):
     if not cfg.data_dir and cfg.task.hub.get("splits"):
         info["splits"] = dict(cfg.task.hub.splits)
     return train_loader, evaluate, info
+
+
+def model_for_training(plan: RunPlan, device: torch.device):
+    """The base with the method on it, on the device, as it trains; the ids of the base's own parameters;
+    the tokenizer."""
+    model, tokenizer = build_base(plan)
+    base_parameter_ids = {id(p) for p in model.parameters()}
+    model = apply_method(model, plan).to(device)
+    if plan.cfg.trainer.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    return model, base_parameter_ids, tokenizer
+
+
+def train_as_another_process(plan: RunPlan, device: torch.device) -> "RunOutput":
+    """A process other than the first of a run on several (distributed.py): it trains on its share of
+    every batch, evaluates nothing, and writes nothing."""
+    cfg = plan.cfg
+    if cfg.num_threads is not None:
+        torch.set_num_threads(int(cfg.num_threads))
+    set_seed(cfg.seed)
+    splits = data.load_task(cfg.task, cfg.data_dir, cfg.seed)
+    model, _, tokenizer = model_for_training(plan, device)
+    train_loader, _, _ = load_data(plan, splits, tokenizer, device)
+    plan.method.on_train_start(model, total_optimizer_steps(cfg.trainer, len(train_loader)), train_loader)
+    accelerator = make_accelerator(device)
+
+    def no_evaluation(model):  # the first process evaluates on the whole evaluation set
+        return Evaluation(metrics={}, predictions=[], labels=[])
+
+    result = train(
+        model, plan.method, train_loader, no_evaluation, cfg.trainer, NoTracker(), device, accelerator=accelerator
+    )
+    return RunOutput(record=None, model=model, losses=result.losses)
+
+
+def model_facts(model, cfg: DictConfig) -> dict:
+    """What ran, as the model says: pretrained or random weights, the attention kernels, the dtypes."""
+    dtypes: dict[str, dict[str, int]] = {"trainable": {}, "frozen": {}}
+    for parameter in {id(p): p for p in model.parameters()}.values():
+        group = dtypes["trainable" if parameter.requires_grad else "frozen"]
+        name = str(parameter.dtype).removeprefix("torch.")
+        group[name] = group.get(name, 0) + parameter.numel()
+    return {
+        "weights": "pretrained" if cfg.model.pretrained else "random",
+        "attn_implementation": getattr(model.config, "_attn_implementation", None),
+        "parameter_dtypes": dtypes,
+    }
 
 
 def eval_split(task) -> str:
@@ -114,7 +163,7 @@ def seconds_since_process_start() -> float:
 
 @dataclass
 class RunOutput:
-    record: dict  # what was written to the results store
+    record: dict | None  # what was written to the results store (None: not the first of several processes)
     model: torch.nn.Module | None  # the tuned model (None when skipped), for callers that check it further
     losses: list[float]  # task loss of every optimizer step
     skipped: bool = False  # an ok record of the same configuration existed; nothing ran
@@ -193,6 +242,7 @@ def run(cfg: DictConfig) -> RunOutput:
     started, wall_start = records.utc_now(), time.perf_counter()
     before_run, phases = seconds_since_process_start(), Phases()
     try:
+        cfg.model = complete_model_config(cfg.model)  # model=hf: the numbers and roles from its config.json
         device = validate(cfg)
         cfg, budget = solve_budget(cfg)  # a budget sets the method's size knob before anything runs
         plan = plan_run(cfg, get_method(cfg.method.name))
@@ -208,13 +258,15 @@ def run(cfg: DictConfig) -> RunOutput:
             file=sys.stderr,
         )
         return RunOutput(record=existing, model=None, losses=[], skipped=True)
+    if not is_main_process():  # a run on several processes: only the first one records
+        return train_as_another_process(plan, device)
     records.check_writable(records.record_folder(cfg.results_dir, config), "results folder")
     if cfg.checkpoint_dir:
         records.check_writable(cfg.checkpoint_dir, "checkpoint folder")
     records.mark_interrupted(cfg.results_dir, config, config_hash)
     method = plan.method
     record = new_record(cfg, config, config_hash, started, "running") | {"budget": budget}
-    record["run"] |= {"method_family": method.family, "process": records.this_process()}
+    record["run"] |= {"method_family": method.family, "process": records.this_process(), "processes": world_size()}
     run_id = record["run"]["id"]
     path = records.write_record(record, records.record_path(cfg.results_dir, config, run_id))
     state_path = resume_state_path(cfg, config_hash)
@@ -229,26 +281,38 @@ def run(cfg: DictConfig) -> RunOutput:
             phases.done("data_read")
 
             peak_memory = measure.PeakMemory(device).start()  # the level before the model is built
-            model, tokenizer = build_base(plan)
-            base_parameter_ids = {id(p) for p in model.parameters()}
-            model = apply_method(model, plan).to(device)
+            model, base_parameter_ids, tokenizer = model_for_training(plan, device)
+            record["run"] |= model_facts(model, cfg)
             phases.done("model_build")
             train_loader, evaluate, record["data"] = load_data(plan, splits, tokenizer, device)
             phases.done("tokenize")
             record["data"]["fingerprint"] = data_identity
             # data-dependent choices of what trains (FishMask's Fisher mask, FAR's nodes) happen here
             method.on_train_start(model, total_optimizer_steps(cfg.trainer, len(train_loader)), train_loader)
+            accelerator = make_accelerator(device)  # several processes launched: the others wait here for it
             head_ids = {id(p) for p in head_parameters(model, plan.arch)}
             record["params"] = measure.parameter_split(model, base_parameter_ids, head_ids)
 
             tracker = make_tracker(cfg.tracker, config, name=run_id)
             phases.done("method_start")  # on_train_start, the parameter split, the tracker
-            result = train(model, method, train_loader, evaluate, cfg.trainer, tracker, device, state_path)
+            result = train(
+                model,
+                method,
+                train_loader,
+                evaluate,
+                cfg.trainer,
+                tracker,
+                device,
+                state_path,
+                memory=peak_memory,
+                activation_steps=cfg.measure.warmup_steps,
+                accelerator=accelerator,
+            )
             phases.done("train_and_evaluate")
             record["params"] |= stored_parameters(model, method, record["params"])
             record["method_state"] = method.report(model) if method.report else None
             breakdown = measure.memory_breakdown(model, result.optimizer)
-            record["memory"] = measure.memory_record(peak_memory.stop(), breakdown)
+            record["memory"] = measure.memory_record(peak_memory.stop(), breakdown, result.activation_bytes)
             peak_memory, result.optimizer = None, None  # the optimizer state goes before the inference measurements
 
             record["metrics"] = metrics_section(result, cfg.task.main_metric)

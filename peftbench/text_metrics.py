@@ -1,32 +1,48 @@
 """Generation metrics, each over a corpus of hypotheses and their references (one or several per
 input, grouped as the E2E challenge's script groups them), computed with sacrebleu, NLTK and
 rouge-score (no hub): BLEU, NIST, METEOR (when NLTK's WordNet data is installed), ROUGE-1/2/L and
-CIDEr-D. Scores are on a 0-100 scale, except NIST and CIDEr (their own scales)."""
+CIDEr-D. Scores are on a 0-100 scale, except NIST and CIDEr (their own scales).
 
+The three libraries are imported when a metric is computed, not before: a run of a classification task
+needs none of them (a machine may lack them; `missing` says which a metric would need)."""
+
+import importlib.util
 import math
 from collections import Counter
-
-import sacrebleu
-from nltk.translate.nist_score import corpus_nist
-from rouge_score import rouge_scorer
 
 Hypotheses = list[str]
 References = list[list[str]]  # per hypothesis, its references
 
 
+def missing(*modules: str):
+    """An `unavailable` check: why a metric cannot be computed here (a library not installed), or None."""
+
+    def check() -> str | None:
+        absent = [module for module in modules if importlib.util.find_spec(module) is None]
+        return f"{', '.join(absent)} not installed (pip install peftbench's dependencies)" if absent else None
+
+    return check
+
+
 def bleu(hypotheses: Hypotheses, references: References) -> float:
     """Corpus BLEU-4 with mteval-v13a tokenisation (the E2E script's BLEU), references padded per input."""
+    import sacrebleu
+
     streams = [[refs[i] if i < len(refs) else None for refs in references] for i in range(max(map(len, references)))]
     return sacrebleu.corpus_bleu(hypotheses, streams, tokenize="13a").score
 
 
 def tokens_13a(text: str) -> list[str]:
+    import sacrebleu
+
     return sacrebleu.tokenizers.tokenizer_13a.Tokenizer13a()(text).split()
 
 
 def nist(hypotheses: Hypotheses, references: References) -> float:
     """Corpus NIST-5 on 13a tokens. An n-gram order that no hypothesis reaches adds 0 (NLTK would divide
     by zero there), so the orders stop at the longest hypothesis."""
+    from nltk.translate.nist_score import corpus_nist
+
     hypothesis_tokens = [tokens_13a(h) for h in hypotheses]
     orders = min(5, max(map(len, hypothesis_tokens)))
     if orders == 0:
@@ -36,9 +52,11 @@ def nist(hypotheses: Hypotheses, references: References) -> float:
 
 def rouge(kind: str):
     """Mean ROUGE F-measure (x100); with several references, the best one per input (rouge-score's score_multi)."""
-    scorer = rouge_scorer.RougeScorer([kind], use_stemmer=True)
 
     def compute(hypotheses: Hypotheses, references: References) -> float:
+        from rouge_score import rouge_scorer
+
+        scorer = rouge_scorer.RougeScorer([kind], use_stemmer=True)
         scores = [
             scorer.score_multi(refs, hypothesis)[kind].fmeasure for hypothesis, refs in zip(hypotheses, references)
         ]
@@ -83,6 +101,8 @@ def cider_d(hypotheses: Hypotheses, references: References, sigma: float = 6.0) 
 
 def wordnet_missing() -> str | None:
     """Why METEOR cannot be computed here, or None when it can."""
+    if reason := missing("nltk", "sacrebleu")():
+        return reason
     from nltk.corpus import wordnet
 
     try:

@@ -14,8 +14,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from peftbench.distributed import summed
 from peftbench.formats import Evaluation
-from peftbench.measure import synchronize
+from peftbench.measure import SavedActivations, synchronize
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # trainer.precision (validate.PRECISIONS)
 
@@ -54,6 +55,7 @@ class TrainResult:
     step_tokens: list[int] = field(default_factory=list)  # real (non-padding) tokens
     batch_positions: int = 0  # token positions of every training batch, padding included
     skipped_steps: int = 0  # batches whose loss was not finite (trainer.nan_policy=skip)
+    activation_bytes: int | None = None  # the most any measured step saved for backward (measure.SavedActivations)
     resumed_from_step: int | None = None  # trainer.resume: the saved training state it went on from
     optimizer: torch.optim.Optimizer | None = None  # kept for the memory breakdown
     final: Evaluation | None = None  # the last evaluation, with its predictions
@@ -76,6 +78,7 @@ RESUMED_FIELDS = (
     "step_tokens",
     "batch_positions",
     "skipped_steps",
+    "activation_bytes",
 )
 
 
@@ -139,11 +142,13 @@ def to_device(batch: dict, device) -> dict:
     return {key: value.to(device) for key, value in batch.items()}
 
 
-def timed_evaluation(model, evaluate, result: TrainResult, precision_context) -> Evaluation:
+def timed_evaluation(model, evaluate, result: TrainResult, precision_context, memory, accelerator) -> Evaluation:
     started = time.perf_counter()
     model.eval()
-    with precision_context:
+    with precision_context, memory.phase("evaluation") if memory else contextlib.nullcontext():
         evaluation = evaluate(model)
+    if accelerator:
+        accelerator.wait_for_everyone()  # the processes that do not evaluate wait here
     model.train()
     result.eval_seconds += time.perf_counter() - started
     return evaluation
@@ -158,15 +163,27 @@ def train(
     tracker,
     device,
     state_path: Path | None = None,
+    memory=None,
+    activation_steps: int = 0,
+    accelerator=None,
 ) -> TrainResult:
     """Optimizer steps over the training batches; `evaluate(model)` (the task format's evaluation on the
     evaluation split) after each epoch, or once at the end. With `state_path`, the training state is
-    saved there every `trainer.save_state_every_steps` steps, and `trainer.resume` goes on from it."""
+    saved there every `trainer.save_state_every_steps` steps, and `trainer.resume` goes on from it.
+    `memory` (a measure.PeakMemory) keeps evaluations' peaks apart; the first `activation_steps` steps
+    (the warm-up ones, left out of the step times) measure the bytes saved for backward. With an
+    `accelerator` (several processes, distributed.py), each global batch is split across them, gradients
+    are averaged by DDP, and `evaluate` runs where the caller put it (process 0) while the others wait."""
     total_steps = total_optimizer_steps(trainer, len(train_loader))
     epochs = math.ceil(total_steps / math.ceil(len(train_loader) / trainer.grad_accum_steps))
     optimizer, scheduler = make_optimizer(model, trainer, total_steps)
     precision = trainer.get("precision", "fp32")
     scaler = grad_scaler(precision, device)
+    # the forward passes go through DDP's wrapper, which averages the gradients; hooks see the model itself
+    trained = accelerator.prepare_model(model) if accelerator else model
+    if trainer.get("compile"):  # torch.compile: the first steps compile (they are warm-up steps), later ones run fused
+        trained = torch.compile(trained)
+    batches = accelerator.prepare_data_loader(train_loader) if accelerator else train_loader
     result = TrainResult()
     save_every = trainer.get("save_state_every_steps") if state_path is not None else None
     resumed = None
@@ -176,7 +193,7 @@ def train(
     model.train()
     # the untuned starting point, as epoch 0 of the history (a resumed run has it already)
     if trainer.get("eval_before_training") and resumed is None:
-        evaluation = timed_evaluation(model, evaluate, result, autocast(precision, device))
+        evaluation = timed_evaluation(model, evaluate, result, autocast(precision, device), memory, accelerator)
         result.history.append(
             {"epoch": 0, "step": 0, "metrics": evaluation.metrics, "generation": evaluation.generation}
         )
@@ -190,16 +207,22 @@ def train(
         skip_batches = resumed["batches_done"] if resumed and epoch == resumed["epoch"] else 0
         started = step_started = time.perf_counter()
         step_samples = step_tokens = 0
-        for index, batch in enumerate(train_loader):
+        for index, batch in enumerate(batches):
             if index < skip_batches:  # trained before the stop
                 continue
             step_samples += len(batch["labels"])
             step_tokens += int(batch["attention_mask"].sum())
             result.batch_positions += batch["attention_mask"].numel()
-            with autocast(precision, device):
-                loss = model(**to_device(batch, device)).loss
+            saved = SavedActivations(model) if result.steps < activation_steps else None
+            with (
+                autocast(precision, device),
+                saved or contextlib.nullcontext(),
+            ):
+                loss = trained(**to_device(batch, device)).loss
                 extra = method.extra_loss(model)
                 total_loss = loss if extra is None else loss + extra
+            if saved is not None:
+                result.activation_bytes = max(result.activation_bytes or 0, saved.bytes)
             if not torch.isfinite(total_loss.detach()):
                 if trainer.nan_policy == "stop":
                     raise NonFiniteLoss(total_loss.item(), result.steps + 1, epoch)
@@ -224,11 +247,12 @@ def train(
             result.step_tokens.append(step_tokens)
             step_started, step_samples, step_tokens = now, 0, 0
             result.steps += 1
-            result.losses.append(loss.item())
+            loss_value = (accelerator.reduce(loss.detach(), "mean") if accelerator else loss).item()  # global batch
+            result.losses.append(loss_value)
             progress.update(1)
-            progress.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}", refresh=False)
+            progress.set_postfix(epoch=epoch, loss=f"{loss_value:.4f}", refresh=False)
             if result.steps % trainer.log_every_steps == 0:
-                tracker.log({"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]}, step=result.steps)
+                tracker.log({"train/loss": loss_value, "train/lr": scheduler.get_last_lr()[0]}, step=result.steps)
             if save_every and result.steps % save_every == 0:
                 result.train_seconds += time.perf_counter() - started  # the time so far goes into the state
                 save_training_state(
@@ -239,7 +263,7 @@ def train(
                 break
         result.train_seconds += time.perf_counter() - started
         if trainer.eval_every_epoch or result.steps >= total_steps:
-            result.final = timed_evaluation(model, evaluate, result, autocast(precision, device))
+            result.final = timed_evaluation(model, evaluate, result, autocast(precision, device), memory, accelerator)
             metrics = result.final.metrics
             result.history.append({"epoch": epoch, "step": result.steps, "metrics": metrics})
             tracker.log(
@@ -252,5 +276,8 @@ def train(
         if result.steps >= total_steps:
             break
     progress.close()
+    result.step_samples = summed(accelerator, result.step_samples)  # the examples of every process
+    result.step_tokens = summed(accelerator, result.step_tokens)
+    result.batch_positions = sum(summed(accelerator, [result.batch_positions]))
     result.optimizer = optimizer
     return result

@@ -1,6 +1,7 @@
 """Checks of a composed run config before any work: each bad value fails in one sentence that names
 it and the valid choices (the CLI exits 2), before a model is built or data is read."""
 
+import importlib.util
 import math
 
 from peftbench.tracking import TRACKER_MODES, TRACKERS, wandb_key_configured
@@ -8,6 +9,8 @@ from peftbench.tracking import TRACKER_MODES, TRACKERS, wandb_key_configured
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 NAN_POLICIES = ("stop", "skip")  # trainer.nan_policy: what a non-finite loss does
 PRECISIONS = ("fp32", "bf16", "fp16")  # trainer.precision: the forward passes' autocast dtype
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")  # model.attn_implementation; null: the default
+OFFLINE_MODELS = "model=minilm_l6 or model=smollm2_135m"  # installed with peftbench: they need no hub
 
 
 class ConfigError(ValueError):
@@ -96,6 +99,81 @@ def check_precision(precision: str, device) -> None:
         )
 
 
+def check_weights_reachable(model_cfg) -> None:
+    """A pretrained model's files are there (an offline package, a local folder, the HF cache) or can be
+    fetched: else one sentence, before any work, with the ways forward."""
+    from pathlib import Path
+
+    from peftbench.models import local_package_dir
+
+    hub_id = model_cfg.hub_id
+    if local_package_dir(model_cfg) or Path(str(hub_id)).is_dir():
+        return
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        hf_hub_download(hub_id, "config.json")  # from the cache when it is there; a small file otherwise
+    except GatedRepoError as error:
+        raise ConfigError(
+            f"Model '{model_cfg.name}' ({hub_id}) is gated on the Hugging Face hub: accept its licence there and "
+            f"log in (`hf auth login`), or use {OFFLINE_MODELS}."
+        ) from error
+    except RepositoryNotFoundError as error:
+        raise ConfigError(
+            f"model.hub_id={hub_id!r} is not a model on the Hugging Face hub (nor a local folder); check the id, "
+            f"or use {OFFLINE_MODELS}."
+        ) from error
+    except Exception as error:  # noqa: BLE001 - offline: no connection, HF_HUB_OFFLINE, no cached copy
+        raise ConfigError(
+            f"Model '{model_cfg.name}' ({hub_id}) could not be fetched: the hub cannot be reached and there is "
+            f"no cached copy; use {OFFLINE_MODELS}, or model.pretrained=false for random weights (the record "
+            f"says so)."
+        ) from error
+
+
+def check_processes(cfg) -> None:
+    """A run launched on several processes (accelerate, torchrun) splits each batch across them."""
+    from peftbench.distributed import world_size
+
+    processes = world_size()
+    if processes == 1:
+        return
+    if cfg.trainer.batch_size % processes:
+        raise ConfigError(
+            f"trainer.batch_size={cfg.trainer.batch_size} cannot be split across {processes} processes; make it a "
+            f"multiple of {processes}."
+        )
+    if cfg.trainer.save_state_every_steps is not None or cfg.trainer.resume:
+        raise ConfigError(
+            "trainer.save_state_every_steps and trainer.resume work in a run of one process, not of "
+            f"{processes}; leave them unset."
+        )
+
+
+def check_model(cfg) -> None:
+    check_choice(cfg, "model.pretrained", (True, False))
+    attn = cfg.model.get("attn_implementation")
+    if attn is not None:
+        check_choice(cfg, "model.attn_implementation", ATTN_IMPLEMENTATIONS)
+    if attn == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        raise ConfigError(
+            "model.attn_implementation=flash_attention_2 needs the flash-attn package, which is not installed "
+            "(it runs on CUDA GPUs only); use sdpa or eager."
+        )
+    if cfg.trainer.gradient_checkpointing:
+        from peftbench.models import model_class
+
+        cls = model_class(cfg.model)
+        if not cls.supports_gradient_checkpointing:
+            raise ConfigError(
+                f"trainer.gradient_checkpointing=true is not supported by {cls.__name__} (model "
+                f"'{cfg.model.name}'); set it to false."
+            )
+    if cfg.model.pretrained:
+        check_weights_reachable(cfg.model)
+
+
 def check_trainer(cfg) -> None:
     for key in ("batch_size", "eval_batch_size", "grad_accum_steps", "max_seq_length", "log_every_steps"):
         check_whole(cfg, f"trainer.{key}", 1)
@@ -109,7 +187,14 @@ def check_trainer(cfg) -> None:
     check_number(cfg, "trainer.max_grad_norm", 0.0, low_open=True, optional=True)
     check_choice(cfg, "trainer.nan_policy", NAN_POLICIES)
     check_choice(cfg, "trainer.precision", PRECISIONS)
-    for key in ("resume", "eval_every_epoch", "eval_before_training", "group_by_length"):
+    for key in (
+        "resume",
+        "eval_every_epoch",
+        "eval_before_training",
+        "group_by_length",
+        "gradient_checkpointing",
+        "compile",
+    ):
         check_choice(cfg, f"trainer.{key}", (True, False))
 
 
@@ -162,4 +247,6 @@ def validate(cfg):
     device = resolve_device(cfg.device)
     check_precision(cfg.trainer.precision, device)
     check_method(cfg)
+    check_processes(cfg)
+    check_model(cfg)  # last: it may ask the hub for the model's config file
     return device

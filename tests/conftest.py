@@ -10,6 +10,14 @@ from hydra.core.global_hydra import GlobalHydra
 
 from peftbench import CONF_DIR
 
+# Tests never touch the network: the hub answers from the local cache only (a miss fails at once).
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):  # `make test` runs pytest -n auto
+    import torch
+
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))  # the cores shared, not each taken
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA_DIR = Path(os.environ.get("PEFTBENCH_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
 

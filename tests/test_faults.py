@@ -4,6 +4,7 @@ The bad-input table runs the CLI's own check of a command line in this process (
 `python -m peftbench` calls first); a few cases run as a real subprocess to hold the exit code."""
 
 import dataclasses
+import importlib.util
 import json
 import os
 import shutil
@@ -43,6 +44,20 @@ BAD_COMMAND_LINES = [
     (["trainer.nan_policy=maybe"], "trainer.nan_policy='maybe' is not valid; valid: stop, skip."),
     (["trainer.precision=fp8"], "trainer.precision='fp8' is not valid; valid: fp32, bf16, fp16."),
     (["trainer.group_by_length=maybe"], "trainer.group_by_length='maybe' is not valid; valid: True, False."),
+    (
+        ["trainer.gradient_checkpointing=maybe"],
+        "trainer.gradient_checkpointing='maybe' is not valid; valid: True, False.",
+    ),
+    (["model.pretrained=maybe"], "model.pretrained='maybe' is not valid; valid: True, False."),
+    (
+        ["model.attn_implementation=fast"],
+        "model.attn_implementation='fast' is not valid; valid: sdpa, eager, flash_attention_2.",
+    ),
+    (
+        ["model=roberta_base"],
+        "Model 'roberta_base' (FacebookAI/roberta-base) could not be fetched: the hub cannot be reached and there "
+        "is no cached copy; use model=minilm_l6 or model=smollm2_135m, or model.pretrained=false for random weights",
+    ),
     (["seed=-1"], "seed=-1 is not valid"),
     (["num_threads=0"], "num_threads=0 is not valid"),
     (["model=nope"], "unknown model 'nope'; available models: "),
@@ -65,6 +80,10 @@ BAD_COMMAND_LINES = [
         "tracker.mode='sometimes' is not valid; valid: auto, online, offline, disabled.",
     ),
 ]
+if importlib.util.find_spec("flash_attn") is None:
+    BAD_COMMAND_LINES.append(
+        (["model.attn_implementation=flash_attention_2"], "flash_attention_2 needs the flash-attn package")
+    )
 if not torch.cuda.is_available():
     BAD_COMMAND_LINES.append((["device=cuda"], "device='cuda' is not available: this machine has no CUDA device"))
 

@@ -65,3 +65,47 @@ def test_no_module_of_the_package_imports_itself_through_others():
     assert {"peftbench.recipe", "peftbench.budget", "peftbench.plan"} <= set(graph)
     assert "peftbench.plan" in graph["peftbench.budget"]  # the graph sees real edges
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+# Optional heavy packages: imported only where they are used, so that a run with tracker=none on a
+# classification task needs none of them (a GPU machine may lack them all).
+OPTIONAL_PACKAGES = ("wandb", "bitsandbytes", "nltk", "rouge_score", "sacrebleu", "datasets", "gguf")
+
+
+def module_level_imports(path: Path) -> set[str]:
+    """Top-level package names a module imports when it is imported (not inside its functions)."""
+    found = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_optional_packages_are_imported_only_inside_the_functions_that_use_them():
+    offenders = {
+        module_name(path): sorted(module_level_imports(path) & set(OPTIONAL_PACKAGES))
+        for path in PACKAGE_DIR.rglob("*.py")
+    }
+    assert not {name: packages for name, packages in offenders.items() if packages}
+
+
+def test_a_classification_run_without_a_tracker_loads_no_optional_package(tmp_path):
+    """In a fresh process, as the CLI runs it (peft itself imports bitsandbytes when it is installed: not ours)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from conftest import TINY_RUN, compose_config, write_toy_rte
+from peftbench.recipe import run
+data = write_toy_rte(__import__("pathlib").Path({str(tmp_path)!r}) / "data")
+run(compose_config(["+method=lora", "+task=rte", f"data_dir={{data}}", "results_dir={tmp_path}/results",
+                    "checkpoint_dir=null", *TINY_RUN, "trainer.epochs=1"]))
+print("loaded:", sorted(m for m in {OPTIONAL_PACKAGES[:1] + OPTIONAL_PACKAGES[2:]!r} if m in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "loaded: []"

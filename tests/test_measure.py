@@ -44,6 +44,7 @@ def test_throughput_skips_warmup_and_counts_real_tokens():
         "warmup_steps": 2,
         "measured_steps": 3,
         "median_step_seconds": 2.0,
+        "measured_samples": 48,
         "samples_per_second": 48 / 6,
         "tokens_per_second": 600 / 6,
     }

@@ -4,7 +4,7 @@ from rich.console import Console
 from rich.table import Table
 
 MIB = 2**20
-BREAKDOWN_PARTS = ("weights_bytes", "gradients_bytes", "optimizer_state_bytes", "activations_and_other_bytes")
+BREAKDOWN_PARTS = ("weights_bytes", "gradients_bytes", "optimizer_state_bytes", "activations_bytes", "other_bytes")
 
 
 def print_run_summary(record: dict) -> None:
@@ -21,8 +21,8 @@ def print_run_summary(record: dict) -> None:
     table.add_row("  added / unfrozen / head", f"{params['added']:,} / {params['unfrozen']:,} / {params['head']:,}")
     table.add_row("total parameters", f"{params['total']:,}")
     table.add_row(f"peak train memory ({memory['kind']})", f"{memory['peak_train_bytes'] / MIB:,.1f} MiB")
-    parts = " / ".join(f"{memory['breakdown'][part] / MIB:,.1f}" for part in BREAKDOWN_PARTS)
-    table.add_row("  weights / grads / optimizer / other", f"{parts} MiB")
+    parts = " / ".join(f"{(memory['breakdown'][part] or 0) / MIB:,.1f}" for part in BREAKDOWN_PARTS)
+    table.add_row("  weights / grads / optimizer / activations / other", f"{parts} MiB")
     rates = f"{throughput['samples_per_second']:.1f} samples/s, {throughput['tokens_per_second']:,.0f} tokens/s"
     table.add_row("median step time", f"{1000 * throughput['median_step_seconds']:.1f} ms ({rates})")
     base, with_method, merged = latency["base"], latency["method"], latency["merged"]
