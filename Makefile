@@ -9,7 +9,7 @@ export PEFTBENCH_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format run report bench bench-sweeps bench-adapters bench-speed clean
+.PHONY: help install test lint format gpu-bundle run report bench bench-sweeps bench-adapters bench-speed clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,8 +25,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv/ and install the project with its pinned dependencies
 
-test: $(STAMP) ## run the test suite (fast; real-data tests skip when the data directory is absent)
-	$(PYTHON) -m pytest
+test: $(STAMP) ## run the test suite on every core (real-data tests skip when the data directory is absent)
+	$(PYTHON) -m pytest -n auto
 
 lint: $(STAMP) ## ruff: the format check and the lint rules of pyproject.toml (CI runs it)
 	$(VENV)/bin/ruff format --check .
@@ -50,6 +50,9 @@ bench-adapters: $(STAMP) ## step-time ratio of Houlsby adapters to LoRA at a sim
 
 bench-speed: $(STAMP) ## training step time: peftbench vs Trainer+peft vs a bare loop, and vs the CPU's matmul limit
 	$(PYTHON) benchmarks/bench_speed.py
+
+gpu-bundle: $(STAMP) ## gpu_bundle/: what benchmarks/gpu_check/run.sh needs on a GPU machine without network
+	bash benchmarks/gpu_check/prepare.sh
 
 bench-sweeps: $(STAMP) ## 0.3M budget across methods; a 2x2 multirun sequential vs parallel
 	$(PYTHON) benchmarks/budget_table.py budget=params_0.3m

@@ -25,10 +25,12 @@ elementwise ops and the optimizer are not counted): achieved GFLOP/s = FLOPs per
 
 `precision=bf16` runs every forward under torch.autocast("cpu", dtype=torch.bfloat16): peftbench through its own
 `trainer.precision=bf16`, the bare loop inside an autocast block, the Trainer with `bf16=True`, as a user would
-write each. The table then also gives each loop's share of the bf16 limit.
+write each. The table then also gives each loop's share of the bf16 limit. `compile=true` compiles peftbench's
+model (`trainer.compile=true`) and the Trainer's (`torch_compile=True`); the bare loop stays eager, for reference.
 
     python benchmarks/bench_speed.py [model=minilm_l6] [methods=full_ft,lora] [steps=10] [warmup=3] [rounds=3] \
-        [threads=<cores available>] [precision=fp32|bf16] [trainer_optim=<the Trainer's default>] [matmul_size=2048]
+        [threads=<cores available>] [precision=fp32|bf16] [trainer_optim=<the Trainer's default>] [matmul_size=2048] \
+        [compile=false|true]
 """
 
 import contextlib
@@ -64,6 +66,7 @@ def arguments() -> dict:
         "precision": "fp32",
         "trainer_optim": "",
         "matmul_size": "2048",
+        "compile": "false",
     }
     values.update(argument.split("=", 1) for argument in sys.argv[1:])
     return values
@@ -124,6 +127,7 @@ def first_item(items: list[dict]) -> dict:
 def trainer_arguments(cfg, steps: int, precision: str, optim: str, output_dir: str) -> TrainingArguments:
     trainer = cfg.trainer
     optimizer = {"optim": optim} if optim else {}
+    compiled = {"torch_compile": True} if trainer.compile else {}
     return TrainingArguments(
         output_dir=output_dir,
         max_steps=steps,
@@ -144,6 +148,7 @@ def trainer_arguments(cfg, steps: int, precision: str, optim: str, output_dir: s
         bf16=precision == "bf16",
         seed=cfg.seed,
         **optimizer,
+        **compiled,
     )
 
 
@@ -219,6 +224,7 @@ def measure_method(name: str, args: dict, limits: dict, output_dir: str) -> dict
     )
     bf16 = args["precision"] == "bf16"
     cfg.trainer.precision = args["precision"]  # peftbench: its own trainer.precision option (autocast)
+    cfg.trainer.compile = args["compile"] == "true"  # peftbench's trainer.compile; the Trainer's torch_compile
 
     def bare_steps():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # the hand-written loop's own autocast
