@@ -1,7 +1,7 @@
 """One run across several processes, through accelerate (DDP; FSDP with an accelerate config file):
 
     accelerate launch --num_processes 2 -m peftbench +method=lora +task=rte            # 2 GPUs
-    accelerate launch --config_file conf/accelerate/fsdp.yaml -m peftbench ...       # a model too big for one
+    accelerate launch --config_file launch/fsdp.yaml -m peftbench ...            # a model too big for one
     torchrun --nproc_per_node 2 -m peftbench +method=lora +task=rte device=cpu        # 2 CPU processes (gloo)
 
 Each training batch of `trainer.batch_size` examples (the global batch) is split across the processes,
@@ -27,8 +27,9 @@ def make_accelerator(device: torch.device):
     """The accelerate engine when several processes were launched (gloo on CPU, NCCL on GPUs); None for one."""
     if world_size() == 1:
         return None
-    from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration
+
+    from accelerate import Accelerator
 
     return Accelerator(cpu=device.type == "cpu", dataloader_config=DataLoaderConfiguration(split_batches=True))
 

@@ -176,11 +176,12 @@ def train(
     are averaged by DDP, and `evaluate` runs where the caller put it (process 0) while the others wait."""
     total_steps = total_optimizer_steps(trainer, len(train_loader))
     epochs = math.ceil(total_steps / math.ceil(len(train_loader) / trainer.grad_accum_steps))
-    optimizer, scheduler = make_optimizer(model, trainer, total_steps)
+    # the forward passes go through DDP's (or FSDP's) wrapper, which averages the gradients; hooks see the
+    # model itself. Wrapped first: FSDP replaces the parameters the optimizer must hold.
+    trained = accelerator.prepare_model(model) if accelerator else model
+    optimizer, scheduler = make_optimizer(trained, trainer, total_steps)
     precision = trainer.get("precision", "fp32")
     scaler = grad_scaler(precision, device)
-    # the forward passes go through DDP's wrapper, which averages the gradients; hooks see the model itself
-    trained = accelerator.prepare_model(model) if accelerator else model
     if trainer.get("compile"):  # torch.compile: the first steps compile (they are warm-up steps), later ones run fused
         trained = torch.compile(trained)
     batches = accelerator.prepare_data_loader(train_loader) if accelerator else train_loader
