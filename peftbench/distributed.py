@@ -27,9 +27,8 @@ def make_accelerator(device: torch.device):
     """The accelerate engine when several processes were launched (gloo on CPU, NCCL on GPUs); None for one."""
     if world_size() == 1:
         return None
-    from accelerate.utils import DataLoaderConfiguration
-
     from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
 
     return Accelerator(cpu=device.type == "cpu", dataloader_config=DataLoaderConfiguration(split_batches=True))
 
