@@ -36,7 +36,7 @@ format: $(STAMP) ## ruff: reformat the code and apply the safe lint fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-run: $(STAMP) ## fine-tune and evaluate LoRA on RTE with the default model (about 8 minutes on 2 CPU cores)
+run: $(STAMP) ## fine-tune and evaluate LoRA on RTE with the default model (about 4.5 minutes on 2 CPU cores)
 	$(PYTHON) -m peftbench +method=lora +task=rte
 
 report: $(STAMP) ## survey tables from the records in results/ into results/reports/
