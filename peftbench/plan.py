@@ -4,6 +4,7 @@ budgets, the count tool) applies a method to a model through `apply_method` here
 
 This module sits below `recipe`, `budget` and `count`; it imports none of them."""
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,19 @@ def max_length(cfg: DictConfig) -> int:
     return cfg.task.get("max_seq_length") or cfg.trainer.max_seq_length  # long inputs (dialogues) set their own
 
 
+# trainer.precision -> the dtype a method computes in when its config says compute_dtype=auto (QLoRA)
+COMPUTE_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def method_config(cfg: DictConfig, method: Method):
+    """The method's config from its options; a `compute_dtype` of auto follows the run's precision."""
+    config = method.make_config(method_options(cfg.method))
+    if getattr(config, "compute_dtype", None) == "auto":
+        precision = cfg.get("trainer", {}).get("precision", "fp32")
+        config = dataclasses.replace(config, compute_dtype=COMPUTE_DTYPES[precision])
+    return config
+
+
 def plan_run(cfg: DictConfig, method: Method | None = None) -> RunPlan:
     """The run's pieces, derived once. `method` overrides the registry's (tests swap in hooks)."""
     method = method or get_method(cfg.method.name)
@@ -60,7 +74,7 @@ def plan_run(cfg: DictConfig, method: Method | None = None) -> RunPlan:
         return RunPlan(
             cfg,
             method,
-            method.make_config(method_options(cfg.method)),
+            method_config(cfg, method),
             arch,
             DEFAULT_NUM_LABELS,
             format=None,
@@ -69,7 +83,7 @@ def plan_run(cfg: DictConfig, method: Method | None = None) -> RunPlan:
     return RunPlan(
         cfg,
         method,
-        method.make_config(method_options(cfg.method)),
+        method_config(cfg, method),
         arch,
         data.num_labels(task),
         format=get_format(arch.auto_class, task),

@@ -163,6 +163,16 @@ def test_qlora_uses_the_cpu_layout_only_where_it_keeps_the_numbers(cpu_bf16_layo
     assert packed_layers == {"float32": 0, "bfloat16": 2}
 
 
+@pytest.mark.parametrize("precision, dtype", [("fp32", "torch.float32"), ("bf16", "torch.bfloat16")])
+def test_qlora_computes_in_the_runs_precision_unless_told_otherwise(precision, dtype, tiny_run_config):
+    record = run(tiny_run_config("qlora", "trainer.epochs=1", f"trainer.precision={precision}")).record
+    assert record["status"] == "ok" and record["method_state"]["quantization"]["compute_dtype"] == dtype
+    told = run(
+        tiny_run_config("qlora", "trainer.epochs=1", f"trainer.precision={precision}", "method.compute_dtype=float32")
+    ).record
+    assert told["method_state"]["quantization"]["compute_dtype"] == "torch.float32"
+
+
 def test_the_cpu_bf16_layout_is_undone_exactly_before_training():
     import bitsandbytes as bnb
     import torch

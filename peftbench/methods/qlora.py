@@ -15,7 +15,7 @@ from peftbench.methods.lora import LoraConfig, apply_lora, merge_lora
 from peftbench.methods.registry import Arch, Method, register_method
 
 QUANT_TYPES = ("nf4", "fp4")
-COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
@@ -23,7 +23,8 @@ class QLoraConfig(LoraConfig):
     bits: int = 4  # 4 (NF4/FP4) or 8 (LLM.int8)
     quant_type: str = "nf4"  # 4-bit data type
     double_quant: bool = True  # quantize the quantization constants too (about 0.4 bit per weight saved)
-    compute_dtype: str = "float32"  # dtype of the de-quantized matmuls: float32 | bfloat16
+    # dtype of the de-quantized matmuls: float32 | bfloat16 | float16, or auto: the run's trainer.precision
+    compute_dtype: str = "auto"
     target_modules: list[str] = field(default_factory=lambda: ["q", "k", "v", "attn_out", "ffn_in", "ffn_out"])
 
 
