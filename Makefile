@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv/ and install the project with its pinned dependencies
 
 test: $(STAMP) ## run the test suite on every core (real-data tests skip when the data directory is absent)
-	$(PYTHON) -m pytest -n auto
+	$(PYTHON) -m pytest -n auto --dist worksteal
 
 lint: $(STAMP) ## ruff: the format check and the lint rules of pyproject.toml (CI runs it)
 	$(VENV)/bin/ruff format --check .
