@@ -24,10 +24,9 @@ from peftbench.tracking import NoTracker
 from peftbench.train import train
 
 
-def arguments() -> dict:
-    values = {"model": "minilm_l6", "steps": "30", "rounds": "4", "repeats": "5"}
-    values.update(argument.split("=", 1) for argument in sys.argv[1:])
-    return values
+def arguments(defaults: dict) -> dict:
+    """The benchmarks' `key=value` command-line options over their defaults."""
+    return defaults | dict(argument.split("=", 1) for argument in sys.argv[1:])
 
 
 def compose_run(model: str, method: str = "lora"):
@@ -146,7 +145,7 @@ def count_command_seconds() -> float:
 
 
 def main() -> None:
-    args = arguments()
+    args = arguments({"model": "minilm_l6", "steps": "30", "rounds": "4", "repeats": "5"})
     cfg = compose_run(args["model"])
     print(
         f"model {args['model']}, torch threads {torch.get_num_threads()}, data {cfg.data_dir or 'synthetic'}",

@@ -43,8 +43,15 @@ import time
 import peft
 import torch
 import transformers
-from bench_costs import bare_loop_step_seconds, compose_run, fixed_batches, harness_step_seconds, tuned_model
-from torch.utils.data import DataLoader
+from bench_costs import (
+    arguments,
+    bare_loop_step_seconds,
+    batch_loader,
+    compose_run,
+    fixed_batches,
+    harness_step_seconds,
+    tuned_model,
+)
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
@@ -55,21 +62,18 @@ PRECISIONS = ("fp32", "bf16")
 MATMUL_SECONDS = 0.5  # each limit measurement times matmuls for at least this long
 
 
-def arguments() -> dict:
-    values = {
-        "model": "minilm_l6",
-        "methods": "full_ft,lora",
-        "steps": "10",
-        "warmup": "3",
-        "rounds": "3",
-        "threads": str(len(os.sched_getaffinity(0))),
-        "precision": "fp32",
-        "trainer_optim": "",
-        "matmul_size": "2048",
-        "compile": "false",
-    }
-    values.update(argument.split("=", 1) for argument in sys.argv[1:])
-    return values
+DEFAULTS = {
+    "model": "minilm_l6",
+    "methods": "full_ft,lora",
+    "steps": "10",
+    "warmup": "3",
+    "rounds": "3",
+    "threads": str(len(os.sched_getaffinity(0))),
+    "precision": "fp32",
+    "trainer_optim": "",
+    "matmul_size": "2048",
+    "compile": "false",
+}
 
 
 # --- the model as a user sets it up for the Trainer --------------------------------------------------------------
@@ -212,8 +216,7 @@ def measure_method(name: str, args: dict, limits: dict, output_dir: str) -> dict
     model, tokenizer, method = tuned_model(cfg)
     user = user_model(cfg)
     batches = fixed_batches(cfg, tokenizer, warmup + steps)
-    # the batches as they are, in order; train() saves its loader's generator state, so a plain list will not do
-    loader = DataLoader(batches, batch_size=None, generator=torch.Generator())
+    loader = batch_loader(batches)  # the batches as they are, in order
     shapes = sorted({tuple(batch["input_ids"].shape) for batch in batches})
     logit_difference = max_logit_difference(model, user, batches[0])
     flops = mean_step_flops(model, batches[warmup:])
@@ -316,7 +319,7 @@ def check(args: dict) -> list[str]:
 
 
 def main() -> None:
-    args = arguments()
+    args = arguments(DEFAULTS)
     methods = check(args)
     torch.set_num_threads(int(args["threads"]))
     transformers.logging.set_verbosity_error()  # the Trainer's per-run notices

@@ -8,25 +8,20 @@ numbers on MiniLM), the ratio the adapters issue asks for. Also each one's infer
 """
 
 import statistics
-import sys
 
 import torch
-from bench_costs import compose_run, fixed_batches, harness_step_seconds, tuned_model
+from bench_costs import arguments, compose_run, fixed_batches, harness_step_seconds, tuned_model
 
 from peftbench import data, measure
 from peftbench.models import build_model
 
-
-def arguments() -> dict:
-    values = {
-        "model": "minilm_l6",
-        "steps": "30",
-        "rounds": "4",
-        "a": "adapter_houlsby method.bottleneck=8",
-        "b": "lora",
-    }
-    values.update(argument.split("=", 1) for argument in sys.argv[1:])
-    return values
+DEFAULTS = {
+    "model": "minilm_l6",
+    "steps": "30",
+    "rounds": "4",
+    "a": "adapter_houlsby method.bottleneck=8",
+    "b": "lora",
+}
 
 
 def latency_ms(model, cfg) -> float:
@@ -38,7 +33,7 @@ def latency_ms(model, cfg) -> float:
 
 
 def main() -> None:
-    args = arguments()
+    args = arguments(DEFAULTS)
     runs = {}
     for key in ("a", "b"):
         cfg = compose_run(args["model"], args[key])
