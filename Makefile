@@ -9,7 +9,7 @@ export PEFTBENCH_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format gpu-bundle bench-adapterhub run report bench bench-sweeps bench-adapters bench-speed clean
+.PHONY: help install test lint format gpu-bundle bench-adapterhub run report report-published published-grid bench bench-sweeps bench-adapters bench-speed clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,12 @@ run: $(STAMP) ## fine-tune and evaluate LoRA on RTE with the default model (abou
 
 report: $(STAMP) ## survey tables from the records in results/ into results/reports/
 	$(PYTHON) -m peftbench.report
+
+report-published: $(STAMP) ## results/published/: its README and report rebuilt from its committed records
+	$(PYTHON) -m peftbench.published report
+
+published-grid: $(STAMP) ## run the published grid's unanswered cells, 2 at a time (resumable: stop and start it any time)
+	$(PYTHON) -m peftbench.published run jobs=$${JOBS:-2}
 
 bench: $(STAMP) ## cost-measurement benchmarks: latency repeatability, harness overhead, 175B count time
 	$(PYTHON) benchmarks/bench_costs.py

@@ -2,7 +2,8 @@
 
 import pytest
 
-from peftbench.report.__main__ import write_reports
+from peftbench.report.__main__ import build_tables, write_reports
+from peftbench.report.aggregate import collapse_reason
 from peftbench.report.render import RENDERERS, to_markdown
 from peftbench.report.specs import SPECS
 from peftbench.report.tables import Column, Row, TableSpec, build
@@ -138,3 +139,58 @@ def test_difference_is_shown_only_for_the_papers_model():
     text = to_markdown(build(same, runs, "roberta_base"))
     assert "| RTE paper | RTE ours | RTE Δ |" in text and "| 86.6 | **87.6 (n=1)** | +1.0 |" in text
     assert "Δ" not in to_markdown(build(same, runs, "minilm_l6"))
+
+
+def with_losses(rec, first, last):
+    return {**rec, "metrics": {**rec["metrics"], "first_loss": first, "last_loss": last}}
+
+
+@pytest.mark.parametrize(
+    ("predictions", "losses", "reason"),
+    [
+        ([1, 1, 1, 1], (0.69, 0.30), "predicts one class"),
+        ([2.5, 2.5, 2.5], (1.0, 0.2), "predicts one value"),
+        (["a cafe", "a cafe"], (3.0, 1.0), "predicts one text"),
+        ([0, 1, 1, 0], (0.69, 0.68), "loss did not fall"),
+        ([0, 1, 1, 0], (0.69, 0.30), None),
+        ([1], (0.69, 0.30), None),  # one example: one answer is no collapse
+    ],
+)
+def test_collapse_reason(predictions, losses, reason):
+    rec = with_losses(with_predictions(record("bitfit", "sst2", 0, 0.5), predictions, [0] * len(predictions)), *losses)
+    assert collapse_reason(rec) == reason
+
+
+def test_collapsed_runs_are_marked_counted_and_never_the_best():
+    labels = [i % 2 for i in range(40)]
+    one_class = [1] * 40
+    runs = [
+        with_losses(with_predictions(record("bitfit", "rte", s, 0.5), one_class, labels), 0.7, 0.4) for s in (0, 1)
+    ]
+    runs += [with_losses(with_predictions(record("lora", "rte", 0, 0.45), [1 - y for y in labels], labels), 0.7, 0.3)]
+    runs += [with_losses(with_predictions(record("lora", "rte", 1, 0.5), one_class, labels), 0.7, 0.3)]
+    small = TableSpec(
+        name="collapse",
+        title="Collapse",
+        reference=None,
+        paper_setting="none",
+        task="rte",
+        columns=(Column("RTE", ours="metrics.final.accuracy", decimals=3),),
+        rows=(Row("BitFit", method="bitfit"), Row("LoRA", method="lora")),
+    )
+    table = build(small, runs, "minilm_l6")
+    assert table.entries[("BitFit", "RTE")].collapsed == 2 and table.entries[("LoRA", "RTE")].collapsed == 1
+    assert table.best["RTE"] == "LoRA"  # bitfit's 0.50 beats lora's 0.475, but every bitfit run collapsed
+    text = to_markdown(table)
+    assert "0.500 ± 0.000 (n=2, 2 collapsed)" in text and "**0.475 ± 0.035 (n=2, 1 collapsed)**" in text
+    assert "BitFit: 2 predicts one class (of 2); LoRA: 1 predicts one class (of 2)." in text
+
+
+def test_methods_measured_follows_the_reports_task():
+    runs = [record("lora", "sst2", s, 0.8 + s / 100) for s in (0, 1)] + [record("lora", "rte", 0, 0.55)]
+    sst2 = build_tables(runs, "minilm_l6", "sst2")["methods_measured"]
+    assert sst2.entries[("lora (family not recorded)", "Accuracy")].ours.n == 2
+    assert build_tables(runs, "minilm_l6")["methods_measured"].entries[
+        ("lora (family not recorded)", "Accuracy")
+    ].ours.mean == pytest.approx(0.55)
+    assert build_tables(runs, "minilm_l6", "sst2")["adalora_table1"].spec.task == SPECS["adalora_table1"].task

@@ -1,12 +1,13 @@
 """python -m peftbench.report [results_dir=results] [out_dir=results/reports] [model=minilm_l6] [task=rte]
                              [wandb=none] [wandb_project=peftbench]
 
-Writes every table spec as Markdown, LaTeX, HTML and CSV, the plots for one task and model as PNG and
-SVG, and <results_dir>/README.md linking them all; with wandb=offline|online|auto it also logs them to one
-W&B run. results_dir=wandb:<entity>/<project> reads the records from W&B instead (the index then goes to
-out_dir)."""
+Writes every table spec as Markdown, LaTeX, HTML and CSV (methods_measured for `task`), the plots for one
+task and model as PNG and SVG, and <results_dir>/README.md linking them all; with wandb=offline|online|auto
+it also logs them to one W&B run. results_dir=wandb:<entity>/<project> reads the records from W&B instead
+(the index then goes to out_dir)."""
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from peftbench.records import read_records
@@ -28,8 +29,10 @@ DEFAULTS = {
 WANDB_MODES = ("none", "offline", "online", "auto")
 
 
-def build_tables(records: list[dict], model: str) -> dict[str, BuiltTable]:
-    return {name: build(spec, records, model) for name, spec in SPECS.items()}
+def build_tables(records: list[dict], model: str, task: str = DEFAULTS["task"]) -> dict[str, BuiltTable]:
+    """Every spec's table; those that follow the report's task (TableSpec.report_task) are built for `task`."""
+    specs = {name: replace(spec, task=task) if spec.report_task else spec for name, spec in SPECS.items()}
+    return {name: build(spec, records, model) for name, spec in specs.items()}
 
 
 def write_tables(tables: dict[str, BuiltTable], out_dir: Path) -> list[Path]:
@@ -43,8 +46,8 @@ def write_tables(tables: dict[str, BuiltTable], out_dir: Path) -> list[Path]:
     return written
 
 
-def write_reports(records: list[dict], out_dir: Path, model: str) -> list[Path]:
-    return write_tables(build_tables(records, model), out_dir)
+def write_reports(records: list[dict], out_dir: Path, model: str, task: str = DEFAULTS["task"]) -> list[Path]:
+    return write_tables(build_tables(records, model, task), out_dir)
 
 
 def load_records(source: str) -> list[dict]:
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: no ok records under {source}: there is nothing to report yet.", file=sys.stderr)
         raise SystemExit(2)
     out_dir = Path(args["out_dir"])
-    tables = build_tables(records, args["model"])
+    tables = build_tables(records, args["model"], args["task"])
     written = write_tables(tables, out_dir)
     plots = write_plots(records, out_dir, args["model"], args["task"])
     from_wandb = args["results_dir"].startswith(WANDB_SOURCE)

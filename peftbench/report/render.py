@@ -4,6 +4,7 @@ import csv
 import html
 import io
 
+from peftbench.report.aggregate import STUCK_LOSS_SHARE
 from peftbench.report.tables import BuiltTable
 
 MISSING = "–"
@@ -19,7 +20,8 @@ def ours_text(entry, decimals: int) -> str:
         return MISSING
     spread = f" ± {cell.std:.{decimals}f}" if cell.std is not None else ""
     marker = " †" if entry.indistinguishable_from_best else ""
-    return f"{cell.mean:.{decimals}f}{spread} (n={cell.n}){marker}"
+    collapsed = f", {entry.collapsed} collapsed" if entry.collapsed else ""
+    return f"{cell.mean:.{decimals}f}{spread} (n={cell.n}{collapsed}){marker}"
 
 
 def same_setting(table: BuiltTable) -> bool:
@@ -62,6 +64,20 @@ def grid(table: BuiltTable, emphasis) -> list[list[str]]:
     return [header] + body
 
 
+def collapsed_text(table: BuiltTable) -> str:
+    """The caption's count of collapsed runs per row ("" when none collapsed)."""
+    if not table.collapsed:
+        return ""
+    counts = "; ".join(
+        f"{label}: {', '.join(f'{n} {reason}' for reason, n in found.reasons.items())} (of {found.runs})"
+        for label, found in table.collapsed.items()
+    )
+    return (
+        f" Collapsed runs, marked in their cells and not results to rank (one answer for every evaluation example, "
+        f"or a last training loss at least {STUCK_LOSS_SHARE:.0%} of the first): {counts}."
+    )
+
+
 def caption(table: BuiltTable) -> str:
     task = f" on {table.spec.task}" if table.spec.task else ""
     return (
@@ -70,6 +86,7 @@ def caption(table: BuiltTable) -> str:
         f"different from it (paired bootstrap over evaluation examples where predictions are recorded, "
         f"else Welch's t over seeds; p >= 0.05)"
         + (". Δ: ours minus paper, the same model." if same_setting(table) else ".")
+        + collapsed_text(table)
     )
 
 
@@ -111,7 +128,18 @@ def to_csv(table: BuiltTable) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
-        ["method", "column", "paper", "ours_mean", "ours_std", "ours_n", "best", "indistinguishable_from_best", "test"]
+        [
+            "method",
+            "column",
+            "paper",
+            "ours_mean",
+            "ours_std",
+            "ours_n",
+            "best",
+            "indistinguishable_from_best",
+            "test",
+            "collapsed",
+        ]
     )
     for row in table.rows:
         for column in table.spec.columns:
@@ -128,6 +156,7 @@ def to_csv(table: BuiltTable) -> str:
                     table.best.get(column.label) == row.label,
                     entry.indistinguishable_from_best,
                     entry.test or "",
+                    entry.collapsed,
                 ]
             )
     return out.getvalue()

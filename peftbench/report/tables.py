@@ -18,6 +18,7 @@ from peftbench.metrics import METRICS
 from peftbench.report.aggregate import (
     Cell,
     cell,
+    collapse_reason,
     lookup,
     matching,
     method_families,
@@ -72,6 +73,7 @@ class TableSpec:
     rows: tuple[Row, ...]
     paper_model: str | None = None  # our model config that is the paper's model: then the difference is shown
     method_rows: bool = False  # True: after `rows`, one row per method our records of the task and model hold
+    report_task: bool = False  # True: `task` is the report's (python -m peftbench.report task=...), `task` its default
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,13 @@ class Entry:
     ours: Cell | None
     indistinguishable_from_best: bool = False  # not significantly different from the column's best
     test: str | None = None  # how that was decided: "bootstrap" (paired, over evaluation examples) or "welch"
+    collapsed: int = 0  # of the cell's runs, those that collapsed (aggregate.collapse_reason): marked, not ranked
+
+
+@dataclass(frozen=True)
+class Collapsed:
+    runs: int  # the row's runs with a task metric
+    reasons: dict  # reason -> how many of them collapsed so (aggregate.collapse_reason)
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,7 @@ class BuiltTable:
     entries: dict  # (row label, column label) -> Entry
     best: dict  # column label -> row label with our best mean
     rows: tuple[Row, ...] = ()  # the spec's rows, each split by setting where its runs differ in more than the seed
+    collapsed: dict = field(default_factory=dict)  # row label -> Collapsed, over its task-metric cells
 
 
 def published_value(reference: list[dict], selector: dict, column: str | None) -> float | None:
@@ -172,7 +182,7 @@ def welch_not_worse(best: list[float], other: list[float]) -> bool:
 
 def build(spec: TableSpec, records: list[dict], model: str) -> BuiltTable:
     reference = list(csv.DictReader(open(REFERENCE_DIR / spec.reference, encoding="utf-8"))) if spec.reference else []
-    entries, best = {}, {}
+    entries, best, collapsed, measured = {}, {}, {}, {}
     rows = spec.rows
     if spec.method_rows:
         rows += recorded_method_rows(records, spec, model)
@@ -180,15 +190,23 @@ def build(spec: TableSpec, records: list[dict], model: str) -> BuiltTable:
     for column in spec.columns:
         runs = {row.label: our_runs(records, spec, row, column, model) for row in rows}
         scale = column.ours_scale() if column.ours else None
+        metric = metric_of(column.ours) if column.ours else None
+        reasons = {label: [collapse_reason(r) for r in rs] if metric else [] for label, rs in runs.items()}
+        for label, found in reasons.items():
+            for run, reason in zip(runs[label], found):
+                measured.setdefault(label, set()).add(id_of(run))
+                if reason:
+                    collapsed.setdefault(label, {}).setdefault(reason, set()).add(id_of(run))
+        every_run_collapsed = {label for label, found in reasons.items() if found and all(found)}
         values = {label: [scale * lookup(r, column.ours) for r in rs] for label, rs in runs.items()}
         if column.relative_to:
             base = cell(values.get(row_of(rows, column.relative_to), []))
             values = {label: [100 * v / base.mean for v in vs] if base else [] for label, vs in values.items()}
         direction = column.direction()
-        scored = [(cell(vs).mean, label) for label, vs in values.items() if vs]
+        # a row whose every run collapsed is no candidate for the best
+        scored = [(cell(vs).mean, label) for label, vs in values.items() if vs and label not in every_run_collapsed]
         if scored and direction is not None:
             best[column.label] = (max if direction else min)(scored)[1]
-        metric = metric_of(column.ours) if column.ours else None
         for row in rows:
             leader = best.get(column.label)
             close, test = False, None
@@ -200,6 +218,18 @@ def build(spec: TableSpec, records: list[dict], model: str) -> BuiltTable:
                     else (welch_not_worse(values[leader], values[row.label]), "welch")
                 )
             entries[(row.label, column.label)] = Entry(
-                published_value(reference, row.published, column.published), cell(values[row.label]), close, test
+                published_value(reference, row.published, column.published),
+                cell(values[row.label]),
+                close,
+                test,
+                sum(reason is not None for reason in reasons[row.label]),
             )
-    return BuiltTable(spec, model, entries, best, rows)
+    counts = {
+        label: Collapsed(len(measured[label]), {reason: len(ids) for reason, ids in sorted(found.items())})
+        for label, found in collapsed.items()
+    }
+    return BuiltTable(spec, model, entries, best, rows, counts)
+
+
+def id_of(record: dict) -> str:
+    return record["run"].get("id") or str(id(record))

@@ -4,11 +4,13 @@ from peftbench.report.tables import Column, TableSpec
 
 METHODS_MEASURED = TableSpec(
     name="methods_measured",
-    title="Every method measured the same way: storage, memory, speed and inference overhead",
+    title="Every method measured the same way: accuracy, storage, memory, speed and inference overhead",
     reference=None,
     paper_setting="none (Lialin et al. 2023 give these qualitatively)",
     task="rte",
     columns=(
+        Column("Accuracy", ours="metrics.final.accuracy", decimals=3),
+        Column("Trainable params %", ours="params.trainable_share", decimals=3),
         Column("Stored params %", ours="params.stored_share", decimals=3),
         Column("Peak train memory % of FT", ours="memory.peak_train_bytes", relative_to="full_ft"),
         Column("Step time % of FT", ours="throughput.median_step_seconds", relative_to="full_ft"),
@@ -18,4 +20,5 @@ METHODS_MEASURED = TableSpec(
     ),
     rows=(),
     method_rows=True,  # one per method our records hold, named with its recorded family
+    report_task=True,  # python -m peftbench.report task=sst2: this table on SST-2
 )

@@ -1,0 +1,342 @@
+"""The published results set: its grid of runs, a resumable runner for it, and its report.
+
+    python -m peftbench.published run [jobs=2] [parts=headline,survey_glue,...]   # make published-grid
+    python -m peftbench.published status
+    python -m peftbench.published report                                          # make report-published
+
+Each cell of the grid is one `python -m peftbench` command (its overrides). A cell is done when the
+store holds an `ok` record whose config has every one of the cell's values, or a record of its refusal
+(a budget the method's size knob cannot reach, a model type it does not serve): so the runner can be
+stopped and started again, on this machine or another, and new config keys with defaults do not make
+finished cells run again. Runs side by side take one thread each; their cost columns are not the
+published costs (see the report's caption)."""
+
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+STORE = ROOT / "results" / "published"
+RECORDS = STORE / "records"
+LOGS = STORE / "logs"  # one log per cell's latest attempt (git-ignored)
+REPORT = STORE / "report"
+HEADLINE = ("+task=sst2", "task.max_train_samples=5000")  # the headline task: SST-2, a seeded 5,000-example subset
+SEEDS = (0, 1, 2)
+# Refusals before any work: the cell is answered (the record says why), running it again changes nothing.
+REFUSALS = ("ConfigError", "BudgetError")
+# Always the same: no tracker, the records in the published store, no checkpoints kept.
+FIXED = ("tracker=none", f"results_dir={RECORDS}", "checkpoint_dir=null")
+
+
+@dataclass(frozen=True)
+class Cell:
+    part: str
+    overrides: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return " ".join(self.overrides)
+
+
+def method_names() -> list[str]:
+    from peftbench import CONF_DIR
+
+    return sorted(path.stem for path in (CONF_DIR / "method").glob("*.yaml"))
+
+
+def headline() -> list[Cell]:
+    """1. Every registered method on SST-2 at its defaults, seeds 0-2 (all methods' seed 0 first)."""
+    return [Cell("headline", (f"+method={m}", *HEADLINE, f"seed={s}")) for s in SEEDS for m in method_names()]
+
+
+def survey_glue() -> list[Cell]:
+    """2. LoRA Table 2 / AdaLoRA Table 1 methods on RTE, MRPC, CoLA, STS-B (full training sets)."""
+    seeds = {"full_ft": SEEDS, "lora": SEEDS, "bitfit": (0,), "adapter_houlsby": (0,), "adapter_pfeiffer": (0,)}
+    seeds["adalora"] = (0,)
+    cells = []
+    for seed in SEEDS:
+        for task in ("rte", "mrpc", "cola", "stsb"):
+            cells += [
+                Cell("survey_glue", (f"+method={m}", f"+task={task}", f"seed={seed}"))
+                for m in seeds
+                if seed in seeds[m]
+            ]
+    return cells
+
+
+def matched_budget() -> list[Cell]:
+    """3. budget=params_0.3m on the headline task, every method; those whose knob cannot reach it are refused."""
+    return [
+        Cell("matched_budget", (f"+method={m}", *HEADLINE, "budget=params_0.3m", f"seed={s}"))
+        for s in SEEDS
+        for m in method_names()
+    ]
+
+
+# UniPELT Table 1's methods as its spec (report/specs/unipelt.py) reads them: prefix length 10, LoRA r=8 on q,v.
+LOW_RESOURCE_METHODS = (
+    ("+method=full_ft",),
+    ("+method=bitfit",),
+    ("+method=prefix_tuning", "method.num_virtual_tokens=10"),
+    ("+method=lora",),
+    ("+method=adapter_houlsby",),
+    ("+method=unipelt",),
+)
+
+
+def low_resource() -> list[Cell]:
+    """4. K = 100, 500, 1000 training examples of SST-2 (a seeded subset per seed), seeds 0-2."""
+    return [
+        Cell("low_resource", (*method, "+task=sst2", f"task.max_train_samples={k}", f"seed={s}"))
+        for s in SEEDS
+        for k in (100, 500, 1000)
+        for method in LOW_RESOURCE_METHODS
+    ]
+
+
+def generation() -> list[Cell]:
+    """5. SmolLM2-135M on E2E: 1,000 training pairs, the first 500 test pairs, seed 0."""
+    return [
+        Cell(
+            "generation",
+            (
+                f"+method={m}",
+                "+task=e2e_nlg",
+                "model=smollm2_135m",
+                "task.max_train_samples=1000",
+                "task.max_eval_samples=500",
+                "seed=0",
+            ),
+        )
+        for m in ("lora", "prefix_tuning", "prompt_tuning", "adapter_houlsby", "ia3")
+    ]
+
+
+PARTS = {
+    "headline": headline,
+    "survey_glue": survey_glue,
+    "matched_budget": matched_budget,
+    "low_resource": low_resource,
+    "generation": generation,
+}
+
+
+def grid(parts: list[str]) -> list[Cell]:
+    return [cell for part in parts for cell in PARTS[part]()]
+
+
+def config_value(record: dict, key: str):
+    """The record's value for an override's key: `method` and `task` are the chosen config's name."""
+    config = record.get("config") or {}
+    if key in ("method", "task", "model", "budget"):
+        return (config.get(key) or {}).get("name")
+    for part in key.split("."):
+        if not isinstance(config, dict) or part not in config:
+            return None
+        config = config[part]
+    return config
+
+
+def answers(record: dict, cell: Cell) -> bool:
+    """The record is of this cell: its config has every value the cell's overrides set."""
+    for override in cell.overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if config_value(record, key) != yaml.safe_load(value):
+            return False
+    return True
+
+
+def cell_state(cell: Cell, store: list[dict]) -> str | None:
+    """ok / refused when the store answers the cell (nothing to run), else None."""
+    found = [record for record in store if answers(record, cell)]
+    if any(record.get("status") == "ok" for record in found):
+        return "ok"
+    if any((record.get("error") or {}).get("type") in REFUSALS for record in found):
+        return "refused"
+    return None
+
+
+def read_store() -> list[dict]:
+    from peftbench.records import read_records
+
+    return read_records(str(RECORDS)) if RECORDS.is_dir() else []
+
+
+def run_cell(cell: Cell, threads: int) -> tuple[int, float]:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / (cell.name.replace(" ", "_").replace("+", "").replace("=", "-") + ".log")
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        command = [sys.executable, "-m", "peftbench", *cell.overrides, *FIXED, f"num_threads={threads}"]
+        code = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT).returncode
+    return code, time.perf_counter() - start
+
+
+def run(parts: list[str], jobs: int) -> None:
+    """Every cell not yet answered, `jobs` at a time (one thread each), in grid order."""
+    store = read_store()
+    todo = [cell for cell in grid(parts) if cell_state(cell, store) is None]
+    print(f"{len(grid(parts)) - len(todo)} cell(s) answered, {len(todo)} to run with {jobs} job(s)", flush=True)
+    started, finished = time.perf_counter(), 0
+
+    def one(cell: Cell) -> None:
+        nonlocal finished
+        code, seconds = run_cell(cell, threads=1)
+        finished += 1
+        mean = (time.perf_counter() - started) / finished
+        eta = mean * (len(todo) - finished) / 60
+        print(
+            f"[{finished}/{len(todo)}] {cell.part}: {cell.name}: exit {code}, {seconds:.0f} s "
+            f"(about {eta:.0f} min left)",
+            flush=True,
+        )
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(one, todo))
+
+
+def status(parts: list[str]) -> None:
+    store = read_store()
+    for part in parts:
+        cells = PARTS[part]()
+        states = [cell_state(cell, store) for cell in cells]
+        print(
+            f"{part}: {len(cells)} cells, {states.count('ok')} ok, {states.count('refused')} refused, "
+            f"{states.count(None)} to run"
+        )
+
+
+MODEL = "minilm_l6"  # the default model: every part but generation
+# The report's sections: (folder, title, the parts whose records it reads, model, task of its plots and methods table)
+SECTIONS = (
+    ("headline", "1. Every method on SST-2 (5,000 training examples, full dev set)", ("headline",), MODEL, "sst2"),
+    ("survey_glue", "2. The survey tables' GLUE columns (full training sets)", ("survey_glue",), MODEL, "rte"),
+    ("matched_budget", "3. A matched budget: 0.3M trainable parameters on SST-2", ("matched_budget",), MODEL, "sst2"),
+    ("low_resource", "4. Low resource: K = 100, 500, 1000 SST-2 examples", ("low_resource",), MODEL, "sst2"),
+    ("generation", "5. Generation: SmolLM2-135M on E2E", ("generation",), "smollm2_135m", "e2e_nlg"),
+)
+INTRODUCTION = """# The published results
+
+Real runs of `python -m peftbench` on one machine (its CPU, threads and package versions are in every
+record's `provenance`), one JSON record per run under `records/`. Everything below is generated from
+those records by `make report-published` (`python -m peftbench.published report`); a test rebuilds it
+and compares it byte for byte. `make published-grid` (`python -m peftbench.published run`) runs the
+cells not yet answered, so another machine can repeat or extend the set; `python -m peftbench.published
+status` counts them.
+
+Runs of the grid ran two at a time with one thread each: accuracy does not depend on that, but their
+step times, latencies and memory are disturbed by the neighbouring run, so the cost columns here are
+indicative; the comparable costs come from runs made one at a time (see the README's Results section).
+"""
+
+
+def section_records(store: list[dict], parts: tuple[str, ...]) -> list[dict]:
+    cells = [cell for part in parts for cell in PARTS[part]()]
+    return [record for record in store if any(answers(record, cell) for cell in cells)]
+
+
+def has_ours(table) -> bool:
+    return any(entry.ours is not None for entry in table.entries.values())
+
+
+def refusal_lines(records: list[dict]) -> list[str]:
+    """One line per refused configuration: the method and the one sentence it was refused with."""
+    refused = {}
+    for record in records:
+        error = record.get("error") or {}
+        if record.get("status") == "failed" and error.get("type") in REFUSALS:
+            refused.setdefault(record["run"]["method"], error["message"].splitlines()[0])
+    return [f"- `{method}`: {message}" for method, message in sorted(refused.items())]
+
+
+def status_lines(store: list[dict]) -> list[str]:
+    lines = [
+        "| Part | Cells | ok | refused | to run | Run hours (sum of the runs' wall time) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for part, cells in ((part, make()) for part, make in PARTS.items()):
+        states = [cell_state(cell, store) for cell in cells]
+        runs = [r for r in section_records(store, (part,)) if r.get("status") == "ok"]
+        hours = sum((r.get("time") or {}).get("wall_seconds", 0.0) for r in runs) / 3600
+        lines.append(
+            f"| {part} | {len(cells)} | {states.count('ok')} | {states.count('refused')} | {states.count(None)} "
+            f"| {hours:.1f} |"
+        )
+    return lines
+
+
+def committed_records() -> list[dict]:
+    """The store's records that git tracks (all of them outside a git checkout): what the committed report is of."""
+    from peftbench.records import load_record
+
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", str(RECORDS)], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return read_store()
+    return [record for name in sorted(filter(None, listed.split("\0"))) if (record := load_record(ROOT / name))]
+
+
+def report(out: Path = STORE, store: list[dict] | None = None) -> list[Path]:
+    """Every section's tables (those with a number of ours) and plots under out/report/, and out/README.md,
+    from `store` (by default every record in the published store)."""
+    from peftbench.report.__main__ import build_tables, write_tables
+    from peftbench.report.index import plot_lines, table_lines
+    from peftbench.report.plots import write_plots
+
+    store = read_store() if store is None else store
+    lines = [INTRODUCTION.rstrip("\n"), "", "## The grid", "", *status_lines(store), ""]
+    written = []
+    for folder, title, parts, model, task in SECTIONS:
+        records = section_records(store, parts)
+        lines += [f"## {title}", ""]
+        if not any(record.get("status") == "ok" for record in records):
+            lines += ["No finished runs yet.", ""]
+            continue
+        tables = {name: table for name, table in build_tables(records, model, task).items() if has_ours(table)}
+        paths = write_tables(tables, out / "report" / folder) + write_plots(
+            records, out / "report" / folder, model, task
+        )
+        written += paths
+        lines += ["### Tables", "", *table_lines(paths, out), "", *plot_lines(paths, out)]
+        if refused := refusal_lines(records):
+            lines += ["### Refused before any work", "", *refused, ""]
+    index = out / "README.md"
+    index.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
+    return [*written, index]
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    commands = {"run", "status", "report"}
+    if not argv or argv[0] not in commands or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    options = {"jobs": "2", "parts": ",".join(PARTS)}
+    for argument in argv[1:]:
+        key, _, value = argument.partition("=")
+        if key not in options:
+            print(f"error: unknown argument '{key}'; valid: {', '.join(options)}.", file=sys.stderr)
+            raise SystemExit(2)
+        options[key] = value
+    parts = options["parts"].split(",")
+    if unknown := [part for part in parts if part not in PARTS]:
+        print(f"error: unknown part '{unknown[0]}'; valid: {', '.join(PARTS)}.", file=sys.stderr)
+        raise SystemExit(2)
+    if argv[0] == "run":
+        run(parts, int(options["jobs"]))
+    elif argv[0] == "status":
+        status(parts)
+    else:
+        for path in report():
+            print(path.relative_to(ROOT))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The published results set: its report rebuilds byte for byte from the committed records, and its grid
+runner knows which cells are answered."""
+
+from pathlib import Path
+
+import pytest
+
+from peftbench import published
+from peftbench.published import Cell, answers, cell_state
+
+
+def test_the_published_report_rebuilds_byte_identical(tmp_path):
+    if not published.RECORDS.is_dir():
+        pytest.skip("no published records in this checkout")
+    written = published.report(out=tmp_path, store=published.committed_records())
+    for path in written:
+        committed = published.STORE / path.relative_to(tmp_path)
+        assert committed.is_file(), f"{committed} is not committed: run make report-published"
+        assert path.read_bytes() == committed.read_bytes(), f"{committed} differs: run make report-published"
+    generated = {path.relative_to(tmp_path) for path in written}
+    committed = {p.relative_to(published.STORE) for p in (published.STORE / "report").rglob("*") if p.is_file()}
+    assert committed <= generated, f"stale report files: {sorted(committed - generated)}"
+
+
+def a_record(status="ok", error_type=None, **config):
+    task = {"name": "sst2", "max_train_samples": 5000}
+    record = {
+        "status": status,
+        "run": {"method": "lora"},
+        "config": {"method": {"name": "lora", "r": 8}, "task": task, "seed": 0, "budget": {"name": "none"}} | config,
+    }
+    if error_type:
+        record["error"] = {"type": error_type, "message": "The budget cannot be reached."}
+    return record
+
+
+CELL = Cell("headline", ("+method=lora", "+task=sst2", "task.max_train_samples=5000", "seed=0"))
+
+
+def test_a_cell_is_answered_by_a_record_with_each_of_its_values():
+    assert answers(a_record(), CELL)
+    assert answers(a_record(trainer={"new_key": 1}), CELL)  # keys the cell does not set do not matter
+    assert not answers(a_record(seed=1), CELL)
+    assert not answers(a_record(task={"name": "sst2", "max_train_samples": 500}), CELL)
+    budget = Cell("matched_budget", (*CELL.overrides, "budget=params_0.3m"))
+    assert not answers(a_record(), budget) and answers(a_record(budget={"name": "params_0.3m"}), budget)
+
+
+def test_ok_and_refused_cells_are_done_failed_and_interrupted_ones_run_again():
+    assert cell_state(CELL, [a_record()]) == "ok"
+    assert cell_state(CELL, [a_record(status="failed", error_type="BudgetError")]) == "refused"
+    assert cell_state(CELL, [a_record(status="failed", error_type="RuntimeError")]) is None
+    assert cell_state(CELL, [a_record(status="interrupted")]) is None
+    assert cell_state(CELL, []) is None
+
+
+def test_the_grid_covers_every_method_and_the_survey_parts():
+    methods = {path.stem for path in (Path(published.ROOT) / "conf" / "method").glob("*.yaml")}
+    headline = published.headline()
+    assert {c.overrides[0].removeprefix("+method=") for c in headline} == methods
+    assert len(headline) == 3 * len(methods) and len({c.name for c in published.grid(list(published.PARTS))}) == len(
+        published.grid(list(published.PARTS))
+    )
+    survey = published.survey_glue()
+    assert sum("+method=lora" in c.overrides for c in survey) == 4 * 3  # 4 tasks x 3 seeds
+    assert sum("+method=bitfit" in c.overrides for c in survey) == 4  # seed 0 only
