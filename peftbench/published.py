@@ -11,6 +11,7 @@ stopped and started again, on this machine or another, and new config keys with 
 finished cells run again. Runs side by side take one thread each; their cost columns are not the
 published costs (see the report's caption)."""
 
+import os
 import subprocess
 import sys
 import time
@@ -21,7 +22,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-STORE = ROOT / "results" / "published"
+# The committed set; PEFTBENCH_PUBLISHED_STORE puts the store elsewhere (a grid run from a clean checkout
+# writes outside it, so the records' provenance says the code was not modified)
+STORE = Path(os.environ.get("PEFTBENCH_PUBLISHED_STORE") or ROOT / "results" / "published")
 RECORDS = STORE / "records"
 LOGS = STORE / "logs"  # one log per cell's latest attempt (git-ignored)
 REPORT = STORE / "report"
