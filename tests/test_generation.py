@@ -25,6 +25,7 @@ MAIN_METHODS = [
     "p_tuning",
     "p_tuning_v2",
     "adapter_houlsby",
+    "fourierft",  # peft's newer reparametrisations that take GPT-2's Conv1D too; OFT-like ones refuse it
 ]
 RUN_OPTIONS = {
     "adalora": ["method.tinit=2", "method.tfinal=4", "method.deltaT=2"],  # its schedule within 18 steps

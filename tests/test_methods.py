@@ -95,6 +95,66 @@ CASES = {
     "lokr": ("lokr", ["method.r=2"], lambda L, d, i, C, total, B: L * 2 * (4 * 4 + 2 * 8 * 2) + head(d, C), None),
     # a trained vector per output (d) and per shared rank (r) for each matrix
     "vera": ("vera", ["method.r=16"], lambda L, d, i, C, total, B: L * 2 * (d + 16) + head(d, C), None),
+    # OFT: d/b blocks of b(b-1)/2 numbers (the skew-symmetric half) per matrix, b = 8
+    "oft": ("oft", ["method.block_size=8"], lambda L, d, i, C, total, B: L * 2 * (d // 8) * 28 + head(d, C), None),
+    # the exact Cayley transform instead of OFTv2's Neumann series: the same count
+    "oft_exact_cayley": (
+        "oft",
+        ["method.block_size=8", "method.use_cayley_neumann=false"],
+        lambda L, d, i, C, total, B: L * 2 * (d // 8) * 28 + head(d, C),
+        None,
+    ),
+    # BOFT with one butterfly factor: d/4 full 4 x 4 blocks (peft stores all b^2) and a scale per output
+    "boft": (
+        "boft",
+        ["method.block_size=4"],
+        lambda L, d, i, C, total, B: L * 2 * ((d // 4) * 16 + d) + head(d, C),
+        None,
+    ),
+    # r Householder vectors of the input width per matrix
+    "hra": ("hra", ["method.r=4"], lambda L, d, i, C, total, B: L * 2 * 4 * d + head(d, C), None),
+    # road_1: an angle and a scale for each of the d/2 output pairs
+    "road": ("road", ["method.group_size=8"], lambda L, d, i, C, total, B: L * 2 * d + head(d, C), None),
+    # a gain and a bias per unit of every LayerNorm: the embeddings' and two per layer
+    "ln_tuning": ("ln_tuning", [], lambda L, d, i, C, total, B: (2 * L + 1) * 2 * d + head(d, C), None),
+    # n spectral coefficients per matrix
+    "fourierft": (
+        "fourierft",
+        ["method.n_frequency=50"],
+        lambda L, d, i, C, total, B: L * 2 * 50 + head(d, C),
+        None,
+    ),
+    # the shared bank (16 vectors of 8) and, per matrix, 16 logits for each of r x (d/8 + d/8) sub-vectors
+    "vblora": (
+        "vblora",
+        ["method.r=4", "method.num_vectors=16", "method.vector_length=8"],
+        lambda L, d, i, C, total, B: 16 * 8 + L * 2 * 4 * (d // 8 + d // 8) * 16 + head(d, C),
+        None,
+    ),
+    # n = d/r random bases per matrix: Lambda (r x n) and Gamma (n x d)
+    "randlora": (
+        "randlora",
+        ["method.r=4", "method.alpha=80"],
+        lambda L, d, i, C, total, B: L * 2 * ((d // 4) * 4 + (d // 4) * d) + head(d, C),
+        None,
+    ),
+    # (d/b) x (d/b) circulant blocks of b numbers each, b = 8
+    "c3a": ("c3a", ["method.block_size=8"], lambda L, d, i, C, total, B: L * 2 * d * d // 8 + head(d, C), None),
+    # r x (in + out) sparse entries per matrix
+    "shira": ("shira", ["method.r=4"], lambda L, d, i, C, total, B: L * 2 * 4 * (d + d) + head(d, C), None),
+    # A (r x d), B (d x r) and the bound lambda per matrix
+    "delora": ("delora", ["method.r=4"], lambda L, d, i, C, total, B: L * 2 * (4 * (d + d) + 1) + head(d, C), None),
+    # one r x out shard per matrix
+    "miss": ("miss", ["method.r=4"], lambda L, d, i, C, total, B: L * 2 * 4 * d + head(d, C), None),
+    # k^2 = 4 blocks, each a rank-r/k pair over d/k inputs and d/k outputs: r x (d + d) in all
+    "gralora": (
+        "gralora",
+        ["method.r=4", "method.alpha=8"],
+        lambda L, d, i, C, total, B: L * 2 * 2 * 2 * (2 * (d // 2 + d // 2)) + head(d, C),
+        None,
+    ),
+    # a rank-r pair per matrix, applied as a Hadamard product with the frozen weight
+    "hira": ("hira", ["method.r=4"], lambda L, d, i, C, total, B: L * 2 * 4 * (d + d) + head(d, C), None),
     "prompt_tuning": (
         "prompt_tuning",
         ["method.num_virtual_tokens=5"],

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from peftbench.methods import METHODS
+from peftbench.methods import METHODS, modules
 from peftbench.recipe import run
 
 
@@ -40,6 +40,16 @@ def test_a_method_refuses_a_model_type_it_cannot_serve(tiny_run_config):
         run(tiny_run_config("prefix_tuning", "model=deberta_v3_base"))
 
 
+@pytest.mark.parametrize(
+    "method", sorted(name for name, m in METHODS.items() if m.model_types == modules.LINEAR_MODEL_TYPES)
+)
+def test_a_method_without_conv1d_support_refuses_gpt2_first(method, tiny_run_config):
+    """peft wraps only nn.Linear for these (OFT, BOFT, HRA, RoAd, C3A, SHiRA, DeLoRA, MiSS): GPT-2's Conv1D
+    projections are refused in one sentence, before a model is built."""
+    with pytest.raises(ValueError, match=f"^Method '{method}' cannot serve model type 'gpt2'; it supports: bert,"):
+        run(tiny_run_config(method, "model=tiny_gpt2"))
+
+
 def test_every_method_declares_its_family_and_merge():
     for method in METHODS.values():
         assert method.family in ("baseline", "additive", "selective", "reparametrised", "hybrid")
@@ -59,12 +69,28 @@ def test_every_method_declares_its_family_and_merge():
         "far",
         "fishmask",
         "intrinsic_said",
+        "oft",
+        "boft",
+        "hra",
+        "road",
+        "ln_tuning",
+        "fourierft",
+        "vblora",
+        "randlora",
+        "c3a",
+        "shira",
+        "delora",
+        "miss",
+        "gralora",
+        "hira",
     }
     assert {name for name, m in METHODS.items() if m.family == "selective"} == {
         "bitfit",
         "diff_pruning",
         "far",
         "fishmask",
+        "ln_tuning",
+        "shira",
     }
 
 

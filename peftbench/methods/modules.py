@@ -41,3 +41,34 @@ def unfreeze_head(model: nn.Module, arch: Arch) -> None:
     """The task head is new and randomly initialised, so it trains under every method."""
     for parameter in head_parameters(model, arch):
         parameter.requires_grad_(True)
+
+
+# Model types whose projections are nn.Linear: the peft methods that cannot wrap GPT-2's Conv1D serve these.
+LINEAR_MODEL_TYPES = (
+    "bert",
+    "roberta",
+    "deberta-v2",
+    "distilbert",
+    "llama",
+    "mistral",
+    "qwen2",
+    "gemma",
+    "t5",
+    "bart",
+)
+
+
+def target_widths(model_cfg, roles) -> list[tuple[int, int]]:
+    """(in_features, out_features) of each module playing the roles, read from the architecture on the
+    meta device (a size knob's largest value can depend on the narrowest target)."""
+    from peftbench.models import build_meta_model
+
+    model = build_meta_model(model_cfg)
+    arch = Arch(modules=dict(model_cfg.modules), head=tuple(model_cfg.head))
+    modules = [model.get_submodule(name) for name in module_names_for_roles(model, arch, roles)]
+    return [(module.in_features, module.out_features) for module in modules]
+
+
+def merge_and_unload(model: nn.Module) -> nn.Module:
+    """A peft tuner folded into its base weights; the plain transformers model remains."""
+    return model.merge_and_unload()
