@@ -9,11 +9,9 @@ import statistics
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import psutil
 import torch
-from safetensors.torch import load_file, save_file
 
 from peftbench import tensor_tags
 
@@ -315,21 +313,3 @@ def merge_check(unmerged: torch.Tensor, merged: torch.Tensor, tolerance: float) 
 def trainable_state(model) -> dict[str, torch.Tensor]:
     """What must be saved to restore the tuned model on top of its base: the trained tensors."""
     return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
-
-
-def save_checkpoint(state: dict[str, torch.Tensor], path: Path) -> int:
-    """Write the tensors that restore a tuned model with safetensors; returns the file size in bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({name: tensor.detach().contiguous().cpu() for name, tensor in state.items()}, str(path))
-    return path.stat().st_size
-
-
-def load_checkpoint(model, path: Path) -> None:
-    """Load saved tensors into a base model that the same method has been applied to. Modules whose
-    sizes depend on training (a sparse selection) resize themselves as they load."""
-    state = load_file(str(path))
-    known = {name for name, _ in model.named_parameters()} | {name for name, _ in model.named_buffers()}
-    missing = set(state) - known
-    if missing:
-        raise ValueError(f"Checkpoint {path} has tensors the model lacks: {', '.join(sorted(missing)[:5])}.")
-    model.load_state_dict(state, strict=False)

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
-from peftbench import data, measure, records
+from peftbench import checkpoints, data, measure, records
 from peftbench.budget import BudgetError, solve_budget
 from peftbench.distributed import is_main_process, make_accelerator, world_size
 from peftbench.formats import EvalSetup, Evaluation
@@ -289,6 +289,7 @@ def run(cfg: DictConfig) -> RunOutput:
             record["data"]["fingerprint"] = data_identity
             # data-dependent choices of what trains (FishMask's Fisher mask, FAR's nodes) happen here
             method.on_train_start(model, total_optimizer_steps(cfg.trainer, len(train_loader)), train_loader)
+            checkpoints.remember_initial_adapter(model)  # PiSSA/OLoRA: to save an adapter on the original base
             accelerator = make_accelerator(device)  # several processes launched: the others wait here for it
             head_ids = {id(p) for p in head_parameters(model, plan.arch)}
             record["params"] = measure.parameter_split(model, base_parameter_ids, head_ids)
@@ -328,7 +329,7 @@ def run(cfg: DictConfig) -> RunOutput:
             phases.done("memory_and_metrics")
             record["latency"] = measure_inference(plan, model, device)
             phases.done("latency")
-            record["checkpoint"] = measure_checkpoint(cfg.checkpoint_dir, run_id, model, method)
+            record["checkpoint"] = save_checkpoint(cfg.checkpoint_dir, run_id, model, plan, config)
             phases.done("checkpoint")
             record["time"] = {
                 "wall_seconds": time.perf_counter() - wall_start,
@@ -416,16 +417,10 @@ def stored_parameters(model, method, params: dict) -> dict:
     return {"stored_after_training": stored, "stored_share": stored / params["total"]}
 
 
-def measure_checkpoint(checkpoint_dir: str | None, run_id: str, model, method) -> dict:
-    """Bytes of what restores the tuned model on top of its base (the method's saved state, by default
-    the trained tensors, as safetensors)."""
-    state = method.saved_state(model) if method.saved_state else measure.trainable_state(model)
+def save_checkpoint(checkpoint_dir: str | None, run_id: str, model, plan: RunPlan, config: dict) -> dict:
+    """The checkpoint folder that `peftbench.load` rebuilds the tuned model from (checkpoints.py), and its
+    bytes; with checkpoint_dir=null it is written to a temporary folder, measured and dropped."""
     if checkpoint_dir:
-        path = Path(checkpoint_dir) / run_id / "trainable.safetensors"
-        return {"format": "safetensors", "bytes": measure.save_checkpoint(state, path), "path": str(path)}
+        return checkpoints.save(model, plan, config, Path(checkpoint_dir) / run_id)
     with tempfile.TemporaryDirectory() as folder:
-        return {
-            "format": "safetensors",
-            "bytes": measure.save_checkpoint(state, Path(folder) / "trainable.safetensors"),
-            "path": None,
-        }
+        return checkpoints.save(model, plan, config, Path(folder)) | {"path": None}

@@ -109,6 +109,10 @@ def apply_qlora(model: nn.Module, cfg: QLoraConfig, arch: Arch) -> nn.Module:
     return apply_lora(model, cfg, arch)
 
 
+def guard_loaded(model: nn.Module, cfg: QLoraConfig) -> None:
+    guard_cpu_packing(model, COMPUTE_DTYPES[cfg.compute_dtype])
+
+
 def merge_qlora(model: nn.Module) -> nn.Module:
     """De-quantizes (from the standard layout), adds the update and re-quantizes."""
     for layer in linear_4bit_layers(model):
@@ -154,5 +158,6 @@ for name, config_cls in (("qlora", QLoraConfig), ("qlora_8bit", QLora8bitConfig)
             merge=merge_qlora,
             load_options=quantization_options,
             report=quantization_report,
+            on_load=guard_loaded,
         )
     )

@@ -74,6 +74,9 @@ class Method:
     # The tensors that restore the tuned model on top of its base (DiffPruning's sparse diff: kept
     # indices and values); None: the trainable parameters.
     saved_state: Callable[[nn.Module], dict] | None = None
+    # Called on a model loaded from a checkpoint with peft's from_pretrained, with the method's config: what
+    # `apply` does besides peft's own wrapping that inference needs too (QLoRA's CPU layout guard); None: nothing.
+    on_load: Callable[[nn.Module, Any], None] | None = None
 
     @property
     def mergeable(self) -> bool:
