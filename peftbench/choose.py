@@ -49,6 +49,9 @@ def choose(records: list[dict], key: str) -> list[dict]:
 
 
 def main() -> None:
+    if any(argument in ("-h", "--help") for argument in sys.argv[1:]):
+        print(__doc__)
+        raise SystemExit(0)
     if len(sys.argv) < 2:
         print("usage: python -m peftbench.choose <config key, e.g. trainer.lr> [results_dir] [task]", file=sys.stderr)
         raise SystemExit(2)

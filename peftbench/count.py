@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from peftbench import CONF_DIR
-from peftbench.cli import check_group_choices, fail, register_resolvers
+from peftbench.cli import answer_help, check_group_choices, fail, register_resolvers
 
 
 def count(cfg: DictConfig) -> dict:
@@ -79,6 +79,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    answer_help(sys.argv[1:], __doc__, groups=("method", "model", "budget"))
     check_group_choices(sys.argv[1:])
     register_resolvers()  # the config's Hydra folder names use them
     hydra_main()

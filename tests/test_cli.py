@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from peftbench import CONF_DIR
+from peftbench.cli import preflight
 
 from conftest import REPO_ROOT, TINY_RUN
 
@@ -111,3 +112,68 @@ def test_multirun_writes_a_record_per_job_in_one_wandb_group(toy_data_dir, tmp_p
     assert {r["config"]["tracker"]["group"] for r in records} == {group}
     run_files = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(run_files) == 2 and all(group.encode() in f.read_bytes() for f in run_files)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "peftbench",
+        "peftbench.count",
+        "peftbench.report",
+        "peftbench.choose",
+        "peftbench.predict",
+        "peftbench.published",
+    ],
+)
+def test_every_entry_point_answers_help_with_its_usage(module):
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"python -m {module} " in result.stdout and "powered by Hydra" not in result.stdout
+    assert "error" not in result.stderr.lower()
+
+
+def write_user_task(root) -> tuple:
+    """A user's own CSV task in their own config folder, outside the package."""
+    (root / "conf" / "task").mkdir(parents=True)
+    (root / "conf" / "task" / "reviews.yaml").write_text(
+        "defaults: [/templates/task@_here_, _self_]\n"
+        "name: reviews\n"
+        "hub: {path: none, name: null}\n"
+        "local: {dir: reviews, format: csv, splits: {train: train.csv, validation: dev.csv}}\n"
+        'segments: ["{text}"]\n'
+        "labels: [neg, pos]\n"
+    )
+    (root / "data" / "reviews").mkdir(parents=True)
+    for split, n in (("train", 48), ("dev", 16)):
+        rows = ['"good, fine film",pos' if i % 2 == 0 else "bad film,neg" for i in range(n)]
+        (root / "data" / "reviews" / f"{split}.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    return root / "conf", root / "data"
+
+
+def test_a_users_own_task_runs_from_their_config_folder(tmp_path):
+    conf, data = write_user_task(tmp_path)
+    command = [sys.executable, "-m", "peftbench", "--config-dir", str(conf), "+method=bitfit", "+task=reviews"]
+    command += [f"data_dir={data}", f"results_dir={tmp_path / 'results'}", "checkpoint_dir=null", *TINY_RUN]
+    result = subprocess.run([*command, "trainer.epochs=1"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (path,) = (tmp_path / "results" / "reviews").rglob("*.json")
+    record = json.loads(path.read_text())
+    assert (
+        record["status"] == "ok" and record["data"]["train_examples"] == 48 and record["data"]["eval_examples"] == 16
+    )
+
+
+def test_the_name_checks_read_the_users_config_folders(tmp_path, capsys):
+    conf, _ = write_user_task(tmp_path)
+    assert preflight(["--config-dir", str(conf), "+method=bitfit", "+task=reviews"]).task.name == "reviews"
+    assert (
+        preflight([f"hydra.searchpath=[file://{conf}]", "+method=bitfit", "+task=reviews"]).task.local.format == "csv"
+    )
+    with pytest.raises(SystemExit):
+        preflight(["--config-dir", str(conf), "+method=bitfit", "+task=reviewz"])
+    assert "unknown task 'reviewz'; available tasks: cb, cola, e2e_nlg, mrpc, reviews, rte" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        preflight(["+method=bitfit", "+task=reviews"])  # without the folder it is not a task
+    assert "unknown task 'reviews'" in capsys.readouterr().err

@@ -60,6 +60,9 @@ def load_records(source: str) -> list[dict]:
 
 
 def parse_arguments(argv: list[str]) -> dict:
+    if any(argument in ("-h", "--help") for argument in argv):
+        print(__doc__)
+        raise SystemExit(0)
     args = dict(DEFAULTS)
     for argument in argv:
         key, _, value = argument.partition("=")
