@@ -14,8 +14,8 @@ published costs (see the report's caption)."""
 import os
 import subprocess
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,27 +180,57 @@ def run_cell(cell: Cell, threads: int) -> tuple[int, float]:
     return code, time.perf_counter() - start
 
 
+class Queue:
+    """The grid's unanswered cells, picked one at a time: the store and the grid are read again at every
+    pick, so cells other runs answered are skipped and methods added since the start are run too. A cell
+    that failed (not refused) is not tried again by the same runner."""
+
+    def __init__(self, parts: list[str]):
+        self.parts, self.lock, self.running, self.tried = parts, threading.Lock(), set(), set()
+
+    def remaining(self, store: list[dict]) -> list[Cell]:
+        return [c for c in grid(self.parts) if c.name not in self.tried and cell_state(c, store) is None]
+
+    def take(self) -> tuple[Cell | None, int]:
+        with self.lock:
+            left = [cell for cell in self.remaining(read_store()) if cell.name not in self.running]
+            if left:
+                self.running.add(left[0].name)
+            return (left[0] if left else None), len(left)
+
+    def done(self, cell: Cell) -> None:
+        with self.lock:
+            self.running.discard(cell.name)
+            self.tried.add(cell.name)
+
+
 def run(parts: list[str], jobs: int) -> None:
     """Every cell not yet answered, `jobs` at a time (one thread each), in grid order."""
-    store = read_store()
-    todo = [cell for cell in grid(parts) if cell_state(cell, store) is None]
-    print(f"{len(grid(parts)) - len(todo)} cell(s) answered, {len(todo)} to run with {jobs} job(s)", flush=True)
-    started, finished = time.perf_counter(), 0
+    queue = Queue(parts)
+    todo = len(queue.remaining(read_store()))
+    print(f"{len(grid(parts)) - todo} cell(s) answered, {todo} to run with {jobs} job(s)", flush=True)
+    started, finished = time.perf_counter(), [0]
 
-    def one(cell: Cell) -> None:
-        nonlocal finished
-        code, seconds = run_cell(cell, threads=1)
-        finished += 1
-        mean = (time.perf_counter() - started) / finished
-        eta = mean * (len(todo) - finished) / 60
-        print(
-            f"[{finished}/{len(todo)}] {cell.part}: {cell.name}: exit {code}, {seconds:.0f} s "
-            f"(about {eta:.0f} min left)",
-            flush=True,
-        )
+    def work() -> None:
+        while True:
+            cell, left = queue.take()
+            if cell is None:
+                return
+            code, seconds = run_cell(cell, threads=1)
+            queue.done(cell)
+            finished[0] += 1
+            per_cell = (time.perf_counter() - started) / finished[0]  # wall time per finished cell, all jobs
+            print(
+                f"[{finished[0]} run, {left - 1} left] {cell.part}: {cell.name}: exit {code}, {seconds:.0f} s "
+                f"(about {per_cell * (left - 1) / 60:.0f} min left)",
+                flush=True,
+            )
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(one, todo))
+    workers = [threading.Thread(target=work) for _ in range(jobs)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
 
 
 def status(parts: list[str]) -> None:

@@ -64,3 +64,15 @@ def test_the_grid_covers_every_method_and_the_survey_parts():
     survey = published.survey_glue()
     assert sum("+method=lora" in c.overrides for c in survey) == 4 * 3  # 4 tasks x 3 seeds
     assert sum("+method=bitfit" in c.overrides for c in survey) == 4  # seed 0 only
+
+
+def test_the_queue_hands_out_each_unanswered_cell_once(monkeypatch):
+    monkeypatch.setattr(published, "read_store", lambda: [a_record()])  # answers CELL: lora, seed 0
+    queue = published.Queue(["headline"])
+    first, left = queue.take()
+    second, left_after = queue.take()
+    assert first.name != second.name and CELL.name not in (first.name, second.name)
+    assert left_after == left - 1  # the first is running: not handed out again
+    queue.done(first)  # it failed, say: this runner does not try it again
+    assert first.name not in {cell.name for cell in queue.remaining([])}
+    assert CELL.name in {cell.name for cell in queue.remaining([])}  # unanswered in an empty store
