@@ -53,11 +53,19 @@ def tensor_bytes(tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+def optimizer_state_tensors(optimizer) -> list[torch.Tensor]:
+    """The optimizer's per-parameter tensors, with those its state objects hold (GaLore's projection matrices);
+    not the 0-d step counters."""
+    values = [value for state in optimizer.state.values() for value in state.values()]
+    held = [t for value in values if not torch.is_tensor(value) for t in getattr(value, "__dict__", {}).values()]
+    return [t for t in values + held if torch.is_tensor(t) and t.dim() > 0]
+
+
 def memory_breakdown(model, optimizer) -> dict:
     """Analytic parts of training memory. Optimizer state counts its per-parameter tensors (Adam:
-    exp_avg and exp_avg_sq, 2 x trainable x 4 bytes in fp32), not the 0-d step counters."""
+    exp_avg and exp_avg_sq, 2 x trainable x 4 bytes in fp32)."""
     parameters = list({id(p): p for p in model.parameters()}.values())
-    state = [t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t) and t.dim() > 0]
+    state = optimizer_state_tensors(optimizer)
     return {
         "weights_bytes": tensor_bytes(parameters),
         "gradients_bytes": tensor_bytes(p for p in parameters if p.requires_grad),

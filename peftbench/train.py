@@ -1,5 +1,6 @@
 """The training loop and evaluation. Method-specific behaviour enters only through the method's
-hooks (`on_step`, `extra_loss`; `on_train_start` runs before, in the recipe, as it decides what trains)."""
+hooks (`make_optimizer`, `on_step`, `extra_loss`; `on_train_start` runs before, in the recipe, as it decides what
+trains)."""
 
 import contextlib
 import math
@@ -131,9 +132,14 @@ def total_optimizer_steps(trainer, batches_per_epoch: int) -> int:
     return trainer.epochs * math.ceil(batches_per_epoch / trainer.grad_accum_steps)
 
 
-def make_optimizer(model, trainer, total_steps: int):
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=trainer.lr, weight_decay=trainer.weight_decay)
+def make_optimizer(model, trainer, total_steps: int, method=None):
+    """AdamW over the trainable parameters, or the method's own optimizer (`Method.make_optimizer`), under the
+    same warm-up and linear decay."""
+    if method is not None and method.make_optimizer is not None:
+        optimizer = method.make_optimizer(model, trainer)
+    else:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=trainer.lr, weight_decay=trainer.weight_decay)
     warmup_steps = int(trainer.warmup_ratio * total_steps)
     return optimizer, get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
 
@@ -179,7 +185,10 @@ def train(
     # the forward passes go through DDP's (or FSDP's) wrapper, which averages the gradients; hooks see the
     # model itself. Wrapped first: FSDP replaces the parameters the optimizer must hold.
     trained = accelerator.prepare_model(model) if accelerator else model
-    optimizer, scheduler = make_optimizer(trained, trainer, total_steps)
+    # a method's own optimizer is made on the model itself, as hooks see it: DDP's wrapper holds the same tensors
+    if method.make_optimizer and {id(p) for p in trained.parameters()} != {id(p) for p in model.parameters()}:
+        raise ValueError(f"Method '{method.name}' makes its own optimizer; FSDP's replaced parameters do not fit it.")
+    optimizer, scheduler = make_optimizer(model if method.make_optimizer else trained, trainer, total_steps, method)
     precision = trainer.get("precision", "fp32")
     scaler = grad_scaler(precision, device)
     if trainer.get("compile"):  # torch.compile: the first steps compile (they are warm-up steps), later ones run fused

@@ -78,6 +78,34 @@ CASES = {
         lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C),
         None,
     ),
+    "lora_orthogonal": (
+        "lora",
+        ["method.r=4", "method.init=orthogonal"],
+        lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C),
+        None,
+    ),
+    "lora_pissa_niter": (
+        "lora",
+        ["method.r=4", "method.init=pissa_niter_4"],
+        lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C),
+        None,
+    ),
+    # EVA: A from the training batches' activations, ranks redistributed (q and v are all d x d: the same count)
+    "lora_eva": (
+        "lora",
+        ["method.r=4", "method.init=eva"],
+        lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C),
+        None,
+    ),
+    # the same matrices as LoRA; only the optimizer differs (B's learning rate lr_ratio x A's)
+    "lora_plus": (
+        "lora_plus",
+        ["method.r=4"],
+        lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C),
+        None,
+    ),
+    # A frozen: only B (d x r) on q and v in every layer trains
+    "lora_fa": ("lora_fa", ["method.r=4"], lambda L, d, i, C, total, B: L * 2 * (d * 4) + head(d, C), None),
     "rslora": ("rslora", ["method.r=4"], lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C), None),
     # DoRA adds a magnitude per output unit of each adapted matrix
     "dora": (
@@ -87,6 +115,8 @@ CASES = {
         None,
     ),
     "full_ft": ("full_ft", [], lambda L, d, i, C, total, B: total, None),
+    # every parameter trains; GaLore changes only what the optimizer keeps (OPTIMIZER_STATE)
+    "galore": ("galore", ["method.rank=4"], lambda L, d, i, C, total, B: total, None),
     # one vector per key and value output (d each), one over the FFN's inner activation (i)
     "ia3": ("ia3", [], lambda L, d, i, C, total, B: L * (d + d + i) + head(d, C), None),
     # two rank-r pairs per matrix: 2 x r x (in + out)
@@ -223,6 +253,14 @@ CASES = {
     ),
 }
 
+# Optimizer state (numbers) where it is not AdamW's two moments per trainable parameter. GaLore, rank 4: each
+# projected m x n matrix keeps the projection onto its smaller side (4 x n for m >= n, else m x 4) and two moments
+# of the projected gradient (m x 4, else 4 x n): 3 x 4d for q, k, v and attention-output (d x d), 4d + 2 x 4i for
+# FFN-in (i x d) and FFN-output (d x i); everything else, AdamW's two moments.
+OPTIMIZER_STATE = {
+    "galore": lambda L, d, i, C, total, B: 2 * (total - L * (4 * d * d + 2 * d * i)) + L * (14 * 4 * d + 4 * 4 * i),
+}
+
 
 def test_every_registered_method_has_a_row():
     from test_adapters import CASES as ADAPTER_CASES  # the adapters' table runs them on BERT, GPT-2 and LLaMA
@@ -261,16 +299,18 @@ def test_method_trains_freezes_and_counts(case, tiny_run_config):
     assert frozen_changed == [], f"{case} changed frozen weights: {frozen_changed[:5]}"
     assert trained_moved
 
-    check_memory_breakdown(record, output.model)
+    state_formula = OPTIMIZER_STATE.get(method)
+    state_numel = state_formula(**dims, total=params["total"]) if state_formula else 2 * params["trainable"]
+    check_memory_breakdown(record, output.model, optimizer_state_numel=state_numel)
     check_checkpoint_round_trip(cfg, record, output.model)
     check_merge(method, record)
     check_only_selected_entries_change(cfg, method, output.model)
 
 
-def check_memory_breakdown(record, model, every_parameter_stepped: bool = True):
+def check_memory_breakdown(record, model, every_parameter_stepped: bool = True, optimizer_state_numel=None):
     """The analytic parts are exact: fp32 weights (quantized ones at a byte per stored element; every
     tensor held, training-only ones too), fp32 gradients of the trainable parameters, and AdamW's two
-    fp32 moments per trainable parameter."""
+    fp32 moments per trainable parameter (or `optimizer_state_numel` fp32 numbers, a method's own optimizer)."""
     parts, params = record["memory"]["breakdown"], record["params"]
     quantized = (record["method_state"] or {}).get("quantized_weights_bytes", 0)  # int8/uint8: one byte per element
     tensors = {id(p): p for p in model.parameters()}.values()
@@ -279,7 +319,7 @@ def check_memory_breakdown(record, model, every_parameter_stepped: bool = True):
     assert sum(measure.logical_numel(p) for p in tensors) >= params["total"]  # 4-bit weights: two per stored byte
     assert parts["gradients_bytes"] == 4 * params["trainable"]
     if every_parameter_stepped:
-        assert parts["optimizer_state_bytes"] == 2 * params["trainable"] * 4
+        assert parts["optimizer_state_bytes"] == (optimizer_state_numel or 2 * params["trainable"]) * 4
     else:  # AdamW makes a parameter's state on its first gradient; a randomly routed expert may have none yet
         assert 0 < parts["optimizer_state_bytes"] <= 2 * params["trainable"] * 4
     peak = record["memory"]["peak_train_bytes"]

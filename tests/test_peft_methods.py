@@ -1,10 +1,14 @@
 """Behaviour particular to the peft-library methods beyond the shared method table."""
 
+import dataclasses
 import math
 
 import pytest
+import torch
+from transformers import set_seed
 
-from peftbench.methods import METHODS, modules
+from peftbench.methods import METHODS, get_method, modules
+from peftbench.plan import apply_method, build_base, plan_run
 from peftbench.recipe import run
 
 
@@ -61,6 +65,8 @@ def test_every_method_declares_its_family_and_merge():
         "loha",
         "lokr",
         "lora",
+        "lora_fa",
+        "lora_plus",
         "qlora",
         "qlora_8bit",
         "rslora",
@@ -113,7 +119,10 @@ def test_prompt_tuning_text_init_needs_a_text(tiny_run_config):
 
 
 def test_unknown_lora_init_names_the_choices(tiny_run_config):
-    with pytest.raises(ValueError, match="Unknown LoRA init 'svd'; valid: default, gaussian, pissa, olora"):
+    with pytest.raises(
+        ValueError,
+        match="Unknown LoRA init 'svd'; valid: default, gaussian, orthogonal, pissa, pissa_niter_<n>, olora, eva",
+    ):
         run(tiny_run_config("lora", "method.init=svd"))
 
 
@@ -223,3 +232,56 @@ def test_the_cpu_bf16_layout_is_undone_exactly_before_training():
         layer(torch.randn(2, 128, requires_grad=True)).sum().backward()
         assert not is_cpu_packed(layer) and torch.equal(layer.weight.data, standard)
     assert torch.equal(bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state), before)
+
+
+def optimizer_of_the_run(method: str, cfg, monkeypatch):
+    """Runs `cfg` with the method's own optimizer hook watched: the tuned model and the optimizer it trained with."""
+    made = []
+    registered = get_method(method)
+
+    def watched(model, trainer):
+        made.append(registered.make_optimizer(model, trainer))
+        return made[-1]
+
+    monkeypatch.setitem(METHODS, method, dataclasses.replace(registered, make_optimizer=watched))
+    output = run(cfg)
+    assert output.record["status"] == "ok" and len(made) == 1
+    return output.model, made[0]
+
+
+def test_lora_plus_trains_b_at_lr_ratio_times_a(tiny_run_config, monkeypatch):
+    cfg = tiny_run_config("lora_plus", "method.r=4", "method.lr_ratio=8", "trainer.max_steps=3")
+    model, optimizer = optimizer_of_the_run("lora_plus", cfg, monkeypatch)
+    names = {id(p): name for name, p in model.named_parameters()}
+    rate = {names[id(p)]: group["initial_lr"] for group in optimizer.param_groups for p in group["params"]}
+    a_rates = {r for name, r in rate.items() if "lora_A" in name}
+    b_rates = {r for name, r in rate.items() if "lora_B" in name}
+    assert a_rates == {cfg.trainer.lr} and b_rates == {8 * cfg.trainer.lr}
+    assert len(optimizer.state) == len(rate)  # every parameter it holds took AdamW steps
+
+
+def test_lora_fa_trains_b_only_and_keeps_a_at_its_initialisation(tiny_run_config, monkeypatch):
+    cfg = tiny_run_config("lora_fa", "method.r=4", "trainer.max_steps=3")
+    set_seed(cfg.seed)
+    initial = dict(apply_method(build_base(plan_run(cfg))[0], plan_run(cfg)).named_parameters())
+    model, optimizer = optimizer_of_the_run("lora_fa", cfg, monkeypatch)
+    assert type(optimizer).__name__ == "LoraFAOptimizer"
+    tuned = dict(model.named_parameters())
+    a_names = [name for name in tuned if "lora_A" in name]
+    b_names = [name for name in tuned if "lora_B" in name]
+    assert a_names and all(torch.equal(tuned[name], initial[name]) for name in a_names)
+    assert all(not torch.equal(tuned[name], initial[name]) for name in b_names)
+
+
+def test_galore_projects_the_target_matrices_only(tiny_run_config, monkeypatch):
+    cfg = tiny_run_config("galore", "method.rank=2", "trainer.max_steps=3")
+    model, optimizer = optimizer_of_the_run("galore", cfg, monkeypatch)
+    projected = [p for group in optimizer.param_groups if "rank" in group for p in group["params"]]
+    assert {id(p) for p in projected} == {id(p) for p in model.parameters() if p.dim() == 2} - {
+        id(model.bert.embeddings.word_embeddings.weight),
+        id(model.bert.embeddings.position_embeddings.weight),
+        id(model.bert.embeddings.token_type_embeddings.weight),
+        id(model.bert.pooler.dense.weight),
+        id(model.classifier.weight),
+    }
+    assert all(optimizer.state[p]["exp_avg"].shape[1 if p.shape[0] >= p.shape[1] else 0] == 2 for p in projected)

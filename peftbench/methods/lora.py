@@ -1,8 +1,11 @@
 """LoRA (Hu et al. 2021) and its variants through the peft library: DoRA (weight-decomposed,
 Liu et al. 2024) and rsLoRA (rank-stabilised scaling alpha/sqrt(r), Kalajdzievski 2023) as their own
-names and config classes, PiSSA (principal singular vectors as the initialisation, Meng et al. 2024)
-as `init`."""
+names and config classes, and initialisations as `init`: PiSSA (principal singular vectors, Meng et al. 2024;
+`pissa_niter_<n>` by n iterations of fast SVD), OLoRA (QR of the weight), orthogonal (A and B from orthogonal
+halves, BA = 0), EVA (Paulo et al. 2024: A from the singular vectors of each target's input activations on
+training batches, ranks redistributed by explained variance; in `on_train_start`)."""
 
+import re
 from dataclasses import dataclass, field
 
 import peft
@@ -12,7 +15,8 @@ from transformers.pytorch_utils import Conv1D
 from peftbench.methods.modules import module_names_for_roles
 from peftbench.methods.registry import Arch, Method, register_method
 
-INITS = ("default", "gaussian", "pissa", "olora")
+INITS = ("default", "gaussian", "orthogonal", "pissa", "pissa_niter_<n>", "olora", "eva")
+PISSA_FAST_SVD = re.compile(r"pissa_niter_[1-9][0-9]*")  # pissa_niter_<n>: n subspace iterations
 
 
 @dataclass
@@ -37,9 +41,12 @@ class RsLoraConfig(LoraConfig):
 
 
 def apply_lora(model: nn.Module, cfg: LoraConfig, arch: Arch) -> nn.Module:
-    if cfg.init not in INITS:
+    if cfg.init not in INITS and not PISSA_FAST_SVD.fullmatch(cfg.init):
         raise ValueError(f"Unknown LoRA init '{cfg.init}'; valid: {', '.join(INITS)}.")
     targets = module_names_for_roles(model, arch, cfg.target_modules)
+    eva_config = None
+    if cfg.init == "eva":  # a classifier's labels are one per example, not per token: no label mask
+        eva_config = peft.EvaConfig(use_label_mask=arch.auto_class != "sequence_classification")
     peft_config = peft.LoraConfig(
         r=cfg.r,
         lora_alpha=cfg.alpha,
@@ -49,10 +56,24 @@ def apply_lora(model: nn.Module, cfg: LoraConfig, arch: Arch) -> nn.Module:
         use_dora=cfg.use_dora,
         use_rslora=cfg.use_rslora,
         init_lora_weights=True if cfg.init == "default" else cfg.init,
+        eva_config=eva_config,
         # GPT-2's Conv1D stores its weight transposed (in x out)
         fan_in_fan_out=any(isinstance(model.get_submodule(name), Conv1D) for name in targets),
     )
     return peft.get_peft_model(model, peft_config)
+
+
+def initialize_eva(model: nn.Module, total_steps: int, train_loader) -> None:
+    """init=eva: A from the training batches' activations, before the optimizer is made (peft's
+    initialize_lora_eva_weights, which also sets each matrix's rank); other inits: nothing."""
+    if model.peft_config["default"].init_lora_weights != "eva":
+        return
+    device = next(model.parameters()).device
+
+    def forward(model, batch):
+        return model(**{key: value.to(device) for key, value in batch.items()})
+
+    peft.initialize_lora_eva_weights(model, train_loader, forward_fn=forward, show_progress_bar=False)
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
@@ -60,4 +81,14 @@ def merge_lora(model: nn.Module) -> nn.Module:
 
 
 for name, config_cls in (("lora", LoraConfig), ("dora", DoRAConfig), ("rslora", RsLoraConfig)):
-    register_method(Method(name, config_cls, apply_lora, family="reparametrised", size_knob="r", merge=merge_lora))
+    register_method(
+        Method(
+            name,
+            config_cls,
+            apply_lora,
+            family="reparametrised",
+            size_knob="r",
+            merge=merge_lora,
+            on_train_start=initialize_eva,
+        )
+    )

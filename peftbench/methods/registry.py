@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 FAMILIES = ("baseline", "additive", "selective", "reparametrised", "hybrid")
@@ -77,6 +78,10 @@ class Method:
     # Called on a model loaded from a checkpoint with peft's from_pretrained, with the method's config: what
     # `apply` does besides peft's own wrapping that inference needs too (QLoRA's CPU layout guard); None: nothing.
     on_load: Callable[[nn.Module, Any], None] | None = None
+    # Builds the optimizer from the model (as `apply` left it, its options with it) and the trainer config (lr,
+    # weight_decay), for methods that live in the optimizer (LoRA+'s two learning rates, LoRA-FA's frozen A,
+    # GaLore's projected moments); None: AdamW over the trainable parameters. The schedule is the same either way.
+    make_optimizer: Callable[[nn.Module, Any], torch.optim.Optimizer] | None = None
 
     @property
     def mergeable(self) -> bool:
