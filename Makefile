@@ -9,7 +9,7 @@ export PEFTBENCH_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format gpu-bundle bench-adapterhub run report report-published published-grid bench bench-sweeps bench-adapters bench-speed clean
+.PHONY: help install browser test lint format gpu-bundle bench-adapterhub run report report-published published-grid bench bench-sweeps bench-adapters bench-speed bench-data clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,22 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv/ and install the project with its pinned dependencies
+
+# Debian's chromium and chromedriver (selenium comes with the dev extra): without apt-get or root this says so and
+# succeeds, and the browser tests skip with the reason
+BROWSER_PACKAGES := chromium chromium-driver fonts-dejavu-core
+browser: $(STAMP) ## headless Chromium and chromedriver for the explorer's browser test (apt-get, as root)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "browser: $$(chromium --version 2>/dev/null) and chromedriver are installed"; \
+	elif ! command -v apt-get >/dev/null; then \
+		echo "browser: no apt-get here; install chromium and chromedriver yourself, or the browser tests skip"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "browser: not root; run sudo apt-get install $(BROWSER_PACKAGES), or the browser tests skip"; \
+	else \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null \
+			|| echo "browser: apt-get install $(BROWSER_PACKAGES) failed; the browser tests skip"; \
+	fi
 
 test: $(STAMP) ## run the test suite on every core (real-data tests skip when the data directory is absent)
 	$(PYTHON) -m pytest -n auto --dist worksteal
@@ -53,6 +69,9 @@ bench: $(STAMP) ## cost-measurement benchmarks: latency repeatability, harness o
 
 bench-adapters: $(STAMP) ## step-time ratio of Houlsby adapters to LoRA at a similar count, and their latency overhead
 	cd benchmarks && ../$(PYTHON) step_time_ratio.py
+
+bench-data: $(STAMP) ## a 1,000,000-row CSV task: peak memory and time of Python lists vs datasets, and the cached second run
+	cd benchmarks && ../$(PYTHON) data_scale.py
 
 bench-speed: $(STAMP) ## training step time: peftbench vs Trainer+peft vs a bare loop, and vs the CPU's matmul limit
 	$(PYTHON) benchmarks/bench_speed.py

@@ -48,7 +48,7 @@ def tuned_model(cfg):
 
 def fixed_batches(cfg, tokenizer, count: int) -> list[dict]:
     if cfg.data_dir:
-        examples = data.load_task(cfg.task, cfg.data_dir, cfg.seed)["train"]
+        examples = data.load_task(cfg.task, cfg.data_dir, cfg.seed).train_examples()
     else:  # no data directory: synthetic pairs of a realistic length
         examples = [
             data.Example(("a premise sentence about the world " * 6, "a short hypothesis"), i % 2) for i in range(512)

@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import random
 import string
 from dataclasses import dataclass
@@ -146,9 +147,10 @@ READERS = {
     "jsonl": lambda path, local: read_jsonl(path),
     "csv": lambda path, local: read_csv(path),
 }
+FORMATS = (*READERS, "json", "parquet")  # json: one JSON object per line, as jsonl
 
 
-def read_local_split(task, data_dir: str, split: str) -> list[dict]:
+def local_path(task, data_dir: str, split: str) -> Path:
     local = task.local
     path = Path(data_dir) / local.dir / local.splits[split]
     if not path.is_file():
@@ -156,25 +158,90 @@ def read_local_split(task, data_dir: str, split: str) -> list[dict]:
             f"Task '{task.name}' needs {path}; data_dir '{data_dir}' must hold the GLUE/SuperGLUE "
             f"layout ({local.dir}/{local.splits[split]}), or set data_dir=null to load from the hub."
         )
-    if local.format not in READERS:
-        raise ValueError(f"Unknown file format '{local.format}' for task '{task.name}'; valid: {', '.join(READERS)}.")
-    rows = READERS[local.format](path, local)
+    if local.format not in FORMATS:
+        raise ValueError(f"Unknown file format '{local.format}' for task '{task.name}'; valid: {', '.join(FORMATS)}.")
+    return path
+
+
+def stream_rows(path: str, fmt: str, columns: tuple[str, ...] | None, content: str):
+    """The rows of a local file one at a time, parsed as read_tsv/read_csv/read_jsonl parse them (GLUE TSV
+    without quote handling; quoted CSV fields across lines), without holding the file in memory. `content`
+    (the file's SHA-256) is unused here: it is in datasets' cache key, so a changed file is read again."""
+    try:
+        with open(path, encoding="utf-8-sig" if fmt == "tsv" else "utf-8", newline="") as file:
+            if fmt == "csv":
+                yield from csv.DictReader(file)
+                return
+            for number, line in enumerate(file, start=1):
+                if fmt == "tsv":
+                    line = line.rstrip("\n").rstrip("\r")
+                    if not line.strip():
+                        continue
+                    if columns is None:
+                        columns = line.split("\t")
+                        continue
+                    yield dict(zip(columns, line.split("\t")))
+                elif line.strip():
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError as error:
+                        raise DataError(f"{path} line {number} is not JSON ({error.msg}).") from error
+    except UnicodeDecodeError as error:
+        byte = error.object[error.start]
+        raise DataError(f"{path} is not UTF-8 text (byte 0x{byte:02x}); save it as UTF-8.") from error
+
+
+def read_local_dataset(task, data_dir: str, split: str):
+    """A local split as a `datasets.Dataset` (Arrow, memory-mapped, cached by the file's content): parquet
+    through datasets' own reader, text formats through stream_rows. The task's renamed fields are added."""
+    import datasets
+
+    path, local = local_path(task, data_dir, split), task.local
+    stat = path.stat()
+    fingerprint = file_fingerprint(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    cache_dir = str(cache_root() / "rows")
+    if local.format == "parquet":
+        rows = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=cache_dir)
+    else:
+        fmt = "jsonl" if local.format == "json" else local.format
+        # a tuple: datasets splits list-valued generator arguments into shards
+        columns = tuple(local.columns) if local.get("columns") else None
+        kwargs = {"path": str(path), "fmt": fmt, "columns": columns, "content": fingerprint}
+        datasets.disable_progress_bars()
+        try:
+            rows = datasets.Dataset.from_generator(stream_rows, gen_kwargs=kwargs, cache_dir=cache_dir)
+        except datasets.exceptions.DatasetGenerationError as error:
+            raise (error.__cause__ if isinstance(error.__cause__, DataError) else error) from None
+        finally:
+            datasets.enable_progress_bars()
     renames = dict(local.rename or {})
-    if rows and (absent := [column for column in renames.values() if column not in rows[0]]):
+    if len(rows) and (absent := [column for column in renames.values() if column not in rows.column_names]):
         raise DataError(
             f"{path} has no column '{absent[0]}', which task '{task.name}' renames; "
-            f"its columns: {', '.join(map(str, rows[0]))}."
+            f"its columns: {', '.join(rows.column_names)}."
         )
-    rows = [{**row, **{field: row[column] for field, column in renames.items()}} for row in rows]
-    check_rows(rows, path, task)
+    for field, column in renames.items():
+        if field not in rows.column_names:
+            rows = rows.add_column(field, rows[column])
+    check_rows(rows.select(range(min(1, len(rows)))).to_list(), path, task)
     return rows
 
 
-def read_hub_split(task, split: str) -> list[dict]:
+def cache_root() -> Path:
+    """peftbench's cache of parsed rows and tokenized features (PEFTBENCH_CACHE_DIR, else ~/.cache/peftbench)."""
+    return Path(os.environ.get("PEFTBENCH_CACHE_DIR") or Path.home() / ".cache" / "peftbench")
+
+
+def read_local_split(task, data_dir: str, split: str) -> list[dict]:
+    """A local split as a list of rows (the small evaluation split; benchmarks)."""
+    return read_local_dataset(task, data_dir, split).to_list()
+
+
+def read_hub_split(task, split: str):
     import datasets  # imported here: slow, and only needed without a data directory
 
     split = dict(task.hub.get("splits") or {}).get(split, split)  # e.g. E2E evaluates on the official test split
-    return list(datasets.load_dataset(task.hub.path, task.hub.get("name"), split=split))
+    return datasets.load_dataset(task.hub.path, task.hub.get("name"), split=split)
 
 
 def label_id(raw, task) -> int | float:
@@ -213,26 +280,109 @@ def group_references(examples: list[Example]) -> list[Example]:
     return list(grouped.values())
 
 
-def load_task(task, data_dir: str | None, seed: int) -> dict[str, list[Example]]:
-    """The train and validation splits as Examples; validation (dev, or a held-out part of train) is
-    the evaluation split."""
-    splits = {}
-    for split in SPLITS:
-        rows = read_local_split(task, data_dir, split) if data_dir else read_hub_split(task, split)
-        splits[split] = [to_example(row, task) for row in rows]
+@dataclass
+class Splits:
+    """A task's data for one run: the training rows (a `datasets.Dataset`, memory-mapped: tokenized by
+    train_features) and the evaluation split as Examples (dev, or the held-out part of train)."""
+
+    task: object
+    train: object  # datasets.Dataset of rows, the task's fields among its columns
+    validation: list[Example]
+    train_rows: list[int] | None = None  # the rows of `train` this run trains on; None: all
+
+    def train_examples(self) -> list[Example]:
+        """The training split as Examples (in memory: for benchmarks and small data)."""
+        rows = self.train if self.train_rows is None else self.train.select(self.train_rows)
+        return [to_example(row, self.task) for row in rows]
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train) if self.train_rows is None else len(self.train_rows)
+
+
+def load_task(task, data_dir: str | None, seed: int) -> Splits:
+    """The training rows and the evaluation Examples; validation (dev, or a held-out part of train) is the
+    evaluation split."""
+    train = read_local_dataset(task, data_dir, "train") if data_dir else read_hub_split(task, "train")
+    if data_dir:
+        validation_rows = read_local_split(task, data_dir, "validation")
+    else:
+        validation_rows = read_hub_split(task, "validation").to_list()
+    validation = [to_example(row, task) for row in validation_rows]
+    chosen = None
     if task.get("heldout_fraction"):
         # Tuning on a held-out part of the training data keeps dev for the final number only.
-        shuffled = random.Random(seed).sample(splits["train"], len(splits["train"]))
+        shuffled = random.Random(seed).sample(range(len(train)), len(train))
         cut = int(round(task.heldout_fraction * len(shuffled)))
-        splits["validation"], splits["train"] = shuffled[:cut], shuffled[cut:]
+        validation = [to_example(row, task) for row in train.select(shuffled[:cut])]
+        chosen = shuffled[cut:]
     if task_type(task) == "generation":
-        splits["validation"] = group_references(splits["validation"])
-    if task.max_train_samples is not None and task.max_train_samples < len(splits["train"]):
+        validation = group_references(validation)
+    pool = chosen if chosen is not None else range(len(train))
+    if task.max_train_samples is not None and task.max_train_samples < len(pool):
         # A seeded subset: the low-resource (K-shot) setting of the surveys.
-        splits["train"] = random.Random(seed).sample(splits["train"], task.max_train_samples)
+        chosen = random.Random(seed).sample(list(pool) if chosen is not None else pool, task.max_train_samples)
     if task.max_eval_samples is not None:
-        splits["validation"] = splits["validation"][: task.max_eval_samples]
-    return splits
+        validation = validation[: task.max_eval_samples]
+    return Splits(task, train, validation, chosen)
+
+
+# Task keys that only choose rows or score them: the tokenized features do not depend on them.
+NOT_IN_FEATURES = ("max_train_samples", "max_eval_samples", "heldout_fraction", "metrics", "main_metric", "generation")
+FEATURES_VERSION = 1  # raise it when a format's features function changes: cached features are then made again
+
+
+def tokenizer_identity(tokenizer) -> str:
+    """What the tokenizer is (vocabulary, model, normalizer, added tokens), not how it was last called: a
+    fast tokenizer keeps its last truncation and padding settings in its state, which are left out."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return f"{tokenizer.name_or_path}-{len(tokenizer)}"
+    state = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+
+
+def train_features(splits: Splits, featurize, format_name: str, tokenizer, max_length: int, data_identity: dict):
+    """The run's training features and their lengths: every training row made into features by the format's
+    `featurize(examples, tokenizer, task, max_length)` through `Dataset.map` (batched, written to an Arrow
+    file: memory-mapped, never all in memory), cached between runs of the same data, task, tokenizer and
+    length (other seeds and subsets of the same data reuse it), then the run's rows of them."""
+    from omegaconf import OmegaConf
+
+    task = splits.task
+    fields = {k: v for k, v in OmegaConf.to_container(task, resolve=True).items() if k not in NOT_IN_FEATURES}
+    identity = {
+        "data": data_identity,
+        "rows": splits.train._fingerprint,
+        "task": fields,
+        "format": format_name,
+        "tokenizer": tokenizer_identity(tokenizer),
+        "max_length": max_length,
+        "version": FEATURES_VERSION,
+    }
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+    def featurize_batch(batch: dict) -> dict:
+        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+        features = featurize([to_example(row, task) for row in rows], tokenizer, task, max_length)
+        columns = {name: [feature[name] for feature in features] for name in features[0]}
+        return columns | {"length": [len(feature["input_ids"]) for feature in features]}
+
+    folder = cache_root() / "features"
+    folder.mkdir(parents=True, exist_ok=True)
+    features = splits.train.map(
+        featurize_batch,
+        batched=True,
+        batch_size=1000,
+        remove_columns=splits.train.column_names,
+        cache_file_name=str(folder / f"{key}.arrow"),
+        new_fingerprint=key,
+        load_from_cache_file=True,
+        desc=f"tokenizing {task.name}",
+    )
+    if splits.train_rows is not None:
+        features = features.select(splits.train_rows)
+    return features.remove_columns("length"), list(features["length"])
 
 
 def tokenize(examples: list[Example], tokenizer, max_seq_length: int) -> list[dict]:
@@ -270,13 +420,20 @@ class LengthGroupedBatches(Sampler[list[int]]):
 
 
 def make_loader(
-    features: list[dict], collate, batch_size: int, shuffle: bool, seed: int, group_by_length: bool = False
+    features,
+    collate,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    group_by_length: bool = False,
+    lengths: list[int] | None = None,
 ) -> DataLoader:
-    """Batches padded by `collate` to their own longest sequence (dynamic padding); with
-    `group_by_length`, batches of similar length (shuffled each epoch)."""
+    """Batches of `features` (a list, or a datasets.Dataset) padded by `collate` to their own longest
+    sequence (dynamic padding); with `group_by_length`, batches of similar length (shuffled each epoch),
+    from `lengths` where given (the input lengths, known without reading every feature)."""
     generator = torch.Generator().manual_seed(seed)
     if group_by_length and shuffle:
-        lengths = [len(feature["input_ids"]) for feature in features]
+        lengths = lengths if lengths is not None else [len(feature["input_ids"]) for feature in features]
         batches = LengthGroupedBatches(lengths, batch_size, generator)
         return DataLoader(features, batch_sampler=batches, collate_fn=collate, generator=generator)
     return DataLoader(features, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=generator)

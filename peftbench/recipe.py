@@ -35,11 +35,12 @@ from peftbench.train import NonFiniteLoss, total_optimizer_steps, train
 from peftbench.validate import ConfigError, validate
 
 
-def load_data(plan: RunPlan, splits: dict, tokenizer, device: torch.device):
+def load_data(plan: RunPlan, splits: data.Splits, tokenizer, device: torch.device):
     """The training loader, the evaluation (model -> Evaluation) on the evaluation split, and what the
     record says about the data."""
     cfg, form = plan.cfg, plan.format
-    features = form.features(splits["train"], tokenizer, cfg.task, plan.max_length)
+    identity = data.identity(cfg.task, cfg.data_dir)
+    features, lengths = data.train_features(splits, form.features, form.name, tokenizer, plan.max_length, identity)
     train_loader = data.make_loader(
         features,
         form.collate(tokenizer),
@@ -47,16 +48,17 @@ def load_data(plan: RunPlan, splits: dict, tokenizer, device: torch.device):
         shuffle=True,
         seed=cfg.seed,
         group_by_length=cfg.trainer.group_by_length,
+        lengths=lengths,
     )
 
     setup = EvalSetup(tokenizer, cfg.task, plan.max_length, cfg.trainer.eval_batch_size, device)
 
     def evaluate(model):
-        return form.evaluate(model, splits["validation"], setup)
+        return form.evaluate(model, splits.validation, setup)
 
     info = {
-        "train_examples": len(splits["train"]),
-        "eval_examples": len(splits["validation"]),
+        "train_examples": splits.train_size,
+        "eval_examples": len(splits.validation),
         "source": cfg.data_dir or "hub",
         "eval_split": eval_split(cfg.task),
         "format": form.name,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from peftbench.data import label_id, load_task, read_tsv
+from peftbench.data import label_id, load_task, read_tsv, stream_rows
 from peftbench.metrics import compute_metrics, is_better
 
 from conftest import compose_config
@@ -20,6 +20,7 @@ def test_tsv_is_read_without_quote_handling(tmp_path):
         {"Quality": "1", "#1 String": '"He said so.'},
         {"Quality": "0", "#1 String": 'plain "quoted" text'},
     ]
+    assert list(stream_rows(str(path), "tsv", None, content="")) == rows  # the datasets path reads it the same
 
 
 def test_headerless_tsv_takes_columns_from_the_task(tmp_path):
@@ -27,6 +28,7 @@ def test_headerless_tsv_takes_columns_from_the_task(tmp_path):
     path.write_text("gj04\t1\t\tThe sailors rode.")  # no header, no trailing newline: GLUE's CoLA dev.tsv
     rows = read_tsv(path, list(task_cfg("cola").local.columns))
     assert rows == [{"source": "gj04", "label": "1", "original_mark": "", "sentence": "The sailors rode."}]
+    assert list(stream_rows(str(path), "tsv", tuple(task_cfg("cola").local.columns), content="")) == rows
 
 
 @pytest.mark.parametrize(
@@ -55,7 +57,7 @@ def test_unknown_label_names_the_choices():
 
 def test_train_subset_is_seeded(toy_data_dir):
     task = task_cfg("rte", "task.max_train_samples=10")
-    first, again, other = (load_task(task, str(toy_data_dir), seed)["train"] for seed in (1, 1, 2))
+    first, again, other = (load_task(task, str(toy_data_dir), seed).train_examples() for seed in (1, 1, 2))
     assert len(first) == 10 and first == again and first != other
 
 
@@ -88,9 +90,69 @@ def test_hub_rows_map_like_local_rows(monkeypatch):
 
     def fake_load_dataset(path, name, split):
         calls.append((path, name, split))
-        return [{"sentence1": "A man.", "sentence2": "A person.", "label": 1, "idx": 0}]
+        return datasets.Dataset.from_list([{"sentence1": "A man.", "sentence2": "A person.", "label": 1, "idx": 0}])
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     splits = load_task(task_cfg("mrpc"), None, seed=0)
     assert calls == [("nyu-mll/glue", "mrpc", "train"), ("nyu-mll/glue", "mrpc", "validation")]
-    assert splits["validation"][0].segments == ("A man.", "A person.") and splits["validation"][0].label == 1
+    assert splits.validation[0].segments == ("A man.", "A person.") and splits.validation[0].label == 1
+
+
+def tiny_tokenizer():
+    from peftbench.plan import build_base, plan_run
+
+    from conftest import compose_config as compose
+
+    return build_base(plan_run(compose(["+method=bitfit", "+task=rte", "model=tiny_bert"])))[1]
+
+
+def test_train_features_are_the_formats_features_and_are_cached(toy_data_dir, tmp_path, monkeypatch):
+    """Dataset.map makes the same features as the format's function on the Examples; a second run (another
+    seed's subset of the same data) reads them from the cache without tokenizing again."""
+    from peftbench import data, formats
+
+    monkeypatch.setenv("PEFTBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    tokenizer, task = tiny_tokenizer(), task_cfg("rte", "task.max_train_samples=20")
+    splits = load_task(task, str(toy_data_dir), seed=0)
+    calls = []
+
+    def counted(examples, *args):
+        calls.append(len(examples))
+        return formats.classifier_features(examples, *args)
+
+    identity = data.identity(task, str(toy_data_dir))
+    features, lengths = data.train_features(splits, counted, "classifier", tokenizer, 64, identity)
+    expected = formats.classifier_features(splits.train_examples(), tokenizer, task, 64)
+    assert [dict(f) for f in features] == expected and lengths == [len(f["input_ids"]) for f in expected]
+    assert sum(calls) == 64  # every training row once, the run's 20 chosen after
+    other_seed = load_task(task, str(toy_data_dir), seed=1)
+    again, _ = data.train_features(other_seed, counted, "classifier", tokenizer, 64, identity)
+    assert sum(calls) == 64 and [dict(f) for f in again] == formats.classifier_features(
+        other_seed.train_examples(), tokenizer, task, 64
+    )
+    data.train_features(splits, counted, "classifier", tokenizer, 32, identity)  # another length: made again
+    assert sum(calls) == 128
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json", "parquet"])
+def test_local_files_of_every_format_load_as_datasets(fmt, tmp_path, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.setenv("PEFTBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    rows = pd.DataFrame({"text": ['a "quoted", line\nacross lines', "plain"], "label": ["pos", "neg"]})
+    (tmp_path / "mine").mkdir()
+    for split in ("train", "dev"):
+        path = tmp_path / "mine" / f"{split}.{fmt}"
+        if fmt == "csv":
+            rows.to_csv(path, index=False)
+        elif fmt == "parquet":
+            rows.to_parquet(path)
+        else:
+            rows.to_json(path, orient="records", lines=True)
+    task = task_cfg("sst2")
+    task.local.dir, task.local.format = "mine", fmt
+    task.local.splits = {"train": f"train.{fmt}", "validation": f"dev.{fmt}"}
+    task.segments, task.labels, task.prompt = ["{text}"], ["neg", "pos"], None
+    splits = load_task(task, str(tmp_path), seed=0)
+    assert [e.segments[0] for e in splits.train_examples()] == list(rows["text"])
+    assert [e.label for e in splits.validation] == [1, 0]

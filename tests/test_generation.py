@@ -80,8 +80,8 @@ def test_generation_task_on_a_classifier_fails_in_one_sentence(tiny_run_config):
 def test_e2e_references_are_grouped_per_input(toy_data_dir):
     cfg = compose_config(["+method=lora", "+task=e2e_nlg", f"data_dir={toy_data_dir}"])
     splits = data.load_task(cfg.task, cfg.data_dir, seed=0)
-    assert all(len(example.references) == 1 for example in splits["train"])  # training: one pair per row
-    evaluation = splits["validation"]
+    assert all(len(example.references) == 1 for example in splits.train_examples())  # training: one pair per row
+    evaluation = splits.validation
     assert len({example.segments for example in evaluation}) == len(evaluation)
     first = evaluation[0]
     name = first.segments[0].split("[")[1].split("]")[0]
@@ -167,7 +167,7 @@ def test_evaluation_leaves_the_training_random_state_alone(model, task, toy_data
 
     cfg = compose_config(["+method=lora", f"+task={task}", f"model={model}", f"data_dir={toy_data_dir}"])
     model_, tokenizer = build_model(cfg.model, data.num_labels(cfg.task))
-    examples = data.load_task(cfg.task, cfg.data_dir, seed=0)["validation"][:4]
+    examples = data.load_task(cfg.task, cfg.data_dir, seed=0).validation[:4]
     torch.manual_seed(0)
     setup = EvalSetup(tokenizer, cfg.task, 64, 2, torch.device("cpu"))
     plan_run(cfg).format.evaluate(model_.eval(), examples, setup)
@@ -186,7 +186,7 @@ def test_single_token_label_scores_equal_the_general_scoring(toy_data_dir):
 
     cfg = compose_config(["+method=lora", "+task=rte", "model=tiny_gpt2_lm", f"data_dir={toy_data_dir}"])
     model, tokenizer = build_model(cfg.model, 2)
-    examples = data.load_task(cfg.task, cfg.data_dir, seed=0)["validation"][:6]
+    examples = data.load_task(cfg.task, cfg.data_dir, seed=0).validation[:6]
     words = formats.word_ids(tokenizer, cfg.task)
     assert all(len(word) == 1 for word in words)
     args = (model.eval(), examples, words, formats.EvalSetup(tokenizer, cfg.task, 64, 4, torch.device("cpu")))

@@ -37,24 +37,24 @@ def test_classification_task_files(name):
     task = compose_config(["+method=lora", f"+task={name}"]).task
     splits = load_task(task, str(REAL_DATA_DIR), seed=0)
     n_train, n_dev, dev_labels = EXPECTED[name]
-    assert (len(splits["train"]), len(splits["validation"])) == (n_train, n_dev)
-    assert Counter(e.label for e in splits["train"]) == TRAIN_LABELS[name]
+    assert (len(splits.train_examples()), len(splits.validation)) == (n_train, n_dev)
+    assert Counter(e.label for e in splits.train_examples()) == TRAIN_LABELS[name]
     if dev_labels is not None:
-        assert Counter(e.label for e in splits["validation"]) == dev_labels
-    assert all(len(e.segments) == len(task.segments) and all(e.segments) for e in splits["validation"])
+        assert Counter(e.label for e in splits.validation) == dev_labels
+    assert all(len(e.segments) == len(task.segments) and all(e.segments) for e in splits.validation)
 
 
 def test_stsb_scores_are_regression_targets():
     task = compose_config(["+method=lora", "+task=stsb"]).task
     splits = load_task(task, str(REAL_DATA_DIR), seed=0)
-    assert (len(splits["train"]), len(splits["validation"])) == (5749, 1500)
-    scores = [e.label for e in splits["validation"]]
+    assert (len(splits.train_examples()), len(splits.validation)) == (5749, 1500)
+    scores = [e.label for e in splits.validation]
     assert min(scores) == 0.0 and max(scores) == 5.0 and all(isinstance(s, float) for s in scores)
 
 
 def test_quotes_survive_in_rte():
     task = compose_config(["+method=lora", "+task=rte"]).task
-    texts = [s for e in load_task(task, str(REAL_DATA_DIR), seed=0)["train"] for s in e.segments]
+    texts = [s for e in load_task(task, str(REAL_DATA_DIR), seed=0).train_examples() for s in e.segments]
     assert sum('"' in text for text in texts) > 0
 
 
