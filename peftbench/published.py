@@ -268,6 +268,12 @@ indicative; the comparable costs come from runs made one at a time (see the READ
 """
 
 
+EXPLORER_NOTE = (
+    "The published results set: runs of the grid ran two at a time with one thread each, so the cost columns "
+    "(step time, latency, memory) are indicative; the task metric does not depend on that."
+)
+
+
 def section_records(store: list[dict], parts: tuple[str, ...]) -> list[dict]:
     cells = [cell for part in parts for cell in PARTS[part]()]
     return [record for record in store if any(answers(record, cell) for cell in cells)]
@@ -317,14 +323,27 @@ def committed_records() -> list[dict]:
 
 
 def report(out: Path = STORE, store: list[dict] | None = None) -> list[Path]:
-    """Every section's tables (those with a number of ours) and plots under out/report/, and out/README.md,
-    from `store` (by default every record in the published store)."""
+    """Every section's tables (those with a number of ours) and plots under out/report/, the results explorer
+    (out/index.html, linking the records under records/) and out/README.md, from `store` (by default every
+    record in the published store)."""
     from peftbench.report.__main__ import build_tables, write_tables
-    from peftbench.report.index import plot_lines, table_lines
+    from peftbench.report.explorer import record_links, write_explorer
+    from peftbench.report.index import explorer_line, plot_lines, table_lines
     from peftbench.report.plots import write_plots
 
     store = read_store() if store is None else store
-    lines = [INTRODUCTION.rstrip("\n"), "", "## The grid", "", *status_lines(store), ""]
+    # links relative to the store, where the committed page lives, wherever `out` is (a rebuild compares bytes)
+    explorer = write_explorer(store, out, record_links(RECORDS, STORE), note=EXPLORER_NOTE)
+    lines = [
+        INTRODUCTION.rstrip("\n"),
+        "",
+        explorer_line(explorer, out),
+        "",
+        "## The grid",
+        "",
+        *status_lines(store),
+        "",
+    ]
     written = []
     for folder, title, parts, model, task in SECTIONS:
         records = section_records(store, parts)
@@ -342,7 +361,7 @@ def report(out: Path = STORE, store: list[dict] | None = None) -> list[Path]:
             lines += ["### Refused before any work", "", *refused, ""]
     index = out / "README.md"
     index.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
-    return [*written, index]
+    return [*written, explorer, index]
 
 
 def main(argv: list[str] | None = None) -> None:

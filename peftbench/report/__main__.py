@@ -2,7 +2,8 @@
                              [wandb=none] [wandb_project=peftbench]
 
 Writes every table spec as Markdown, LaTeX, HTML and CSV (methods_measured for `task`), the plots for one
-task and model as PNG and SVG, and <results_dir>/README.md linking them all; with wandb=offline|online|auto
+task and model as PNG and SVG, <out_dir>/index.html (the results explorer: every run, filterable and sortable,
+Pareto plots; opens from disk) and <results_dir>/README.md linking them all; with wandb=offline|online|auto
 it also logs them to one W&B run. results_dir=wandb:<entity>/<project> reads the records from W&B instead
 (the index then goes to out_dir)."""
 
@@ -11,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from peftbench.records import read_records
+from peftbench.report.explorer import record_links, write_explorer
 from peftbench.report.index import write_index
 from peftbench.report.plots import write_plots
 from peftbench.report.render import RENDERERS
@@ -104,8 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     written = write_tables(tables, out_dir)
     plots = write_plots(records, out_dir, args["model"], args["task"])
     from_wandb = args["results_dir"].startswith(WANDB_SOURCE)
-    index = write_index(out_dir if from_wandb else Path(args["results_dir"]), written + plots)
-    for path in [*written, *plots, index]:
+    links = {} if from_wandb else record_links(Path(args["results_dir"]), out_dir)
+    explorer = write_explorer(records, out_dir, links)
+    index = write_index(out_dir if from_wandb else Path(args["results_dir"]), written + plots, explorer)
+    for path in [*written, *plots, explorer, index]:
         print(path)
     if args["wandb"] != "none":
         run_dir = log_report(

@@ -54,8 +54,15 @@ def plot_lines(paths: list[Path], start: Path) -> list[str]:
     return lines
 
 
-def write_index(results_dir: Path, written_paths: list[Path]) -> Path:
-    """<results_dir>/README.md: the introduction, then the tables and plots of the last report."""
+def explorer_line(explorer: Path, start: Path) -> str:
+    return (
+        f"[The results explorer]({relative(explorer, start)}): every run in one page that opens from disk, "
+        f"filterable and sortable, with Pareto plots against a chosen cost and links to the records."
+    )
+
+
+def write_index(results_dir: Path, written_paths: list[Path], explorer: Path | None = None) -> Path:
+    """<results_dir>/README.md: the introduction, then the explorer, tables and plots of the last report."""
     results_dir = Path(results_dir)
     paths = [Path(p) for p in written_paths]
     tables, plots = table_lines(paths, results_dir), plot_lines(paths, results_dir)
@@ -67,6 +74,8 @@ def write_index(results_dir: Path, written_paths: list[Path]) -> Path:
         "Written by `python -m peftbench.report` from the records; rewritten on every run.",
         "",
     ]
+    if explorer is not None:
+        lines += [explorer_line(explorer, results_dir), ""]
     lines += ["### Tables", "", *(tables or ["(none)"]), ""]
     lines += ["### Plots", "", *(plots or ["(none)", ""])]
     results_dir.mkdir(parents=True, exist_ok=True)
