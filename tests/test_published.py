@@ -12,7 +12,12 @@ from peftbench.published import Cell, answers, cell_state
 def test_the_published_report_rebuilds_byte_identical(tmp_path):
     if not published.RECORDS.is_dir():
         pytest.skip("no published records in this checkout")
-    written = published.report(out=tmp_path, store=published.committed_records())
+    readme = tmp_path / "README.md.copy"
+    readme.write_bytes((published.ROOT / "README.md").read_bytes())
+    written = published.report(out=tmp_path, store=published.committed_records(), readme=readme)
+    assert readme.read_bytes() == (published.ROOT / "README.md").read_bytes(), (
+        "README's results: make report-published"
+    )
     for path in written:
         committed = published.STORE / path.relative_to(tmp_path)
         assert committed.is_file(), f"{committed} is not committed: run make report-published"
