@@ -28,6 +28,7 @@ MEASURED = (
     Field("latency.merged.overhead_pct", "Inference overhead of the method, merged", "% of the base model", False),
     Field("checkpoint.bytes", "Checkpoint size", "MB", False, 1e-6),
     Field("budget.achieved_params", "Achieved trainable parameters", "", False),
+    Field("metrics.forgetting.increase", "General-text loss increase after tuning", "nats/token", False),
 )
 
 FINAL_METRICS = tuple(

@@ -9,6 +9,7 @@ import statistics
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import psutil
 import torch
@@ -321,3 +322,26 @@ def merge_check(unmerged: torch.Tensor, merged: torch.Tensor, tolerance: float) 
 def trainable_state(model) -> dict[str, torch.Tensor]:
     """What must be saved to restore the tuned model on top of its base: the trained tensors."""
     return {name: p.detach().contiguous().cpu() for name, p in model.named_parameters() if p.requires_grad}
+
+
+# --- forgetting ---------------------------------------------------------------------------------
+
+GENERAL_TEXT = Path(__file__).resolve().parent / "texts" / "general.txt"  # its source: texts/SOURCE.md
+
+
+@torch.no_grad()
+def general_text_loss(model, tokenizer, device: torch.device, tokens: int, chunk: int = 128, batch: int = 8) -> dict:
+    """A causal language model's mean loss per token (nats) on the first `tokens` tokens of the held-out
+    general text, in chunks of `chunk` tokens: what tuning costs the model outside its task."""
+    ids = tokenizer(GENERAL_TEXT.read_text(encoding="utf-8")).input_ids[:tokens]
+    chunks = torch.tensor(ids[: len(ids) // chunk * chunk]).view(-1, chunk)
+    was_training = model.training
+    model.eval()
+    total, counted = 0.0, 0
+    for start in range(0, len(chunks), batch):
+        inputs = chunks[start : start + batch].to(device)
+        loss = model(input_ids=inputs, attention_mask=torch.ones_like(inputs), labels=inputs).loss.float().item()
+        predicted = inputs.shape[0] * (chunk - 1)  # each chunk's first token has nothing before it
+        total, counted = total + loss * predicted, counted + predicted
+    model.train(was_training)
+    return {"loss": total / counted, "tokens": int(chunks.numel())}

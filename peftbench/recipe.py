@@ -331,6 +331,8 @@ def run(cfg: DictConfig) -> RunOutput:
             phases.done("memory_and_metrics")
             record["latency"] = measure_inference(plan, model, device)
             phases.done("latency")
+            record["metrics"]["forgetting"] = measure_forgetting(plan, model, tokenizer, device)
+            phases.done("forgetting")
             record["checkpoint"] = save_checkpoint(cfg.checkpoint_dir, run_id, model, plan, config)
             phases.done("checkpoint")
             record["time"] = {
@@ -409,6 +411,27 @@ def measure_inference(plan: RunPlan, model, device: torch.device) -> dict:
             **merged_latency,
             "overhead_pct": measure.overhead_pct(merged_latency["median_ms"], base_latency["median_ms"]),
         },
+    }
+
+
+def measure_forgetting(plan: RunPlan, model, tokenizer, device: torch.device) -> dict | None:
+    """Language-model runs: the loss on held-out general text (texts/general.txt) of the base model as loaded
+    ("before") and of the tuned model ("after"); None for other formats or measure.forgetting_tokens=null."""
+    tokens = plan.cfg.measure.get("forgetting_tokens")
+    if plan.format.name != "causal_lm" or not tokens:
+        return None
+    if not plan.cfg.model.pretrained:
+        set_seed(plan.cfg.seed)  # a random base is defined by the seed it was built with
+    base, _ = build_model(plan.cfg.model, plan.num_labels)  # the model before tuning, as users load it
+    before = measure.general_text_loss(base.to(device), tokenizer, device, tokens)
+    del base
+    after = measure.general_text_loss(model, tokenizer, device, tokens)
+    return {
+        "text": "texts/general.txt (Python 3.11 language reference topics, PSF licence)",
+        "tokens": after["tokens"],
+        "loss_before": before["loss"],
+        "loss_after": after["loss"],
+        "increase": after["loss"] - before["loss"],
     }
 
 

@@ -194,3 +194,30 @@ def test_single_token_label_scores_equal_the_general_scoring(toy_data_dir):
         assert torch.allclose(
             formats.causal_score_single_tokens(*args), formats.causal_score_sequences(*args), atol=1e-5
         )
+
+
+def test_language_model_runs_record_what_tuning_cost_on_general_text(tiny_run_config):
+    import torch
+    from transformers import set_seed
+
+    from peftbench import measure
+    from peftbench.models import build_model
+
+    cfg = tiny_run_config(
+        "lora", "model=tiny_gpt2_lm", "trainer.epochs=2", "measure.forgetting_tokens=600", task="e2e_nlg"
+    )
+    output = run(cfg)
+    forgetting = output.record["metrics"]["forgetting"]
+    set_seed(cfg.seed)
+    base, tokenizer = build_model(cfg.model, 2)  # the random base the run started from
+    cpu = torch.device("cpu")
+    assert forgetting["loss_before"] == pytest.approx(measure.general_text_loss(base, tokenizer, cpu, 600)["loss"])
+    assert forgetting["loss_after"] == pytest.approx(
+        measure.general_text_loss(output.model, tokenizer, cpu, 600)["loss"]
+    )
+    assert forgetting["tokens"] == 512  # whole chunks of 128 tokens
+    assert forgetting["increase"] == pytest.approx(forgetting["loss_after"] - forgetting["loss_before"]) != 0
+
+
+def test_classification_runs_record_no_forgetting(tiny_run_config):
+    assert run(tiny_run_config("bitfit", "trainer.epochs=1")).record["metrics"]["forgetting"] is None

@@ -133,3 +133,30 @@ LORA_TABLE6 = TableSpec(
     columns=(task_column("WikiSQL", "wikisql_acc"), task_column("MultiNLI", "mnli_acc"), RTE_OURS),
     rows=tuple(lora_weight_row(types, rank) for types in ("Wq", "Wq,Wv", "Wq,Wk,Wv,Wo") for rank in (1, 2, 4, 8, 64)),
 )
+
+
+GPT2_M = {"model": "GPT-2 M"}  # the table's GPT-2 Medium rows (GPT-2 L's have no method of ours beside them)
+LORA_TABLE3 = TableSpec(
+    paper_model="gpt2_medium",
+    name="lora_table3",
+    title="LoRA Table 3 (Hu et al. 2021): GPT-2 on the E2E NLG Challenge, with what tuning cost in general text",
+    reference="lora_table3_gpt2_e2e.csv",
+    paper_setting="GPT-2 Medium on E2E (the official train set), test set, beam search; our rows: the methods at "
+    "their defaults (AdapterH = adapter_houlsby, PreLayer = prefix_tuning), greedy decoding",
+    task="e2e_nlg",
+    columns=(
+        Column("BLEU", published="bleu", ours="metrics.final.bleu"),
+        Column("NIST", published="nist", ours="metrics.final.nist", decimals=2),
+        Column("MET", published="meteor", ours="metrics.final.meteor"),
+        Column("ROUGE-L", published="rouge_l", ours="metrics.final.rouge_l"),
+        Column("CIDEr", published="cider", ours="metrics.final.cider", decimals=2),
+        Column("Forgetting (loss +)", ours="metrics.forgetting.increase", decimals=3),
+        Column("Params M", ours="params.trainable", scale=1e-6, ranked=False, decimals=3),
+    ),
+    rows=(
+        Row("FT", {**GPT2_M, "method": "FT"}, "full_ft"),
+        Row("AdapterH", {**GPT2_M, "method": "AdapterH"}, "adapter_houlsby"),
+        Row("PreLayer", {**GPT2_M, "method": "PreLayer"}, "prefix_tuning"),
+        Row("LoRA", {**GPT2_M, "method": "LoRA"}, "lora"),
+    ),
+)
