@@ -120,8 +120,51 @@ def generation() -> list[Cell]:
     ]
 
 
+LEARNING_RATES = ("1e-5", "5e-5", "2e-4", "1e-3", "5e-3")  # sweeps/lr_search.yaml's: the same for every method
+HELD_OUT = "task.heldout_fraction=0.1"  # the trials are scored on 10% of the training data, never on dev
+
+
+def collapsed_methods(store: list[dict]) -> list[str]:
+    """Methods with a headline run that collapsed at their defaults (one answer for all, or a stuck loss)."""
+    from peftbench.report.aggregate import collapse_reason
+
+    runs = [r for r in store if r.get("status") == "ok" and any(answers(r, cell) for cell in headline())]
+    return sorted({r["run"]["method"] for r in runs if collapse_reason(r)})
+
+
+def chosen_rate(store: list[dict], method: str) -> str | None:
+    """The trial learning rate with the best held-out main metric, once every trial has a record."""
+    scores = {}
+    for rate in LEARNING_RATES:
+        trial = Cell("searched", (f"+method={method}", *HEADLINE, HELD_OUT, f"trainer.lr={rate}", "seed=0"))
+        found = [r for r in store if r.get("status") == "ok" and answers(r, trial)]
+        if not found:
+            return None
+        metric = found[0]["metrics"]["main_metric"]
+        scores[rate] = found[0]["metrics"]["final"][metric]
+    return max(LEARNING_RATES, key=lambda rate: scores[rate])  # the first of equal scores: the smallest rate
+
+
+def searched() -> list[Cell]:
+    """Methods whose defaults collapsed on the headline task: the same five learning-rate trials as every
+    method would get (seed 0, scored on held-out training data), then the chosen rate on dev, seeds 0-2.
+    Published beside the default result, labelled by its learning rate."""
+    store, cells = read_store(), []
+    for method in collapsed_methods(store):
+        trials = [
+            (f"+method={method}", *HEADLINE, HELD_OUT, f"trainer.lr={rate}", "seed=0") for rate in LEARNING_RATES
+        ]
+        cells += [Cell("searched", trial) for trial in trials]
+        if rate := chosen_rate(store, method):
+            cells += [
+                Cell("searched", (f"+method={method}", *HEADLINE, f"trainer.lr={rate}", f"seed={s}")) for s in SEEDS
+            ]
+    return cells
+
+
 PARTS = {
     "headline": headline,
+    "searched": searched,
     "survey_glue": survey_glue,
     "matched_budget": matched_budget,
     "low_resource": low_resource,
@@ -145,13 +188,31 @@ def config_value(record: dict, key: str):
     return config
 
 
+# What a cell that does not set these keys means by them: a record with another value is of another cell
+# (a matched-budget run is no headline run, nor is a learning-rate trial or a run at a searched rate).
+UNSET_MEANS = {"budget": "none", "model": "minilm_l6", "task.heldout_fraction": None, "task.max_eval_samples": None}
+
+
+def override_value(text: str):
+    """An override's value as Hydra reads it (1e-5 is a float, which YAML 1.1 would leave a string)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def answers(record: dict, cell: Cell) -> bool:
-    """The record is of this cell: its config has every value the cell's overrides set."""
+    """The record is of this cell: its config has every value the cell's overrides set, and the defaults
+    for the keys of UNSET_MEANS and the method's own learning rate where the cell does not set them."""
+    expected = dict(UNSET_MEANS)
+    expected["trainer.lr"] = config_value(record, "method.lr")
     for override in cell.overrides:
         key, _, value = override.lstrip("+~").partition("=")
-        if config_value(record, key) != yaml.safe_load(value):
-            return False
-    return True
+        expected[key] = override_value(value)
+    return all(config_value(record, key) == value for key, value in expected.items())
 
 
 def cell_state(cell: Cell, store: list[dict]) -> str | None:
@@ -248,6 +309,13 @@ MODEL = "minilm_l6"  # the default model: every part but generation
 # The report's sections: (folder, title, the parts whose records it reads, model, task of its plots and methods table)
 SECTIONS = (
     ("headline", "1. Every method on SST-2 (5,000 training examples, full dev set)", ("headline",), MODEL, "sst2"),
+    (
+        "searched",
+        "1b. Methods whose defaults collapsed: the learning rate chosen from the same five trials on held-out data",
+        ("searched",),
+        MODEL,
+        "sst2",
+    ),
     ("survey_glue", "2. The survey tables' GLUE columns (full training sets)", ("survey_glue",), MODEL, "rte"),
     ("matched_budget", "3. A matched budget: 0.3M trainable parameters on SST-2", ("matched_budget",), MODEL, "sst2"),
     ("low_resource", "4. Low resource: K = 100, 500, 1000 SST-2 examples", ("low_resource",), MODEL, "sst2"),

@@ -27,13 +27,11 @@ def test_the_published_report_rebuilds_byte_identical(tmp_path):
     assert committed <= generated, f"stale report files: {sorted(committed - generated)}"
 
 
-def a_record(status="ok", error_type=None, **config):
-    task = {"name": "sst2", "max_train_samples": 5000}
-    record = {
-        "status": status,
-        "run": {"method": "lora"},
-        "config": {"method": {"name": "lora", "r": 8}, "task": task, "seed": 0, "budget": {"name": "none"}} | config,
-    }
+def a_record(status="ok", error_type=None, method="lora", **config):
+    task = {"name": "sst2", "max_train_samples": 5000, "heldout_fraction": None, "max_eval_samples": None}
+    defaults = {"method": {"name": method, "r": 8, "lr": 5e-4}, "model": {"name": "minilm_l6"}, "task": task}
+    defaults |= {"seed": 0, "budget": {"name": "none"}, "trainer": {"lr": 5e-4}}
+    record = {"status": status, "run": {"method": method}, "config": defaults | config}
     if error_type:
         record["error"] = {"type": error_type, "message": "The budget cannot be reached."}
     return record
@@ -44,7 +42,7 @@ CELL = Cell("headline", ("+method=lora", "+task=sst2", "task.max_train_samples=5
 
 def test_a_cell_is_answered_by_a_record_with_each_of_its_values():
     assert answers(a_record(), CELL)
-    assert answers(a_record(trainer={"new_key": 1}), CELL)  # keys the cell does not set do not matter
+    assert answers(a_record(trainer={"lr": 5e-4, "new_key": 1}), CELL)  # keys the cell does not set do not matter
     assert not answers(a_record(seed=1), CELL)
     assert not answers(a_record(task={"name": "sst2", "max_train_samples": 500}), CELL)
     budget = Cell("matched_budget", (*CELL.overrides, "budget=params_0.3m"))
@@ -81,3 +79,35 @@ def test_the_queue_hands_out_each_unanswered_cell_once(monkeypatch):
     queue.done(first)  # it failed, say: this runner does not try it again
     assert first.name not in {cell.name for cell in queue.remaining([])}
     assert CELL.name in {cell.name for cell in queue.remaining([])}  # unanswered in an empty store
+
+
+def test_a_cell_means_the_defaults_of_what_it_does_not_set():
+    task = {"name": "sst2", "max_train_samples": 5000, "max_eval_samples": None}
+    assert not answers(a_record(budget={"name": "params_0.3m"}), CELL)  # a matched-budget run is no headline run
+    assert not answers(a_record(trainer={"lr": 1e-3}), CELL)  # nor a run at another learning rate
+    assert not answers(a_record(task={**task, "heldout_fraction": 0.1}), CELL)  # nor a trial on held-out data
+    trial = Cell("searched", (*CELL.overrides, "task.heldout_fraction=0.1", "trainer.lr=1e-5"))
+    assert answers(a_record(task={**task, "heldout_fraction": 0.1}, trainer={"lr": 1e-5}), trial)  # 1e-5: a float
+
+
+def with_prediction(record, predictions, accuracy=0.5):
+    return record | {
+        "predictions": {"predictions": predictions, "labels": [0, 1]},
+        "metrics": {"main_metric": "accuracy", "final": {"accuracy": accuracy}, "first_loss": 0.7, "last_loss": 0.3},
+    }
+
+
+def test_methods_whose_defaults_collapse_get_the_same_five_trials_then_the_chosen_rate(monkeypatch):
+    collapsed = with_prediction(a_record(method="bitfit"), [1, 1])
+    store = [collapsed, with_prediction(a_record(), [0, 1])]
+    monkeypatch.setattr(published, "read_store", lambda: store)
+    trials = published.searched()
+    assert {c.overrides[0] for c in trials} == {"+method=bitfit"} and len(trials) == 5  # lora learned: no trials
+    task = {"name": "sst2", "max_train_samples": 5000, "max_eval_samples": None, "heldout_fraction": 0.1}
+    for rate, accuracy in zip(published.LEARNING_RATES, (0.5, 0.6, 0.8, 0.7, 0.5)):
+        trial = a_record(method="bitfit", task=task, trainer={"lr": float(rate)})
+        store.append(with_prediction(trial, [0, 1], accuracy))
+    finals = [c for c in published.searched() if "task.heldout_fraction=0.1" not in c.overrides]
+    assert [c.name for c in finals] == [
+        f"+method=bitfit +task=sst2 task.max_train_samples=5000 trainer.lr=2e-4 seed={s}" for s in (0, 1, 2)
+    ]
