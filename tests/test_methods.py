@@ -185,6 +185,93 @@ CASES = {
     ),
     # a rank-r pair per matrix, applied as a Hadamard product with the frozen weight
     "hira": ("hira", ["method.r=4"], lambda L, d, i, C, total, B: L * 2 * 4 * (d + d) + head(d, C), None),
+    # a row of width d for each of the tokenizer's five special tokens ([CLS], [SEP], [PAD], [UNK], [MASK])
+    "trainable_tokens": ("trainable_tokens", [], lambda L, d, i, C, total, B: 5 * d + head(d, C), None),
+    "trainable_tokens_chosen": (
+        "trainable_tokens",
+        ["method.token_ids=[101,102,1000]"],
+        lambda L, d, i, C, total, B: 3 * d + head(d, C),
+        None,
+    ),
+    # a scale per output (d) and 2r for the Gaussian's mean and log-variance, per matrix
+    "pvera": ("pvera", ["method.r=16"], lambda L, d, i, C, total, B: L * 2 * (d + 2 * 16) + head(d, C), None),
+    # one vector theta_d for the whole model
+    "unilora": (
+        "unilora",
+        ["method.theta_d_length=64"],
+        lambda L, d, i, C, total, B: 64 + head(d, C),
+        None,
+    ),
+    # u numbers per matrix (no tying)
+    "tinylora": ("tinylora", ["method.u=8"], lambda L, d, i, C, total, B: L * 2 * 8 + head(d, C), None),
+    # one v of u numbers for all matrices (full tying)
+    "tinylora_tied": (
+        "tinylora",
+        ["method.u=8", "method.weight_tying=1.0"],
+        lambda L, d, i, C, total, B: 8 + head(d, C),
+        None,
+    ),
+    # n wavelet coefficients per matrix
+    "waveft": ("waveft", ["method.n_frequency=50"], lambda L, d, i, C, total, B: L * 2 * 50 + head(d, C), None),
+    # per layer and target an A (r x d) and a router (num_B x r); per target num_B experts B (r x d) for all layers
+    "lily": (
+        "lily",
+        ["method.r=4"],
+        lambda L, d, i, C, total, B: L * 2 * (4 * d + 2 * 4) + 2 * (2 * 4 * d) + head(d, C),
+        None,
+    ),
+    # stride 2: one A per target for both layers; routers per layer; B experts per target
+    "lily_stride2": (
+        "lily",
+        ["method.r=4", "method.stride_A=2"],
+        lambda L, d, i, C, total, B: 2 * 4 * d + L * 2 * 2 * 4 + 2 * (2 * 4 * d) + head(d, C),
+        None,
+    ),
+    # subspace rank 1: per matrix an A (1 x r) for each of the K subspaces, and the B_i (rows_i x 1), one per output
+    "adamss": (
+        "adamss",
+        ["method.r=8", "method.num_subspaces=2"],
+        lambda L, d, i, C, total, B: L * 2 * (2 * 8 + d) + head(d, C),
+        None,
+    ),
+    # k = d - effective_rank low singular directions: U (d x k), S (k) and V (k x d) per matrix
+    "osf": (
+        "osf",
+        ["method.effective_rank=8"],
+        lambda L, d, i, C, total, B: L * 2 * (d - 8) * (d + 1 + d) + head(d, C),
+        None,
+    ),
+    # depth 0: A (r x in) and B (out x r) per matrix
+    "peanut": ("peanut", ["method.r=4"], lambda L, d, i, C, total, B: L * 2 * 4 * (d + d) + head(d, C), None),
+    # P (out x r) and R (r x in) per matrix
+    "deft": ("deft", ["method.r=4"], lambda L, d, i, C, total, B: L * 2 * 4 * (d + d) + head(d, C), None),
+    # A and B rank-r pairs (r x (in + out) each), C a rank-r pair from in to 1 (r x (in + 1)), D and E one each
+    "glora": (
+        "glora",
+        ["method.r=4"],
+        lambda L, d, i, C, total, B: L * 2 * (2 * 4 * (d + d) + 4 * (d + 1) + 2) + head(d, C),
+        None,
+    ),
+    # R's r(r-1)/2 skew-symmetric numbers and the two r-vectors per matrix
+    "psoft": (
+        "psoft",
+        ["method.r=4", "method.alpha=4"],
+        lambda L, d, i, C, total, B: L * 2 * (4 * 3 // 2 + 2 * 4) + head(d, C),
+        None,
+    ),
+    # a bias of width d on each value projection
+    "beft": ("beft", [], lambda L, d, i, C, total, B: L * d + head(d, C), None),
+    # floor(1% of d x d) entries per matrix
+    "supertuning": ("supertuning", [], lambda L, d, i, C, total, B: L * 2 * (d * d // 100) + head(d, C), None),
+    # d scales and floor(1% of d x d) sparse entries of S per matrix
+    "frod": ("frod", [], lambda L, d, i, C, total, B: L * 2 * (d + d * d // 100) + head(d, C), None),
+    # on LLaMA: adapter_len x d prompt vectors and a gate per layer; LLaMA's score head has no bias (d x C)
+    "adaption_prompt": (
+        "adaption_prompt",
+        ["model=tiny_llama", "method.adapter_len=4"],
+        lambda L, d, i, C, total, B: L * (4 * d + 1) + d * C,
+        None,
+    ),
     "prompt_tuning": (
         "prompt_tuning",
         ["method.num_virtual_tokens=5"],

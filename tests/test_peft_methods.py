@@ -48,10 +48,26 @@ def test_a_method_refuses_a_model_type_it_cannot_serve(tiny_run_config):
     "method", sorted(name for name, m in METHODS.items() if m.model_types == modules.LINEAR_MODEL_TYPES)
 )
 def test_a_method_without_conv1d_support_refuses_gpt2_first(method, tiny_run_config):
-    """peft wraps only nn.Linear for these (OFT, BOFT, HRA, RoAd, C3A, SHiRA, DeLoRA, MiSS): GPT-2's Conv1D
-    projections are refused in one sentence, before a model is built."""
+    """peft wraps only nn.Linear for these (OFT, BOFT, HRA, RoAd, C3A, SHiRA, DeLoRA, MiSS, Lily, AdaMSS, OSF,
+    PEANuT, GLoRA, PSOFT, Super-Tuning): GPT-2's Conv1D projections are refused in one sentence, before a model
+    is built."""
     with pytest.raises(ValueError, match=f"^Method '{method}' cannot serve model type 'gpt2'; it supports: bert,"):
         run(tiny_run_config(method, "model=tiny_gpt2"))
+
+
+@pytest.mark.parametrize("model, model_type", [("tiny_gpt2", "gpt2"), ("tiny_llama", "llama")])
+def test_beft_refuses_projections_without_a_bias_first(model, model_type, tiny_run_config):
+    """BEFT merges its trained bias into the layer's own: GPT-2 (Conv1D) and LLaMA (no bias) are refused."""
+    with pytest.raises(ValueError, match=f"^Method 'beft' cannot serve model type '{model_type}'; it supports: bert,"):
+        run(tiny_run_config("beft", f"model={model}"))
+
+
+def test_adaption_prompt_refuses_an_encoder_first(tiny_run_config):
+    with pytest.raises(
+        ValueError,
+        match="^Method 'adaption_prompt' cannot serve model type 'bert'; it supports: llama, mistral, gpt2.",
+    ):
+        run(tiny_run_config("adaption_prompt"))
 
 
 def test_every_method_declares_its_family_and_merge():
@@ -89,6 +105,20 @@ def test_every_method_declares_its_family_and_merge():
         "miss",
         "gralora",
         "hira",
+        "trainable_tokens",
+        "pvera",
+        "unilora",
+        "tinylora",
+        "waveft",
+        "adamss",
+        "osf",
+        "peanut",
+        "deft",
+        "glora",
+        "psoft",
+        "beft",
+        "supertuning",
+        "frod",
     }
     assert {name for name, m in METHODS.items() if m.family == "selective"} == {
         "bitfit",
@@ -97,6 +127,9 @@ def test_every_method_declares_its_family_and_merge():
         "fishmask",
         "ln_tuning",
         "shira",
+        "trainable_tokens",
+        "beft",
+        "supertuning",
     }
 
 

@@ -57,6 +57,9 @@ LINEAR_MODEL_TYPES = (
     "bart",
 )
 
+# Of those, the model types whose attention projections carry a bias (LLaMA, Mistral, Gemma and T5 have none).
+LINEAR_BIASED_MODEL_TYPES = ("bert", "roberta", "deberta-v2", "distilbert", "qwen2", "bart")
+
 
 def target_widths(model_cfg, roles) -> list[tuple[int, int]]:
     """(in_features, out_features) of each module playing the roles, read from the architecture on the
