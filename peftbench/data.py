@@ -186,9 +186,9 @@ def stream_rows(path: str, fmt: str, columns: tuple[str, ...] | None, content: s
                         yield json.loads(line)
                     except json.JSONDecodeError as error:
                         raise DataError(f"{path} line {number} is not JSON ({error.msg}).") from error
-    except UnicodeDecodeError as error:
-        byte = error.object[error.start]
-        raise DataError(f"{path} is not UTF-8 text (byte 0x{byte:02x}); save it as UTF-8.") from error
+    except UnicodeDecodeError:
+        read_text(Path(path))  # the whole file, once, for the sentence that names the byte and its offset
+        raise
 
 
 def read_local_dataset(task, data_dir: str, split: str):
@@ -207,6 +207,8 @@ def read_local_dataset(task, data_dir: str, split: str):
         # a tuple: datasets splits list-valued generator arguments into shards
         columns = tuple(local.columns) if local.get("columns") else None
         kwargs = {"path": str(path), "fmt": fmt, "columns": columns, "content": fingerprint}
+        if next(stream_rows(**kwargs), None) is None:
+            check_rows([], path, task)  # no rows: one sentence, before datasets finds nothing to write
         datasets.disable_progress_bars()
         try:
             rows = datasets.Dataset.from_generator(stream_rows, gen_kwargs=kwargs, cache_dir=cache_dir)
@@ -309,6 +311,9 @@ def load_task(task, data_dir: str | None, seed: int) -> Splits:
     else:
         validation_rows = read_hub_split(task, "validation").to_list()
     validation = [to_example(row, task) for row in validation_rows]
+    if task_type(task) == "classification":  # a bad label fails here, before any model is built
+        for raw in train.unique(task.label_field):
+            label_id(raw, task)
     chosen = None
     if task.get("heldout_fraction"):
         # Tuning on a held-out part of the training data keeps dev for the final number only.
