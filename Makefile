@@ -9,7 +9,7 @@ export PEFTBENCH_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser test lint format gpu-bundle bench-adapterhub run report report-published published-grid bench bench-sweeps bench-adapters bench-speed bench-data clean
+.PHONY: help install browser test lint format gpu-bundle bench-adapterhub run report report-published published-grid bench bench-sweeps bench-adapters bench-speed bench-data bench-methods clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,6 +69,9 @@ bench: $(STAMP) ## cost-measurement benchmarks: latency repeatability, harness o
 
 bench-adapters: $(STAMP) ## step-time ratio of Houlsby adapters to LoRA at a similar count, and their latency overhead
 	cd benchmarks && ../$(PYTHON) step_time_ratio.py
+
+bench-methods: $(STAMP) ## every method's step time and latency in one process, interleaved: results/published/costs.json (run it alone)
+	$(PYTHON) -m peftbench.costbench
 
 bench-data: $(STAMP) ## a 1,000,000-row CSV task: peak memory and time of Python lists vs datasets, and the cached second run
 	cd benchmarks && ../$(PYTHON) data_scale.py

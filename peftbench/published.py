@@ -11,6 +11,8 @@ stopped and started again, on this machine or another, and new config keys with 
 finished cells run again. Runs side by side take one thread each; their cost columns are not the
 published costs (see the report's caption)."""
 
+import copy
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +30,7 @@ STORE = Path(os.environ.get("PEFTBENCH_PUBLISHED_STORE") or ROOT / "results" / "
 RECORDS = STORE / "records"
 LOGS = STORE / "logs"  # one log per cell's latest attempt (git-ignored)
 REPORT = STORE / "report"
+COSTS = STORE / "costs.json"  # make bench-methods: every method's step time and latency under equal conditions
 HEADLINE = ("+task=sst2", "task.max_train_samples=5000")  # the headline task: SST-2, a seeded 5,000-example subset
 SEEDS = (0, 1, 2)
 # Refusals before any work: the cell is answered (the record says why), running it again changes nothing.
@@ -331,15 +334,61 @@ cells not yet answered, so another machine can repeat or extend the set; `python
 status` counts them.
 
 Runs of the grid ran two at a time with one thread each: accuracy does not depend on that, but their
-step times, latencies and memory are disturbed by the neighbouring run, so the cost columns here are
-indicative; the comparable costs come from runs made one at a time (see the README's Results section).
+step times and latencies are disturbed by the neighbouring run.
 """
-
-
-EXPLORER_NOTE = (
-    "The published results set: runs of the grid ran two at a time with one thread each, so the cost columns "
-    "(step time, latency, memory) are indicative; the task metric does not depend on that."
+COSTS_FROM_RUNS = "The step time and latency columns are the runs' own, measured side by side: indicative only."
+COSTS_FROM_BENCHMARK = (
+    "On {model} / {task}, the step time and latency columns come from `make bench-methods` (`costs.json`, "
+    "{finished}): every method in one process, one thread, the same {steps} training batches and the same "
+    "inference batch, in {rounds} interleaved rounds; the runs' own, measured side by side, are in their records. "
+    "Peak memory is each run's own process."
 )
+
+
+EXPLORER_NOTE = "The published results set: runs of the grid ran two at a time with one thread each. "
+
+
+def read_costs(path: Path) -> dict | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def costs_note(costs: dict | None) -> str:
+    if costs is None:
+        return COSTS_FROM_RUNS
+    settings = costs["settings"]
+    return COSTS_FROM_BENCHMARK.format(
+        model=settings["model"],
+        task=settings["task"],
+        finished=costs["finished_at"][:10],
+        steps=settings["steps_per_round"],
+        rounds=settings["rounds"],
+    )
+
+
+def with_costs(store: list[dict], costs: dict | None) -> list[dict]:
+    """The records, with the step time and latency overheads of each ok run whose method, model and task the
+    cost benchmark measured replaced by the benchmark's (equal conditions for every method; the runs' own ran
+    side by side). A replaced record says so in `costs_source`; the files are not changed."""
+    if costs is None:
+        return store
+    settings, replaced = costs["settings"], []
+    for record in store:
+        config = record.get("config") or {}
+        measured = costs["methods"].get((config.get("method") or {}).get("name"))
+        same_run = (config.get("model") or {}).get("name") == settings["model"] and (config.get("task") or {}).get(
+            "name"
+        ) == settings["task"]
+        if record.get("status") != "ok" or measured is None or not same_run:
+            replaced.append(record)
+            continue
+        record = copy.deepcopy(record)
+        record["throughput"]["median_step_seconds"] = measured["step_seconds"]["median"]
+        record["latency"]["method"]["overhead_pct"] = measured["overhead_pct"]
+        if record["latency"].get("merged") and measured["merged_overhead_pct"] is not None:
+            record["latency"]["merged"]["overhead_pct"] = measured["merged_overhead_pct"]
+        record["costs_source"] = COSTS.name
+        replaced.append(record)
+    return replaced
 
 
 def section_records(store: list[dict], parts: tuple[str, ...]) -> list[dict]:
@@ -394,7 +443,7 @@ README_START = "<!-- published results: written by make report-published from re
 README_END = "<!-- end of the published results -->"
 
 
-def headline_block(store: list[dict], out: Path) -> str:
+def headline_block(store: list[dict], out: Path, costs: dict | None) -> str:
     """The repository README's Results block: the headline table and Pareto plot, as the report wrote them."""
     cells = PARTS["headline"]()
     states = [cell_state(cell, store) for cell in cells]
@@ -411,7 +460,9 @@ def headline_block(store: list[dict], out: Path) -> str:
         f"{len(method_names())} methods x seeds 0-2, filled in as the grid runs). MiniLM-L6 (pretrained), a seeded "
         "5,000-example subset of SST-2's training set, the full dev set (872), 3 epochs, every method at its "
         "defaults. SST-2 is the headline because it separates methods on this model (RTE does not: every method "
-        "measured sits at 0.53-0.58 there). The runs ran two at a time, so the cost columns are indicative.",
+        "measured sits at 0.53-0.58 there). The runs ran two at a time.",
+        "",
+        costs_note(costs),
         "",
         table.rstrip("\n"),
         "",
@@ -433,20 +484,30 @@ def write_readme_block(readme: Path, block: str) -> None:
     readme.write_text(text[:start] + block + text[end + len(README_END) :], encoding="utf-8")
 
 
-def report(out: Path = STORE, store: list[dict] | None = None, readme: Path | None = ROOT / "README.md") -> list[Path]:
+def report(
+    out: Path = STORE,
+    store: list[dict] | None = None,
+    readme: Path | None = ROOT / "README.md",
+    costs_path: Path | None = COSTS,
+) -> list[Path]:
     """Every section's tables (those with a number of ours) and plots under out/report/, the results explorer
     (out/index.html, linking the records under records/) and out/README.md, from `store` (by default every
-    record in the published store); and the headline block of `readme` (the repository's README)."""
+    record in the published store) with the cost benchmark's numbers at `costs_path` where it measured them;
+    and the headline block of `readme` (the repository's README)."""
     from peftbench.report.__main__ import build_tables, write_tables
     from peftbench.report.explorer import record_links, write_explorer
     from peftbench.report.index import explorer_line, plot_lines, table_lines
     from peftbench.report.plots import write_plots
 
     store = read_store() if store is None else store
+    costs = read_costs(costs_path) if costs_path is not None else None
+    store = with_costs(store, costs)
     # links relative to the store, where the committed page lives, wherever `out` is (a rebuild compares bytes)
-    explorer = write_explorer(store, out, record_links(RECORDS, STORE), note=EXPLORER_NOTE)
+    explorer = write_explorer(store, out, record_links(RECORDS, STORE), note=EXPLORER_NOTE + costs_note(costs))
     lines = [
         INTRODUCTION.rstrip("\n"),
+        "",
+        costs_note(costs),
         "",
         explorer_line(explorer, out),
         "",
@@ -473,7 +534,7 @@ def report(out: Path = STORE, store: list[dict] | None = None, readme: Path | No
     index = out / "README.md"
     index.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
     if readme is not None:
-        write_readme_block(readme, headline_block(store, out))
+        write_readme_block(readme, headline_block(store, out, costs))
     return [*written, explorer, index]
 
 

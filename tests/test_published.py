@@ -111,3 +111,19 @@ def test_methods_whose_defaults_collapse_get_the_same_five_trials_then_the_chose
     assert [c.name for c in finals] == [
         f"+method=bitfit +task=sst2 task.max_train_samples=5000 trainer.lr=2e-4 seed={s}" for s in (0, 1, 2)
     ]
+
+
+def test_the_cost_benchmark_replaces_the_step_time_and_overheads_of_the_runs_it_measured():
+    lora = a_record() | {"throughput": {"median_step_seconds": 0.5}}
+    lora["latency"] = {"method": {"overhead_pct": 9.0}, "merged": {"overhead_pct": 7.0}}
+    bitfit = a_record(method="bitfit") | {"throughput": {"median_step_seconds": 0.4}, "latency": {"method": {}}}
+    other_task = a_record(task={"name": "rte"}) | {"throughput": {"median_step_seconds": 0.6}}
+    measured = {"step_seconds": {"median": 0.2}, "overhead_pct": 1.5, "merged_overhead_pct": -0.5}
+    costs = {"settings": {"model": "minilm_l6", "task": "sst2"}, "methods": {"lora": measured}}
+    replaced, kept, rte = published.with_costs([lora, bitfit, other_task], costs)
+    assert replaced["throughput"]["median_step_seconds"] == 0.2 and replaced["costs_source"] == "costs.json"
+    assert replaced["latency"]["method"]["overhead_pct"] == 1.5
+    assert replaced["latency"]["merged"]["overhead_pct"] == -0.5
+    assert lora["throughput"]["median_step_seconds"] == 0.5  # the record itself is not changed
+    assert kept is bitfit and rte is other_task  # a method, or a task, the benchmark did not measure
+    assert published.with_costs([lora], None) == [lora]
