@@ -61,9 +61,15 @@ def test_the_grid_covers_every_method_and_the_survey_parts():
     methods = {path.stem for path in (Path(published.ROOT) / "conf" / "method").glob("*.yaml")}
     headline = published.headline()
     assert {c.overrides[0].removeprefix("+method=") for c in headline} == methods
-    assert len(headline) == 3 * len(methods) and len({c.name for c in published.grid(list(published.PARTS))}) == len(
-        published.grid(list(published.PARTS))
-    )
+    assert len(headline) == 3 * len(methods)
+    for part, make in published.PARTS.items():
+        assert len({c.name for c in make()}) == len(make()), f"{part} lists a cell twice"
+    rte = published.rte()
+    assert {c.overrides[0].removeprefix("+method=") for c in rte} == methods and len(rte) == len(methods)
+    shared = {c.name for c in rte} & {c.name for c in published.survey_glue()}  # full_ft ... lora, RTE, seed 0
+    grid = published.grid(list(published.PARTS))
+    assert shared and len({c.name for c in grid}) == len(grid)  # a cell two parts share runs once
+    assert all(next(c for c in grid if c.name == name).part == "rte" for name in shared)
     survey = published.survey_glue()
     assert sum("+method=lora" in c.overrides for c in survey) == 4 * 3  # 4 tasks x 3 seeds
     assert sum("+method=bitfit" in c.overrides for c in survey) == 4  # seed 0 only
