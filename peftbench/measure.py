@@ -64,12 +64,15 @@ def optimizer_state_tensors(optimizer) -> list[torch.Tensor]:
 
 def memory_breakdown(model, optimizer) -> dict:
     """Analytic parts of training memory. Optimizer state counts its per-parameter tensors (Adam:
-    exp_avg and exp_avg_sq, 2 x trainable x 4 bytes in fp32)."""
+    exp_avg and exp_avg_sq, 2 x trainable x 4 bytes in fp32). Gradients: every trainable parameter's, or the
+    largest one's where the optimizer updates each parameter during backward and drops its gradient (LOMO)."""
     parameters = list({id(p): p for p in model.parameters()}.values())
     state = optimizer_state_tensors(optimizer)
+    gradient_sizes = [tensor_bytes([p]) for p in parameters if p.requires_grad]
+    one_at_a_time = getattr(optimizer, "updates_during_backward", False)
     return {
         "weights_bytes": tensor_bytes(parameters),
-        "gradients_bytes": tensor_bytes(p for p in parameters if p.requires_grad),
+        "gradients_bytes": max(gradient_sizes, default=0) if one_at_a_time else sum(gradient_sizes),
         "optimizer_state_bytes": tensor_bytes(state),
     }
 

@@ -213,6 +213,8 @@ def check_method(cfg) -> None:
         check_whole(cfg, f"method.{method.size_knob}", 1)
     try:
         method.check_model_type(cfg.model.architecture.model_type)
+        if method.check_trainer is not None:
+            method.check_trainer(cfg.trainer)
     except ValueError as error:
         raise ConfigError(str(error)) from error
 

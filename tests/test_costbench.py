@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from conftest import write_toy_rte
 from peftbench import costbench
 from peftbench.methods import get_method
+
+from conftest import write_toy_rte
 
 TINY = [
     "+task=rte",
@@ -22,7 +23,9 @@ def test_every_method_is_timed_on_the_same_batches_and_a_refusal_is_listed(tmp_p
     data_dir = write_toy_rte(tmp_path / "data")
     out = tmp_path / "costs.json"
     methods = ["lora", "bitfit", "prefix_tuning", "adaption_prompt"]
-    costbench.main([f"methods={','.join(methods)}", "rounds=2", "steps=3", f"out={out}", *TINY, f"data_dir={data_dir}"])
+    costbench.main(
+        [f"methods={','.join(methods)}", "rounds=2", "steps=3", f"out={out}", *TINY, f"data_dir={data_dir}"]
+    )
     document = json.loads(out.read_text())
     assert document["kind"] == "costbench" and document["settings"]["threads"] == 1
     assert list(document["methods"]) == ["lora", "bitfit", "prefix_tuning"]

@@ -117,6 +117,8 @@ CASES = {
     "full_ft": ("full_ft", [], lambda L, d, i, C, total, B: total, None),
     # every parameter trains; GaLore changes only what the optimizer keeps (OPTIMIZER_STATE)
     "galore": ("galore", ["method.rank=4"], lambda L, d, i, C, total, B: total, None),
+    # every parameter trains; LOMO keeps no optimizer state (OPTIMIZER_STATE) and no gradients after backward
+    "lomo": ("lomo", [], lambda L, d, i, C, total, B: total, None),
     # one vector per key and value output (d each), one over the FFN's inner activation (i)
     "ia3": ("ia3", [], lambda L, d, i, C, total, B: L * (d + d + i) + head(d, C), None),
     # two rank-r pairs per matrix: 2 x r x (in + out)
@@ -344,8 +346,11 @@ CASES = {
 # projected m x n matrix keeps the projection onto its smaller side (4 x n for m >= n, else m x 4) and two moments
 # of the projected gradient (m x 4, else 4 x n): 3 x 4d for q, k, v and attention-output (d x d), 4d + 2 x 4i for
 # FFN-in (i x d) and FFN-output (d x i); everything else, AdamW's two moments.
+# Methods whose optimizer updates each parameter during backward and drops its gradient: one gradient at a time.
+GRADIENTS_ONE_AT_A_TIME = {"lomo"}
 OPTIMIZER_STATE = {
     "galore": lambda L, d, i, C, total, B: 2 * (total - L * (4 * d * d + 2 * d * i)) + L * (14 * 4 * d + 4 * 4 * i),
+    "lomo": lambda L, d, i, C, total, B: 0,
 }
 
 
@@ -404,9 +409,13 @@ def check_memory_breakdown(record, model, every_parameter_stepped: bool = True, 
     held = sum(p.numel() for p in tensors)
     assert parts["weights_bytes"] == 4 * (held - quantized) + quantized
     assert sum(measure.logical_numel(p) for p in tensors) >= params["total"]  # 4-bit weights: two per stored byte
-    assert parts["gradients_bytes"] == 4 * params["trainable"]
+    if record["config"]["method"]["name"] in GRADIENTS_ONE_AT_A_TIME:  # the largest trainable tensor's gradient
+        assert parts["gradients_bytes"] == 4 * max(p.numel() for p in tensors if p.requires_grad)
+    else:
+        assert parts["gradients_bytes"] == 4 * params["trainable"]
     if every_parameter_stepped:
-        assert parts["optimizer_state_bytes"] == (optimizer_state_numel or 2 * params["trainable"]) * 4
+        state_numel = 2 * params["trainable"] if optimizer_state_numel is None else optimizer_state_numel
+        assert parts["optimizer_state_bytes"] == state_numel * 4
     else:  # AdamW makes a parameter's state on its first gradient; a randomly routed expert may have none yet
         assert 0 < parts["optimizer_state_bytes"] <= 2 * params["trainable"] * 4
     peak = record["memory"]["peak_train_bytes"]

@@ -306,6 +306,54 @@ def test_lora_fa_trains_b_only_and_keeps_a_at_its_initialisation(tiny_run_config
     assert all(not torch.equal(tuned[name], initial[name]) for name in b_names)
 
 
+def test_lomo_takes_sgd_steps_inside_backward_and_keeps_no_gradient(tiny_run_config):
+    from peftbench.train import make_optimizer
+
+    cfg = tiny_run_config("lomo", "trainer.weight_decay=0.1", "trainer.warmup_ratio=0.5")
+    plan = plan_run(cfg)
+    set_seed(cfg.seed)
+    model = apply_method(build_base(plan)[0], plan)
+    reference = {name: p.detach().clone() for name, p in model.named_parameters()}
+    batch = {
+        "input_ids": torch.randint(5, 100, (4, 12)),
+        "attention_mask": torch.ones(4, 12, dtype=torch.long),
+        "labels": torch.tensor([0, 1, 0, 1]),
+    }
+    twin = apply_method(build_base(plan)[0], plan)  # the same weights, plain backward: the gradients to compare
+    twin.load_state_dict(model.state_dict())
+    model.eval()  # no dropout: the same forward pass in both
+    twin.eval()
+    twin(**batch).loss.backward()
+    gradients = {name: p.grad.clone() for name, p in twin.named_parameters()}
+
+    optimizer, scheduler = make_optimizer(model, cfg.trainer, total_steps=10, method=plan.method)
+    optimizer.step()  # nothing to update yet
+    scheduler.step()  # warm-up: the rate is now 1/5 of trainer.lr, and the hooks must use it
+    lr = optimizer.param_groups[0]["lr"]
+    assert lr == pytest.approx(cfg.trainer.lr / 5)
+    model(**batch).loss.backward()
+    assert all(p.grad is None for p in model.parameters())  # every update done and every gradient dropped
+    optimizer.step()
+    for name, p in model.named_parameters():  # LOMO's SGD: w <- w (1 - lr wd) - lr g
+        expected = reference[name] * (1 - lr * 0.1) - lr * gradients[name]
+        assert torch.allclose(p.detach(), expected, atol=1e-6), name
+    assert optimizer.state == {} or all(not state for state in optimizer.state.values())
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.grad_accum_steps=2", "cannot accumulate gradients: trainer.grad_accum_steps=2; use 1."),
+        ("method.clip_grad_value=-1", "LOMO clip_grad_value -1 must be positive"),
+    ],
+)
+def test_lomo_refuses_what_its_fused_update_cannot_do_before_any_work(override, message, tiny_run_config):
+    from peftbench.validate import ConfigError, validate
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        validate(tiny_run_config("lomo", override))
+
+
 def test_galore_projects_the_target_matrices_only(tiny_run_config, monkeypatch):
     cfg = tiny_run_config("galore", "method.rank=2", "trainer.max_steps=3")
     model, optimizer = optimizer_of_the_run("galore", cfg, monkeypatch)

@@ -29,6 +29,7 @@ from peftbench.methods import (  # noqa: F401  (importing registers them)
     lily,
     linear_probe,
     ln_tuning,
+    lomo,
     lora,
     lora_fa,
     lora_plus,

@@ -82,6 +82,9 @@ class Method:
     # weight_decay), for methods that live in the optimizer (LoRA+'s two learning rates, LoRA-FA's frozen A,
     # GaLore's projected moments); None: AdamW over the trainable parameters. The schedule is the same either way.
     make_optimizer: Callable[[nn.Module, Any], torch.optim.Optimizer] | None = None
+    # Raises ValueError (one sentence) for trainer settings the method cannot train under, checked before any
+    # work (LOMO's update inside the backward pass: no gradient accumulation, no fp16 loss scaling); None: any.
+    check_trainer: Callable[[Any], None] | None = None
 
     @property
     def mergeable(self) -> bool:
