@@ -329,9 +329,11 @@ def run(cfg: DictConfig) -> RunOutput:
             )
             record["throughput"] |= {"precision": cfg.trainer.precision, "padding_share": result.padding_share}
             phases.done("memory_and_metrics")
-            record["latency"] = measure_inference(plan, model, device)
+            base = fresh_base(plan, device)  # for the base latency and the loss before tuning
+            record["latency"] = measure_inference(plan, model, base, device)
             phases.done("latency")
-            record["metrics"]["forgetting"] = measure_forgetting(plan, model, tokenizer, device)
+            record["metrics"]["forgetting"] = measure_forgetting(plan, model, base, tokenizer, device)
+            del base
             phases.done("forgetting")
             record["checkpoint"] = save_checkpoint(cfg.checkpoint_dir, run_id, model, plan, config)
             phases.done("checkpoint")
@@ -369,16 +371,23 @@ def run(cfg: DictConfig) -> RunOutput:
     return RunOutput(record=record, model=model, losses=result.losses)
 
 
-def measure_inference(plan: RunPlan, model, device: torch.device) -> dict:
+def fresh_base(plan: RunPlan, device: torch.device):
+    """The base model as users load it: no method, not quantized, on the device (a random base rebuilt from the
+    run's seed, so it is the one the run started from)."""
+    if not plan.cfg.model.pretrained:
+        set_seed(plan.cfg.seed)
+    base, _ = build_model(plan.cfg.model, plan.num_labels)
+    return base.to(device)
+
+
+def measure_inference(plan: RunPlan, model, base, device: torch.device) -> dict:
     """Latency of the base model without the method, with it, and merged where the method can be."""
     cfg, method, m = plan.cfg, plan.method, plan.cfg.measure
     batch = measure.latency_batch(model, m.latency_batch_size, m.latency_seq_length, seed=cfg.seed)
     timing = dict(
         device=device, warmup=m.latency_warmup, repeats=m.latency_repeats, min_warmup_seconds=m.latency_warmup_seconds
     )
-    base, _ = build_model(cfg.model, plan.num_labels)  # a fresh base as users run it: no method, not quantized
-    base_latency = measure.latency(base.to(device), batch, **timing)
-    del base
+    base_latency = measure.latency(base, batch, **timing)
     with_method = measure.latency(model, batch, **timing)
     result = {
         "batch_size": m.latency_batch_size,
@@ -414,17 +423,13 @@ def measure_inference(plan: RunPlan, model, device: torch.device) -> dict:
     }
 
 
-def measure_forgetting(plan: RunPlan, model, tokenizer, device: torch.device) -> dict | None:
+def measure_forgetting(plan: RunPlan, model, base, tokenizer, device: torch.device) -> dict | None:
     """Language-model runs: the loss on held-out general text (texts/general.txt) of the base model as loaded
     ("before") and of the tuned model ("after"); None for other formats or measure.forgetting_tokens=null."""
     tokens = plan.cfg.measure.get("forgetting_tokens")
     if plan.format.name != "causal_lm" or not tokens:
         return None
-    if not plan.cfg.model.pretrained:
-        set_seed(plan.cfg.seed)  # a random base is defined by the seed it was built with
-    base, _ = build_model(plan.cfg.model, plan.num_labels)  # the model before tuning, as users load it
-    before = measure.general_text_loss(base.to(device), tokenizer, device, tokens)
-    del base
+    before = measure.general_text_loss(base, tokenizer, device, tokens)
     after = measure.general_text_loss(model, tokenizer, device, tokens)
     return {
         "text": "texts/general.txt (Python 3.11 language reference topics, PSF licence)",
