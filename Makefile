@@ -9,7 +9,7 @@ export PEFTBENCH_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser test lint format gpu-bundle bench-adapterhub run report report-published published-grid bench bench-sweeps bench-adapters bench-speed bench-data bench-methods clean
+.PHONY: help install browser test lint format gpu-bundle bench-adapterhub run report report-published published-grid bench bench-sweeps bench-adapters bench-speed bench-data bench-methods published-counts clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ report: $(STAMP) ## survey tables from the records in results/ into results/repo
 
 report-published: $(STAMP) ## results/published/: its README and report rebuilt from its committed records
 	$(PYTHON) -m peftbench.published report
+
+published-counts: $(STAMP) ## results/published/counts.json: every published parameter count counted again (meta device), with its verdict
+	$(PYTHON) -m peftbench.published counts
 
 published-grid: $(STAMP) ## run the published grid's unanswered cells, 2 at a time (resumable: stop and start it any time)
 	$(PYTHON) -m peftbench.published run jobs=$${JOBS:-2}

@@ -3,6 +3,7 @@
     python -m peftbench.published run [jobs=2] [parts=headline,survey_glue,...]   # make published-grid
     python -m peftbench.published status
     python -m peftbench.published report                                          # make report-published
+    python -m peftbench.published counts        # make published-counts: the published parameter counts again
 
 Each cell of the grid is one `python -m peftbench` command (its overrides). A cell is done when the
 store holds an `ok` record whose config has every one of the cell's values, or a record of its refusal
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from peftbench import paper_counts
+
 ROOT = Path(__file__).resolve().parent.parent
 # The committed set; PEFTBENCH_PUBLISHED_STORE puts the store elsewhere (a grid run from a clean checkout
 # writes outside it, so the records' provenance says the code was not modified)
@@ -31,6 +34,7 @@ RECORDS = STORE / "records"
 LOGS = STORE / "logs"  # one log per cell's latest attempt (git-ignored)
 REPORT = STORE / "report"
 COSTS = STORE / "costs.json"  # make bench-methods: every method's step time and latency under equal conditions
+COUNTS = STORE / "counts.json"  # make published-counts: the published parameter counts, counted again
 HEADLINE = ("+task=sst2", "task.max_train_samples=5000")  # the headline task: SST-2, a seeded 5,000-example subset
 SEEDS = (0, 1, 2)
 # Refusals before any work: the cell is answered (the record says why), running it again changes nothing.
@@ -362,6 +366,10 @@ COSTS_FROM_BENCHMARK = (
 )
 
 
+COUNTS_INTRODUCTION = (
+    "Every count in `reference/published_param_counts.csv`, counted again by `python -m peftbench.count` on the "
+    "meta device (the architecture at full size, no weights), beside the published number, with its verdict."
+)
 EXPLORER_NOTE = "The published results set: runs of the grid ran two at a time with one thread each. "
 
 
@@ -506,11 +514,12 @@ def report(
     store: list[dict] | None = None,
     readme: Path | None = ROOT / "README.md",
     costs_path: Path | None = COSTS,
+    counts_path: Path | None = COUNTS,
 ) -> list[Path]:
     """Every section's tables (those with a number of ours) and plots under out/report/, the results explorer
     (out/index.html, linking the records under records/) and out/README.md, from `store` (by default every
-    record in the published store) with the cost benchmark's numbers at `costs_path` where it measured them;
-    and the headline block of `readme` (the repository's README)."""
+    record in the published store) with the cost benchmark's numbers at `costs_path` where it measured them, and
+    the published-count table from `counts_path`; and the headline block of `readme` (the repository's README)."""
     from peftbench.report.__main__ import build_tables, write_tables
     from peftbench.report.explorer import record_links, write_explorer
     from peftbench.report.index import explorer_line, plot_lines, table_lines
@@ -548,6 +557,22 @@ def report(
         lines += ["### Tables", "", *table_lines(paths, out), "", *plot_lines(paths, out)]
         if refused := refusal_lines(records):
             lines += ["### Refused before any work", "", *refused, ""]
+    lines += ["## 6. Paper-scale parameter counts (meta device)", ""]
+    if counts_path is not None and counts_path.is_file():
+        table = out / "report" / "counts" / "published_counts.md"
+        table.parent.mkdir(parents=True, exist_ok=True)
+        table.write_text(
+            "\n".join(paper_counts.table_lines(json.loads(counts_path.read_text(encoding="utf-8")))) + "\n"
+        )
+        written.append(table)
+        lines += [
+            COUNTS_INTRODUCTION,
+            "",
+            f"[{table.relative_to(out).as_posix()}]({table.relative_to(out).as_posix()})",
+            "",
+        ]
+    else:
+        lines += ["Not counted yet: `make published-counts`.", ""]
     index = out / "README.md"
     index.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
     if readme is not None:
@@ -557,7 +582,7 @@ def report(
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"run", "status", "report"}
+    commands = {"run", "status", "report", "counts"}
     if not argv or argv[0] not in commands or argv[0] in ("-h", "--help"):
         print(__doc__)
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
@@ -576,6 +601,9 @@ def main(argv: list[str] | None = None) -> None:
         run(parts, int(options["jobs"]))
     elif argv[0] == "status":
         status(parts)
+    elif argv[0] == "counts":
+        document = paper_counts.write(COUNTS)
+        print(f"wrote {COUNTS}: {sum(r['matches'] for r in document['rows'])} of {len(document['rows'])} match")
     else:
         for path in report():
             print(path.relative_to(ROOT))

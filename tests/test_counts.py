@@ -1,24 +1,15 @@
 """Published "# trainable parameters" cells reproduced on the meta device (reference/published_param_counts.csv).
 A row marked reproduced=no must still differ, and say why."""
 
-import csv
-
 import psutil
 import pytest
 
-from peftbench import CONF_DIR
 from peftbench.count import count
+from peftbench.paper_counts import UNITS, ours_for, published_rows, rounded
 
 from conftest import compose_config
 
-ROWS = list(csv.DictReader(open(CONF_DIR.parent / "reference" / "published_param_counts.csv")))
-UNITS = {"M": 1e6, "K": 1e3, "1": 1, "%": 0.01}
-QUANTITIES = {
-    "method": "method_params",
-    "total": "total",
-    "stored": "method_stored",
-    "stored_share": "stored_share",
-}  # which count a row's published number is (stored: after training-only parts are dropped)
+ROWS = published_rows()
 
 
 def row_id(row):
@@ -28,14 +19,12 @@ def row_id(row):
 
 @pytest.mark.parametrize("row", ROWS, ids=row_id)
 def test_published_trainable_count(row):
-    cfg = compose_config([f"+method={row['method']}", f"model={row['model']}", *row["overrides"].split()])
-    ours = count(cfg)[QUANTITIES[row["quantity"]]]
-    rounded = round(ours / UNITS[row["unit"]], int(row["decimals"]))
+    ours = ours_for(row)
     assert row["source"] and row["note"]
     if row["reproduced"] == "yes":
-        assert rounded == float(row["published"]), f"ours {ours:,}"
+        assert rounded(row, ours) == float(row["published"]), f"ours {ours:,}"
     else:
-        assert rounded != float(row["published"]), "now reproduced: update the row"
+        assert rounded(row, ours) != float(row["published"]), "now reproduced: update the row"
     if row["expected_difference"]:  # the row explains the gap exactly
         assert float(row["published"]) * UNITS[row["unit"]] - ours == int(row["expected_difference"])
 
@@ -78,3 +67,25 @@ def test_the_count_command_prints_the_split_as_a_user_runs_it(tmp_path):
     counts = json.loads(result.stdout.strip().splitlines()[-1])
     assert counts["added"] == counts["method_params"] > 0 and counts["unfrozen"] == 0
     assert f"added {counts['added']:,}, existing unfrozen 0" in result.stdout
+
+
+def test_the_committed_count_table_holds_every_published_row_with_its_verdict():
+    """results/published/counts.json (make published-counts) is of the reference file as it is now; the counts
+    themselves are checked by test_published_trainable_count above."""
+    import json
+
+    from peftbench import published
+    from peftbench.paper_counts import table_lines
+
+    if not published.COUNTS.is_file():
+        pytest.skip("no counts.json in this checkout: make published-counts")
+    document = json.loads(published.COUNTS.read_text())
+    keys = ("paper", "table", "published_model", "published_method", "published", "model", "method", "overrides")
+    assert [[row[k] for k in keys] for row in document["rows"]] == [[row[k] for k in keys] for row in ROWS]
+    for row in document["rows"]:
+        assert row["matches"] == (row["reproduced"] == "yes") == (rounded(row, row["ours"]) == float(row["published"]))
+    lines = table_lines(document)
+    assert len(lines) == 2 + len(ROWS) + 2
+    differing = [row for row in document["rows"] if not row["matches"]]
+    assert all(f"differs: {row['note']}" in "\n".join(lines) for row in differing)
+    assert lines[-1] == f"{len(ROWS) - len(differing)} of {len(ROWS)} published counts reproduced exactly."
