@@ -23,6 +23,10 @@ def adapter(d, m):
     return 2 * m * d + d + m  # down (d x m + m) and up (m x d + d)
 
 
+def sparse_adapter(d, m, sparsity):
+    return 2 * round((1 - sparsity) * m * d) + d + m  # each weight keeps its share; biases dense
+
+
 # model -> (layers, width) from its config, parameters of all its norms, and its new head's
 MODELS = {
     "tiny_bert": (
@@ -48,6 +52,22 @@ def unipelt(L, d):
     return L * (adapter(d, M) + 2 * 3 * d + 4 * 2 * d)
 
 
+# S4 on six layers (every transformers config takes num_hidden_layers; GPT-2 maps it to n_layer): the spindle
+# groups 1-2-2-1, G1 (A, L), G2 (A, P), G3 (A, P, B), G4 (P, B, L)
+S4 = ["++model.architecture.num_hidden_layers=6", *UNIPELT]
+LAYER_BIASES = {
+    "tiny_bert": lambda d: 7 * d + 2 * d,  # q, k, v, attention output, FFN output, two LayerNorms; FFN-in i = 2d
+    "tiny_gpt2": lambda d: 7 * d + 2 * d,  # c_attn (3d), attn.c_proj, mlp.c_proj, two LayerNorms; c_fc i = 2d
+    "tiny_llama": lambda d: 0,  # no biases: BitFit has nothing to train
+}
+
+
+def s4(d, model):
+    # two serial adapters a layer; keys and values of 3 prefix tokens; LoRA r=2 on q and v (or c_attn): 4rd
+    A, P, L, B = 2 * adapter(d, M), 2 * 3 * d, 4 * 2 * d, LAYER_BIASES[model](d)
+    return (A + L) + 2 * (A + P) + 2 * (A + P + B) + (P + B + L)
+
+
 CASES = {
     "adapter_houlsby": (
         "adapter_houlsby",
@@ -55,6 +75,12 @@ CASES = {
         lambda L, d, norms, model: L * 2 * adapter(d, M) + norms,
     ),
     "adapter_pfeiffer": ("adapter_pfeiffer", [f"method.bottleneck={M}"], lambda L, d, norms, model: L * adapter(d, M)),
+    # pruned by SNIP before training: 51 of each weight's 128 entries survive, after attention and FFN
+    "sparse_adapter": (
+        "sparse_adapter",
+        [f"method.bottleneck={M}", "method.sparsity=0.6"],
+        lambda L, d, norms, model: L * 2 * sparse_adapter(d, M, 0.6),
+    ),
     "parallel_adapter": ("parallel_adapter", [f"method.bottleneck={M}"], lambda L, d, norms, model: L * adapter(d, M)),
     "parallel_adapter_attn": (
         "parallel_adapter",
@@ -102,6 +128,7 @@ CASES = {
         lambda L, d, norms, model: unipelt(L, d) + L * (2 + LORA_MODULES[model]) * (d + 1),
     ),
     "unipelt_nogate": ("unipelt_nogate", UNIPELT, lambda L, d, norms, model: unipelt(L, d)),
+    "s4": ("s4", S4, lambda L, d, norms, model: s4(d, model)),
     "unipelt_adapter_lora": (
         "unipelt",
         [*UNIPELT, "method.parts=[adapter,lora]"],
@@ -150,6 +177,8 @@ NOT_IDENTITY_AT_INIT = {
     "mam",
     "unipelt",
     "unipelt_nogate",
+    "s4",
+    "sparse_adapter",  # its up-projection starts small and random, not zero, so that SNIP has something to rank
 }  # prefixes add key/value positions: attention changes from the start
 
 

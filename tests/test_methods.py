@@ -64,6 +64,15 @@ CASES = {
         lambda L, d, i, C, total, B: 2 * B + head(d, C),
         lambda L, d, i, C, total, B: math.floor(0.005 * B) + head(d, C),
     ),
+    # SparseAdapter, Large-Sparse: bottleneck 4 widened to 8 at sparsity 0.5, so each of the two weights of an
+    # adapter keeps 4d entries (a dense bottleneck-4 weight's), by magnitude; biases (8 + d) dense; after
+    # attention and FFN. Only survivors exist as numbers: what trains is what is stored.
+    "sparse_adapter_large": (
+        "sparse_adapter",
+        ["method.bottleneck=4", "method.large_sparse=true", "method.saliency=magnitude"],
+        lambda L, d, i, C, total, B: L * 2 * (2 * 4 * d + 8 + d) + head(d, C),
+        None,
+    ),
     # d numbers in all (the per-tensor scales among them)
     "intrinsic_said": (
         "intrinsic_said",

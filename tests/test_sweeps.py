@@ -20,6 +20,7 @@ from conftest import REPO_ROOT, TINY_RUN, compose_config
 
 SWEEPS = REPO_ROOT / "sweeps"
 KNOB_METHODS = sorted(name for name, method in METHODS.items() if method.size_knob)
+MODEL_OVERRIDES = {"s4": ["model.architecture.num_hidden_layers=4"]}  # S4's four layer groups need four layers
 
 
 # --- budgets ----------------------------------------------------------------------------------
@@ -30,12 +31,13 @@ KNOB_METHODS = sorted(name for name, method in METHODS.items() if method.size_kn
 def test_budget_solver_is_within_one_knob_step(method, fraction):
     serves_bert = METHODS[method].model_types is None or "bert" in METHODS[method].model_types
     model = "tiny_bert" if serves_bert else "tiny_llama"  # LLaMA-Adapter serves decoders only
-    base = compose_config([f"+method={method}", "+task=rte", f"model={model}"])
+    model_overrides = [f"model={model}", *MODEL_OVERRIDES.get(method, [])]
+    base = compose_config([f"+method={method}", "+task=rte", *model_overrides])
     knob, limit = METHODS[method].size_knob, METHODS[method].size_knob_limit
     top = min(64, (limit(base) if limit else None) or 64)
     smallest, largest = (exact_counts(with_knob(base, knob, v))[0] for v in (1, top))
     target = int(smallest + fraction * (largest - smallest))  # reachable: between the knob's ends
-    cfg = compose_config([f"+method={method}", "+task=rte", f"model={model}", f"budget.params={target}"])
+    cfg = compose_config([f"+method={method}", "+task=rte", *model_overrides, f"budget.params={target}"])
     solved, budget = solve_budget(cfg)
     knob, value = budget["knob"], budget["value"]
     assert solved.method[knob] == value and budget["achieved_params"] == exact_counts(solved)[0]

@@ -140,14 +140,17 @@ def check_adapter_config(cfg: AdapterConfig) -> None:
         raise ValueError(f"Unknown adapter place(s) {', '.join(unknown) or '(none)'}; valid: {', '.join(PLACES)}.")
 
 
-def place_adapters(model: nn.Module, cfg: AdapterConfig, arch: Arch, make_adapter) -> nn.Module:
+def place_adapters(model: nn.Module, cfg: AdapterConfig, arch: Arch, make_adapter, keep=None) -> nn.Module:
     """Freeze the base and put `make_adapter(width, bottleneck)` at every configured place: serial on
-    the sub-layer output, or parallel to the sub-layer. Shared by every adapter-shaped method."""
+    the sub-layer output, or parallel to the sub-layer. Shared by every adapter-shaped method.
+    `keep(output_name)` says which sub-layers get one (None: all; S4 keeps some layers')."""
     check_adapter_config(cfg)
     freeze_all(model)
     modules = dict(model.named_modules())
     for place in cfg.places:
         for input_name, output_name in sublayer_pairs(model, arch, place):
+            if keep is not None and not keep(output_name):
+                continue
             output = modules[output_name]
             width = features(output, "out")
             adapter = make_adapter(width, bottleneck_width(cfg, width)).to(next(output.parameters()).device)

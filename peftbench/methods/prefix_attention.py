@@ -8,7 +8,11 @@ names differ only in the layer number form one group (say, every cross-attention
 prefixes per layer, trained directly or through Li & Liang's MLP over a small embedding (the MLP is
 dropped after training). The prefixes enter through transformers' attention interface: the model is
 switched to `peftbench_prefix`, an eager attention that puts its module's prefix keys and values in
-front of its own, visible to every query and with no position bias."""
+front of its own, visible to every query and with no position bias.
+
+S4 gives prefixes to the attentions of some layers only, on any model whose attention goes through
+that interface (BERT, RoBERTa, GPT-2 and LLaMA too): an attention without prefixes runs the same
+eager attention over its own keys and values."""
 
 import re
 
@@ -18,6 +22,7 @@ import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 
+from peftbench.methods.adapters import features
 from peftbench.methods.modules import module_names_for_roles
 from peftbench.methods.registry import Arch
 
@@ -96,17 +101,30 @@ AttentionMaskInterface.register(ATTENTION, ALL_MASK_ATTENTION_FUNCTIONS["eager"]
 
 
 def key_width(model: nn.Module, arch: Arch, attention_name: str) -> int:
-    """Width of the attention's keys: the output of its key projection (heads x head size)."""
+    """Width of the attention's keys: the output of its key projection (heads x head size); a fused
+    query-key-value projection (GPT-2's c_attn) gives a third of its output to the keys."""
     key = next(name for name in module_names_for_roles(model, arch, ["k"]) if name.startswith(attention_name + "."))
+    fused = key in module_names_for_roles(model, arch, ["q"])  # one projection for queries, keys and values
     module = model.get_submodule(key)
     while hasattr(module, "base"):  # wrapped by another method
         module = module.base
-    return module.out_features
+    return features(module, "out") // (3 if fused else 1)
 
 
-def attach_prefixes(model: nn.Module, arch: Arch, length: int, projection_hidden_size: int | None) -> nn.Module:
-    """Gives every `prefix_attn` module its prefixes; the groups live in `model.prefix_groups` and train."""
-    names = module_names_for_roles(model, arch, ["prefix_attn"])
+def attention_names(model: nn.Module, arch: Arch) -> list[str]:
+    """The attention modules that can take prefixes, in model order: the model config's `prefix_attn`
+    modules (T5, BART), else the modules holding the query projections (BERT, GPT-2, LLaMA)."""
+    if "prefix_attn" in arch.modules:
+        return module_names_for_roles(model, arch, ["prefix_attn"])
+    return list(dict.fromkeys(name.rpartition(".")[0] for name in module_names_for_roles(model, arch, ["q"])))
+
+
+def attach_prefixes(
+    model: nn.Module, arch: Arch, length: int, projection_hidden_size: int | None, names: list[str] | None = None
+) -> nn.Module:
+    """Gives the attention modules `names` (None: every one, `attention_names`) their prefixes; the
+    groups live in `model.prefix_groups` and train. An attention left out runs plain eager attention."""
+    names = attention_names(model, arch) if names is None else names
     by_group: dict[str, list[str]] = {}
     for name in names:  # in model order, so a group's list follows the layers
         by_group.setdefault(re.sub(r"\.\d+\.", ".#.", name), []).append(name)

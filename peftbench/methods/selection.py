@@ -118,8 +118,9 @@ def selection_masks(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def summed_gradients(model: nn.Module, tensors: list[torch.Tensor], batches, of) -> tuple[list[torch.Tensor], int]:
-    """For frozen tensors of the model: the sum over the batches of of(gradient of the task loss),
-    dropout off (importance scores for choosing what trains), and the number of batches."""
+    """For frozen tensors the model computes with (parameters or buffers): the sum over the batches of
+    of(gradient of the task loss), dropout off (importance scores for choosing what trains), and the
+    number of batches."""
     device = tensors[0].device
     was_training = model.training
     model.eval()
@@ -133,6 +134,7 @@ def summed_gradients(model: nn.Module, tensors: list[torch.Tensor], batches, of)
         for total, t in zip(sums, tensors):
             if t.grad is not None:
                 total += of(t.grad)
+            t.grad = None  # a tensor that is not a parameter (a buffer) is not cleared by zero_grad
         count += 1
     for t in tensors:
         t.requires_grad_(False)
