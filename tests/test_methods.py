@@ -87,6 +87,12 @@ CASES = {
         lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C),
         None,
     ),
+    "lora_loftq": (
+        "lora",
+        ["method.r=4", "method.init=loftq", "method.loftq_iter=2"],
+        lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C),
+        None,
+    ),
     "lora_orthogonal": (
         "lora",
         ["method.r=4", "method.init=orthogonal"],

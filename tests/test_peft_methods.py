@@ -151,10 +151,36 @@ def test_prompt_tuning_text_init_needs_a_text(tiny_run_config):
         run(tiny_run_config("prompt_tuning", "method.init=text"))
 
 
+@pytest.mark.parametrize(("model", "bits"), [("tiny_bert", 4), ("tiny_bert", 8), ("tiny_gpt2", 4)])
+def test_loftq_quantizes_the_base_and_fits_ba_to_what_quantization_lost(model, bits, tiny_run_config):
+    from peft.tuners.lora import LoraLayer
+
+    from peftbench.methods.lora import quantized_and_back
+
+    cfg = tiny_run_config("lora", f"model={model}", "method.init=loftq", f"method.loftq_bits={bits}")
+    plan = plan_run(cfg)
+    set_seed(cfg.seed)
+    original = {name: p.detach().clone() for name, p in build_base(plan)[0].named_parameters()}
+    set_seed(cfg.seed)
+    tuned = apply_method(build_base(plan)[0], plan)
+    layers = {name: m for name, m in tuned.named_modules() if isinstance(m, LoraLayer)}
+    assert layers
+    for name, layer in layers.items():
+        base = layer.get_base_layer()
+        weight = original[name.removeprefix("base_model.model.") + ".weight"]
+        quantized = base.weight
+        if model == "tiny_gpt2":  # Conv1D keeps its weight as in x out; LoftQ works on out x in
+            weight, quantized = weight.T, quantized.T
+        assert torch.equal(quantized, quantized_and_back(weight, bits))  # one round: Q of the original W
+        delta = layer.scaling["default"] * layer.lora_B["default"].weight @ layer.lora_A["default"].weight
+        assert torch.linalg.norm(weight - quantized - delta) < 0.9 * torch.linalg.norm(weight - quantized)
+
+
 def test_unknown_lora_init_names_the_choices(tiny_run_config):
     with pytest.raises(
         ValueError,
-        match="Unknown LoRA init 'svd'; valid: default, gaussian, orthogonal, pissa, pissa_niter_<n>, olora, eva",
+        match="Unknown LoRA init 'svd'; valid: default, gaussian, orthogonal, pissa, pissa_niter_<n>, olora, eva, "
+        "loftq",
     ):
         run(tiny_run_config("lora", "method.init=svd"))
 

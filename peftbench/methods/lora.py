@@ -3,19 +3,23 @@ Liu et al. 2024) and rsLoRA (rank-stabilised scaling alpha/sqrt(r), Kalajdzievsk
 names and config classes, and initialisations as `init`: PiSSA (principal singular vectors, Meng et al. 2024;
 `pissa_niter_<n>` by n iterations of fast SVD), OLoRA (QR of the weight), orthogonal (A and B from orthogonal
 halves, BA = 0), EVA (Paulo et al. 2024: A from the singular vectors of each target's input activations on
-training batches, ranks redistributed by explained variance; in `on_train_start`)."""
+training batches, ranks redistributed by explained variance; in `on_train_start`), LoftQ (Li et al. 2023: the
+base weight W replaced by its `loftq_bits`-bit NF4 (or int8) quantization Q, and B A from the SVD of W - Q, over
+`loftq_iter` alternating rounds, so that Q + BA starts close to W; `loftq_init` below)."""
 
 import re
 from dataclasses import dataclass, field
 
 import peft
+import torch
 import torch.nn as nn
 from transformers.pytorch_utils import Conv1D
 
 from peftbench.methods.modules import module_names_for_roles
 from peftbench.methods.registry import Arch, Method, register_method
 
-INITS = ("default", "gaussian", "orthogonal", "pissa", "pissa_niter_<n>", "olora", "eva")
+INITS = ("default", "gaussian", "orthogonal", "pissa", "pissa_niter_<n>", "olora", "eva", "loftq")
+LOFTQ_BITS = (4, 8)
 PISSA_FAST_SVD = re.compile(r"pissa_niter_[1-9][0-9]*")  # pissa_niter_<n>: n subspace iterations
 
 
@@ -28,6 +32,17 @@ class LoraConfig:
     use_dora: bool = False
     use_rslora: bool = False
     init: str = "default"
+    loftq_bits: int = 4  # init=loftq: the base weights' quantization, 4 (NF4) or 8 (int8) bits
+    loftq_iter: int = 1  # init=loftq: alternating rounds of quantizing and fitting B A to what is left
+
+    def __post_init__(self):  # checked when the config is made: a bad value fails before the model is built
+        if self.init not in INITS and not PISSA_FAST_SVD.fullmatch(self.init):
+            raise ValueError(f"Unknown LoRA init '{self.init}'; valid: {', '.join(INITS)}.")
+        if self.loftq_bits not in LOFTQ_BITS or self.loftq_iter < 1:
+            raise ValueError(
+                f"LoftQ needs loftq_bits in {', '.join(map(str, LOFTQ_BITS))} and loftq_iter >= 1; "
+                f"got {self.loftq_bits} and {self.loftq_iter}."
+            )
 
 
 @dataclass
@@ -41,8 +56,6 @@ class RsLoraConfig(LoraConfig):
 
 
 def apply_lora(model: nn.Module, cfg: LoraConfig, arch: Arch) -> nn.Module:
-    if cfg.init not in INITS and not PISSA_FAST_SVD.fullmatch(cfg.init):
-        raise ValueError(f"Unknown LoRA init '{cfg.init}'; valid: {', '.join(INITS)}.")
     targets = module_names_for_roles(model, arch, cfg.target_modules)
     eva_config = None
     if cfg.init == "eva":  # a classifier's labels are one per example, not per token: no label mask
@@ -55,12 +68,61 @@ def apply_lora(model: nn.Module, cfg: LoraConfig, arch: Arch) -> nn.Module:
         bias="none",
         use_dora=cfg.use_dora,
         use_rslora=cfg.use_rslora,
-        init_lora_weights=True if cfg.init == "default" else cfg.init,
+        init_lora_weights=True if cfg.init in ("default", "loftq") else cfg.init,  # loftq: set below
         eva_config=eva_config,
         # GPT-2's Conv1D stores its weight transposed (in x out)
         fan_in_fan_out=any(isinstance(model.get_submodule(name), Conv1D) for name in targets),
     )
-    return peft.get_peft_model(model, peft_config)
+    model = peft.get_peft_model(model, peft_config)
+    if cfg.init == "loftq":
+        loftq_init(model, cfg, set_adapter=True)
+    return model
+
+
+def quantized_and_back(weight: torch.Tensor, bits: int) -> torch.Tensor:
+    """The weight as its bits-bit quantization holds it: NF4 in blocks of 64 (bitsandbytes, as QLoRA stores
+    weights) or int8 per row."""
+    import bitsandbytes.functional as bnb
+
+    if bits == 4:
+        packed, state = bnb.quantize_4bit(weight, blocksize=64, compress_statistics=False, quant_type="nf4")
+        return bnb.dequantize_4bit(packed, state, quant_type="nf4")
+    rows, scales, _ = bnb.int8_vectorwise_quant(weight)
+    return bnb.int8_vectorwise_dequant(rows, scales)
+
+
+@torch.no_grad()
+def loftq_init(model: nn.Module, cfg: LoraConfig, set_adapter: bool) -> None:
+    """LoftQ on every LoRA target, on the weights' own device: peft 0.21's `loftq_init` (peft/utils/loftq_utils.py),
+    whose rounds this follows, moves the weight to cuda. Each round quantizes what B A does not hold (W - B A) and
+    refits B A, rank r, to W - Q by SVD; the base weight becomes the last Q. B is divided by the layer's scaling
+    (peft's leaves it out), so that Q + scaling B A, not Q + B A, starts close to W. With `set_adapter` False only
+    the base weight is rewritten: the rounds are deterministic, so a checkpoint's base is rebuilt from the
+    original weights when it loads (`on_load`)."""
+    from peft.tuners.lora import LoraLayer
+
+    for layer in (m for m in model.modules() if isinstance(m, LoraLayer) and "default" in m.lora_A):
+        base = layer.get_base_layer()
+        transposed = getattr(base, "fan_in_fan_out", False) or isinstance(base, Conv1D)  # GPT-2: in x out
+        weight = (base.weight.T if transposed else base.weight).float()
+        rank, residual = layer.r["default"], weight.clone()
+        for _ in range(cfg.loftq_iter):
+            quantized = quantized_and_back(residual, cfg.loftq_bits)
+            U, S, Vh = torch.linalg.svd(weight - quantized, full_matrices=False)
+            left, right = U[:, :rank] * S[:rank].sqrt(), S[:rank].sqrt()[:, None] * Vh[:rank]  # W - Q ~ left right
+            residual = weight - left @ right
+        base.weight.data = (quantized.T if transposed else quantized).to(base.weight.dtype)
+        if set_adapter:
+            layer.lora_A["default"].weight.data = right.to(layer.lora_A["default"].weight.dtype)
+            layer.lora_B["default"].weight.data = (left / layer.scaling["default"]).to(
+                layer.lora_B["default"].weight.dtype
+            )
+
+
+def rebuild_loftq_base(model: nn.Module, cfg: LoraConfig) -> None:
+    """A loaded checkpoint of init=loftq: the base weights quantized as they were in training."""
+    if cfg.init == "loftq":
+        loftq_init(model, cfg, set_adapter=False)
 
 
 def initialize_eva(model: nn.Module, total_steps: int, train_loader) -> None:
@@ -90,5 +152,6 @@ for name, config_cls in (("lora", LoraConfig), ("dora", DoRAConfig), ("rslora", 
             size_knob="r",
             merge=merge_lora,
             on_train_start=initialize_eva,
+            on_load=rebuild_loftq_base,
         )
     )

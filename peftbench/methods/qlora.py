@@ -27,6 +27,11 @@ class QLoraConfig(LoraConfig):
     compute_dtype: str = "auto"
     target_modules: list[str] = field(default_factory=lambda: ["q", "k", "v", "attn_out", "ffn_in", "ffn_out"])
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.init == "loftq":  # LoftQ writes a quantized copy into a full-precision base; this base is quantized
+            raise ValueError("QLoRA quantizes the base itself: init=loftq is for lora (and its variants) only.")
+
 
 @dataclass
 class QLora8bitConfig(QLoraConfig):
