@@ -185,12 +185,17 @@ PARTS = {
 }
 
 
+def seed_of(cell: Cell) -> int:
+    return next(int(o.removeprefix("seed=")) for o in cell.overrides if o.startswith("seed="))
+
+
 def grid(parts: list[str]) -> list[Cell]:
-    """The parts' cells in order, each run once: a cell two parts share (LoRA on RTE, seed 0) comes first."""
+    """The parts' cells, each run once (a cell two parts share, LoRA on RTE at seed 0, in the first part that
+    lists it), seed 0 of every part first: each table has a number in every cell before any gets a second."""
     cells = {}
     for cell in (cell for part in parts for cell in PARTS[part]()):
         cells.setdefault(cell.name, cell)
-    return list(cells.values())
+    return sorted(cells.values(), key=seed_of)  # stable: the parts' order within a seed
 
 
 def config_value(record: dict, key: str):

@@ -70,6 +70,12 @@ def test_the_grid_covers_every_method_and_the_survey_parts():
     grid = published.grid(list(published.PARTS))
     assert shared and len({c.name for c in grid}) == len(grid)  # a cell two parts share runs once
     assert all(next(c for c in grid if c.name == name).part == "rte" for name in shared)
+    seeds = [published.seed_of(c) for c in grid]
+    assert seeds == sorted(seeds)  # seed 0 of every part before any seed 1
+    ordered = published.grid(["headline", "rte"])
+    assert [c.part for c in ordered if published.seed_of(c) == 0] == ["headline"] * len(methods) + ["rte"] * len(
+        methods
+    )
     survey = published.survey_glue()
     assert sum("+method=lora" in c.overrides for c in survey) == 4 * 3  # 4 tasks x 3 seeds
     assert sum("+method=bitfit" in c.overrides for c in survey) == 4  # seed 0 only
