@@ -33,7 +33,7 @@ NATIVE_FILE = "trainable.safetensors"
 FORMAT_VERSION = 1
 # LoRA initialisations that rewrite the base weights: the saved adapter is converted to one that applies
 # to the original base (peft's path_initial_model_for_weight_conversion; its rank doubles).
-BASE_REWRITING_INITS = ("pissa", "olora")
+BASE_REWRITING_INITS = ("pissa", "olora", "corda")
 INITIAL_ADAPTER = "_peftbench_initial_adapter"  # attribute holding the adapter as it was before training
 
 
@@ -55,7 +55,7 @@ def rewrites_base(model) -> bool:
 
 
 def remember_initial_adapter(model) -> None:
-    """Before training, for inits that rewrite the base (PiSSA, OLoRA): keep the initial adapter, which
+    """Before training, for inits that rewrite the base (PiSSA, OLoRA, CorDA): keep the initial adapter, which
     converts the trained one into an adapter on the original base when it is saved."""
     if rewrites_base(model):
         state = peft.get_peft_model_state_dict(model)

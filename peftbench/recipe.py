@@ -291,7 +291,7 @@ def run(cfg: DictConfig) -> RunOutput:
             record["data"]["fingerprint"] = data_identity
             # data-dependent choices of what trains (FishMask's Fisher mask, FAR's nodes) happen here
             method.on_train_start(model, total_optimizer_steps(cfg.trainer, len(train_loader)), train_loader)
-            checkpoints.remember_initial_adapter(model)  # PiSSA/OLoRA: to save an adapter on the original base
+            checkpoints.remember_initial_adapter(model)  # PiSSA/OLoRA/CorDA: to save an adapter on the original base
             accelerator = make_accelerator(device)  # several processes launched: the others wait here for it
             head_ids = {id(p) for p in head_parameters(model, plan.arch)}
             record["params"] = measure.parameter_split(model, base_parameter_ids, head_ids)

@@ -11,10 +11,12 @@ from huggingface_hub.errors import StrictDataclassError
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from transformers import AutoConfig
 from transformers import __version__ as transformers_version
+from transformers.pytorch_utils import Conv1D
 
 from peftbench import hub_models
 from peftbench.hub_models import MODEL_TYPES, NON_ARCHITECTURE_KEYS, complete_model_config, model_name
 from peftbench.methods.modules import head_parameters, module_names_for_roles
+from peftbench.methods.registry import CONV1D_MODEL_TYPES, Arch
 from peftbench.models import AUTO_CLASSES, architecture_config, build_meta_model, head_options
 from peftbench.plan import arch_of
 from peftbench.validate import ConfigError
@@ -137,6 +139,20 @@ def test_a_saved_config_completes_to_the_same_model(case, auto_class, tmp_path):
             build_meta_model(model_cfg, 2)
         pytest.xfail("models.architecture_config needs OmegaConf.to_container(model_cfg.architecture)")
     assert parameter_count(build_meta_model(model_cfg, 2)) == parameter_count(model)
+
+
+@pytest.mark.parametrize("case", sorted(TINY_CONFIGS))
+def test_the_roles_are_conv1d_exactly_for_the_conv1d_model_types(case):
+    """The methods whose layers wrap only nn.Linear refuse CONV1D_MODEL_TYPES: of the table's model types, those
+    are the ones whose role modules are transformers' Conv1D; every other type's are nn.Linear."""
+    model_type, numbers = TINY_CONFIGS[case]
+    entry = MODEL_TYPES[model_type]
+    with torch.device("meta"):
+        model = AUTO_CLASSES[entry.auto_class].from_config(AutoConfig.for_model(model_type, **numbers))
+    roles = [role for role in entry.modules if role != "prefix_attn"]  # prefix_attn names attention blocks
+    names = module_names_for_roles(model, Arch(modules=entry.modules, head=()), roles)
+    expected = Conv1D if model_type in CONV1D_MODEL_TYPES else torch.nn.Linear
+    assert {type(model.get_submodule(name)) for name in names} == {expected}
 
 
 def test_the_minilm_package_folder_gives_the_minilm_l6_config():

@@ -8,11 +8,12 @@ import pytest
 import torch
 from transformers import set_seed
 
-from peftbench import checkpoints, measure
+from peftbench import checkpoints, measure, recipe
 from peftbench.methods import METHODS, get_method
 from peftbench.methods.selection import selection_masks
-from peftbench.plan import apply_method, build_base, plan_run
+from peftbench.plan import build_base, plan_run
 from peftbench.recipe import run
+from peftbench.train import train
 
 
 def tiny_dims(cfg) -> dict:
@@ -90,6 +91,13 @@ CASES = {
     "lora_loftq": (
         "lora",
         ["method.r=4", "method.init=loftq", "method.loftq_iter=2"],
+        lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C),
+        None,
+    ),
+    # CorDA: B A from W times the training batches' input covariance, in on_train_start; W keeps the residual
+    "lora_corda": (
+        "lora",
+        ["method.r=4", "method.init=corda"],
         lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + head(d, C),
         None,
     ),
@@ -376,13 +384,16 @@ def test_every_registered_method_has_a_row():
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_method_trains_freezes_and_counts(case, tiny_run_config):
+def test_method_trains_freezes_and_counts(case, tiny_run_config, monkeypatch):
     method, overrides, formula, stored_formula = CASES[case]
     cfg = tiny_run_config(method, *overrides)
-    set_seed(cfg.seed)
-    initial = apply_method(build_base(plan_run(cfg))[0], plan_run(cfg))  # the state the run starts from
-    initial_state = {name: p.detach().clone() for name, p in initial.named_parameters()}
+    initial_state = {}
 
+    def train_from_here(model, *args, **kwargs):  # the state training starts from, after on_train_start
+        initial_state.update({name: p.detach().clone() for name, p in model.named_parameters()})
+        return train(model, *args, **kwargs)
+
+    monkeypatch.setattr(recipe, "train", train_from_here)
     output = run(cfg)
     record = output.record
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import set_seed
 
-from peftbench.methods import METHODS, get_method, modules
+from peftbench.methods import METHODS, get_method
 from peftbench.plan import apply_method, build_base, plan_run
 from peftbench.recipe import run
 
@@ -44,15 +44,58 @@ def test_a_method_refuses_a_model_type_it_cannot_serve(tiny_run_config):
         run(tiny_run_config("prefix_tuning", "model=deberta_v3_base"))
 
 
-@pytest.mark.parametrize(
-    "method", sorted(name for name, m in METHODS.items() if m.model_types == modules.LINEAR_MODEL_TYPES)
-)
+# peft wraps only nn.Linear for these (OFT, BOFT, HRA, RoAd, C3A, SHiRA, DeLoRA, MiSS, Lily, AdaMSS, OSF, PEANuT,
+# GLoRA, PSOFT, Super-Tuning)
+LINEAR_ONLY_METHODS = sorted(name for name, m in METHODS.items() if m.linear_targets_only)
+# A model type outside peftbench's table of model types, with nn.Linear projections: the tiny LLaMA's numbers as a
+# Qwen3 (its q/k/v/o and gated-FFN modules have LLaMA's names; q and k also get an RMSNorm each)
+TINY_QWEN3 = [
+    "model=tiny_llama",
+    "model.name=tiny_qwen3",
+    "model.architecture.model_type=qwen3",
+    "+model.architecture.head_dim=16",
+]
+
+
+def method_case_overrides(method: str) -> list[str]:
+    """The method table's first row of small sizes for the method (tests/test_methods.py)."""
+    from test_methods import CASES
+
+    return next(list(overrides) for name, overrides, *_ in CASES.values() if name == method)
+
+
+@pytest.mark.parametrize("method", LINEAR_ONLY_METHODS)
 def test_a_method_without_conv1d_support_refuses_gpt2_first(method, tiny_run_config):
-    """peft wraps only nn.Linear for these (OFT, BOFT, HRA, RoAd, C3A, SHiRA, DeLoRA, MiSS, Lily, AdaMSS, OSF,
-    PEANuT, GLoRA, PSOFT, Super-Tuning): GPT-2's Conv1D projections are refused in one sentence, before a model
-    is built."""
-    with pytest.raises(ValueError, match=f"^Method '{method}' cannot serve model type 'gpt2'; it supports: bert,"):
+    """GPT-2's Conv1D projections are refused in one sentence, before a model is built."""
+    with pytest.raises(
+        ValueError,
+        match=f"^Method '{method}' cannot serve model type 'gpt2'; it wraps only torch.nn.Linear projections, "
+        "and those of gpt2, openai-gpt, imagegpt, .* are transformers' Conv1D.$",
+    ):
         run(tiny_run_config(method, "model=tiny_gpt2"))
+
+
+@pytest.mark.parametrize("method", LINEAR_ONLY_METHODS)
+def test_a_method_without_conv1d_support_serves_a_linear_model_type_outside_the_table(method, tiny_run_config):
+    """What is refused is a Conv1D model type, not every type but a list: a Qwen3 passes validation and peft wraps
+    its nn.Linear targets."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from peftbench.validate import validate
+
+    cfg = tiny_run_config(method, *TINY_QWEN3, *method_case_overrides(method))
+    validate(cfg)
+    plan = plan_run(cfg)
+    base = build_base(plan)[0]
+    assert base.config.model_type == "qwen3"
+    wrapped = [m for m in apply_method(base, plan).modules() if isinstance(m, BaseTunerLayer)]
+    assert wrapped and all(type(m.get_base_layer()) is torch.nn.Linear for m in wrapped)
+
+
+def test_oft_trains_a_qwen3(tiny_run_config):
+    output = run(tiny_run_config("oft", *TINY_QWEN3, "method.block_size=8", "trainer.epochs=1"))
+    assert output.record["status"] == "ok"
+    assert output.record["config"]["model"]["architecture"]["model_type"] == "qwen3"
 
 
 @pytest.mark.parametrize("model, model_type", [("tiny_gpt2", "gpt2"), ("tiny_llama", "llama")])
@@ -180,9 +223,102 @@ def test_unknown_lora_init_names_the_choices(tiny_run_config):
     with pytest.raises(
         ValueError,
         match="Unknown LoRA init 'svd'; valid: default, gaussian, orthogonal, pissa, pissa_niter_<n>, olora, eva, "
-        "loftq",
+        "loftq, corda",
     ):
         run(tiny_run_config("lora", "method.init=svd"))
+
+
+def toy_batches(vocab_size: int) -> list[dict]:
+    """Two classification batches of four sequences, padded at the end to the longest."""
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for lengths in ([7, 5, 9, 3], [6, 8, 4, 8]):
+        ids = torch.randint(5, vocab_size, (4, max(lengths)), generator=generator)
+        mask = (torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]).long()
+        batches.append({"input_ids": ids * mask, "attention_mask": mask, "labels": torch.tensor([0, 1, 0, 1])})
+    return batches
+
+
+@torch.no_grad()
+def input_covariances(model, names: list[str], batches: list[dict]) -> dict[str, torch.Tensor]:
+    """CorDA's C for each named linear layer: the mean over examples (each alone, without its padding) of X^T X,
+    X the layer's inputs divided by their maximum (peft's hook)."""
+    sums, counts = dict.fromkeys(names, 0), dict.fromkeys(names, 0)
+
+    def hook(name):
+        def add(module, args, output):
+            x = args[0][0].float()
+            x = x / x.max().abs()
+            sums[name] = sums[name] + x.T @ x
+            counts[name] += 1
+
+        return add
+
+    handles = [model.get_submodule(name).register_forward_hook(hook(name)) for name in names]
+    for batch in batches:
+        for ids, mask in zip(batch["input_ids"], batch["attention_mask"].bool()):
+            model(input_ids=ids[mask][None], attention_mask=mask[mask][None].long())
+    for handle in handles:
+        handle.remove()
+    return {name: sums[name] / counts[name] for name in names}
+
+
+def corda_delta(weight: torch.Tensor, covariance: torch.Tensor, r: int, mode: str) -> torch.Tensor:
+    """The r components of W C (top for ipm, smallest for kpm) mapped back through C^-1, C damped by
+    0.01 x its mean diagonal (doubled until it inverts well, as peft)."""
+    damp, eye = 0.01, torch.eye(len(covariance))
+    while True:
+        damped = covariance + eye * covariance.diag().mean() * damp
+        inverse = torch.linalg.inv(damped)
+        if torch.dist(damped @ inverse, eye) < 0.05:
+            break
+        damp *= 2
+    U, S, Vh = torch.linalg.svd(weight @ damped, full_matrices=False)
+    kept = slice(0, r) if mode == "ipm" else slice(len(S) - r, len(S))
+    return U[:, kept] @ torch.diag(S[kept]) @ Vh[kept] @ inverse
+
+
+@pytest.mark.parametrize(("model", "mode"), [("tiny_bert", "ipm"), ("tiny_bert", "kpm"), ("tiny_gpt2", "ipm")])
+def test_corda_moves_the_components_of_w_c_into_the_adapter(model, mode, tiny_run_config):
+    """After on_train_start: the residual base plus scaling B A is the original W, and scaling B A is the
+    top (ipm) or smallest (kpm) r components of W C, computed here from the batches' input covariance C."""
+    from peft.tuners.lora import LoraLayer
+
+    cfg = tiny_run_config("lora", f"model={model}", "method.init=corda", f"method.corda_mode={mode}", "method.r=4")
+    plan = plan_run(cfg)
+    set_seed(cfg.seed)
+    original = build_base(plan)[0].eval()
+    set_seed(cfg.seed)
+    tuned = apply_method(build_base(plan)[0], plan)
+    batches = toy_batches(cfg.model.architecture.vocab_size)
+    get_method("lora").on_train_start(tuned, 1, batches)
+
+    assert tuned.peft_config["default"].init_lora_weights == "corda"  # what peft's save converts
+    layers = {
+        name.removeprefix("base_model.model."): m for name, m in tuned.named_modules() if isinstance(m, LoraLayer)
+    }
+    covariances = input_covariances(original, list(layers), batches)
+    for name, layer in layers.items():
+        weight, residual = original.get_submodule(name).weight, layer.get_base_layer().weight
+        if model == "tiny_gpt2":  # Conv1D keeps its weight as in x out; CorDA works on out x in
+            weight, residual = weight.T, residual.T
+        delta = layer.scaling["default"] * layer.lora_B["default"].weight @ layer.lora_A["default"].weight
+        torch.testing.assert_close(residual + delta, weight, rtol=1e-5, atol=1e-5)
+        expected = corda_delta(weight, covariances[name], r=4, mode=mode)
+        torch.testing.assert_close(delta, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+
+
+@pytest.mark.parametrize(
+    ("override", "got"), [("method.corda_mode=xpm", "'xpm' and 8"), ("method.corda_batches=0", "'ipm' and 0")]
+)
+def test_bad_corda_options_name_the_choices(override, got, tiny_run_config):
+    with pytest.raises(ValueError, match=f"CorDA needs corda_mode in ipm, kpm and corda_batches >= 1; got {got}."):
+        run(tiny_run_config("lora", "method.init=corda", override))
+
+
+def test_qlora_refuses_corda(tiny_run_config):
+    with pytest.raises(ValueError, match="QLoRA quantizes the base itself: init=corda is for lora"):
+        run(tiny_run_config("qlora", "method.init=corda"))
 
 
 @pytest.mark.parametrize("method, bits", [("qlora", 4), ("qlora_8bit", 8)])

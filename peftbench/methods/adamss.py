@@ -1,4 +1,4 @@
-"""AdaMSS (adaptive multi-subspaces, 2025) through the peft library: each target weight (its bias as an
+"""AdaMSS (adaptive multi-subspaces, Zheng et al. 2025) through the peft library: each target weight (its bias as an
 extra column) is reduced to its top-r SVD space; its output rows are clustered by K-Means into K subspaces,
 and each subspace i trains a low-rank update B_i A_i (A_i: r_i x r, B_i: rows_i x r_i, B zero at start).
 peft's adaptive subspace allocation (ASA, pruning subspaces during training) is not wired here."""
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import peft
 import torch.nn as nn
 
-from peftbench.methods.modules import LINEAR_MODEL_TYPES, merge_and_unload, module_names_for_roles
+from peftbench.methods.modules import merge_and_unload, module_names_for_roles
 from peftbench.methods.registry import Arch, Method, register_method
 
 
@@ -40,6 +40,6 @@ register_method(
         family="reparametrised",
         # no size_knob: peft initialises it from each weight's SVD, which the meta-device count cannot run
         merge=merge_and_unload,
-        model_types=LINEAR_MODEL_TYPES,  # peft's AdaMSS wraps nn.Linear, not GPT-2's Conv1D
+        linear_targets_only=True,  # peft's AdaMSS wraps only nn.Linear, not GPT-2's Conv1D
     )
 )

@@ -1,4 +1,4 @@
-"""BEFT (bias-efficient fine-tuning, 2025) through the peft library: only a bias on the output of each
+"""BEFT (bias-efficient fine-tuning, Huang et al. 2025) through the peft library: only a bias on the output of each
 target projection trains (the paper's choice: the value projections), out numbers per matrix."""
 
 from dataclasses import dataclass, field

@@ -10,7 +10,7 @@ import peft
 import torch.nn as nn
 from peft.tuners.boft.layer import get_fbd_cuda
 
-from peftbench.methods.modules import LINEAR_MODEL_TYPES, merge_and_unload, module_names_for_roles
+from peftbench.methods.modules import merge_and_unload, module_names_for_roles
 from peftbench.methods.registry import Arch, Method, register_method
 
 
@@ -45,6 +45,6 @@ register_method(
         apply_boft,
         family="reparametrised",
         merge=merge_and_unload,  # W <- s * (R W)
-        model_types=LINEAR_MODEL_TYPES,  # peft's BOFT wraps nn.Linear, not GPT-2's Conv1D
+        linear_targets_only=True,  # peft's BOFT wraps only nn.Linear, not GPT-2's Conv1D
     )
 )

@@ -1,6 +1,6 @@
-"""DEFT (decompositional efficient fine-tuning, 2025) through the peft library: each target weight W becomes
-(I - P_proj) W + Q_P R: a trained direction P (out x r) is projected out of W and a trained injection R
-(r x in) put in; R starts so that the weight is exactly W."""
+"""DEFT (decompositional efficient fine-tuning, Kumar et al. 2025) through the peft library: each target weight W
+becomes (I - P_proj) W + Q_P R: a trained direction P (out x r) is projected out of W and a trained injection R (r x
+in) put in; R starts so that the weight is exactly W."""
 
 from dataclasses import dataclass, field
 

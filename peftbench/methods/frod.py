@@ -1,6 +1,7 @@
-"""FRoD (AAAI 2026) through the peft library: each target weight is rewritten as U (diag(lambda) + S) V^T, with
-V a basis shared by all targets of a kind (derived from their weights, regenerated rather than stored) and U
-frozen; the scales lambda (in per matrix) and a fixed random sparse set of S's off-diagonal entries train."""
+"""FRoD (AAAI 2026, "Full-Rank Efficient Fine-Tuning with Rotational Degrees") through the peft library: each target
+weight is rewritten as U (diag(lambda) + S) V^T, with V a basis shared by all targets of a kind (derived from their
+weights, regenerated rather than stored) and U frozen; the scales lambda (in per matrix) and a fixed random sparse
+set of S's off-diagonal entries train."""
 
 from dataclasses import dataclass, field
 

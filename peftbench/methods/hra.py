@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import peft
 import torch.nn as nn
 
-from peftbench.methods.modules import LINEAR_MODEL_TYPES, merge_and_unload, module_names_for_roles
+from peftbench.methods.modules import merge_and_unload, module_names_for_roles
 from peftbench.methods.registry import Arch, Method, register_method
 
 
@@ -30,6 +30,6 @@ register_method(
         family="reparametrised",
         size_knob="r",
         merge=merge_and_unload,
-        model_types=LINEAR_MODEL_TYPES,  # peft's HRA wraps nn.Linear, not GPT-2's Conv1D
+        linear_targets_only=True,  # peft's HRA wraps only nn.Linear, not GPT-2's Conv1D
     )
 )

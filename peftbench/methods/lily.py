@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import peft
 import torch.nn as nn
 
-from peftbench.methods.modules import LINEAR_MODEL_TYPES, module_names_for_roles
+from peftbench.methods.modules import module_names_for_roles
 from peftbench.methods.registry import Arch, Method, register_method
 
 
@@ -44,6 +44,6 @@ register_method(
         family="reparametrised",
         size_knob="r",
         # no merge: peft's Lily routes each input through its B experts, so it cannot fold them (NotImplementedError)
-        model_types=LINEAR_MODEL_TYPES,  # peft's Lily wraps nn.Linear, not GPT-2's Conv1D
+        linear_targets_only=True,  # peft's Lily wraps only nn.Linear, not GPT-2's Conv1D
     )
 )

@@ -1,6 +1,7 @@
-"""LoRA-FA (Zhang et al. 2023, "LoRA-FA: Memory-efficient Low-rank Adaptation"): LoRA with A frozen at its
-random initialisation, so only B (and the head) train, through peft's create_lorafa_optimizer (AdamW whose B
-gradient is projected through (A A^T)^-1 / scaling^2, the form of the paper's later version)."""
+"""LoRA-FA (Zhang et al. 2023, "LoRA-FA: Memory-efficient Low-rank Adaptation for Large Language Models
+Fine-tuning"): LoRA with A frozen at its random initialisation, so only B (and the head) train, through peft's
+create_lorafa_optimizer (AdamW whose B gradient is projected through (A A^T)^-1 / scaling^2, the form of the
+paper's later version)."""
 
 from dataclasses import dataclass
 
@@ -8,7 +9,7 @@ import peft.optimizers
 import torch
 import torch.nn as nn
 
-from peftbench.methods.lora import LoraConfig, apply_lora, initialize_eva, merge_lora
+from peftbench.methods.lora import LoraConfig, apply_lora, initialize_from_data, merge_lora
 from peftbench.methods.registry import Arch, Method, register_method
 
 
@@ -30,8 +31,8 @@ def apply_lora_fa(model: nn.Module, cfg: LoraFAConfig, arch: Arch) -> nn.Module:
     return model
 
 
-def initialize_eva_and_freeze_a(model: nn.Module, total_steps: int, train_loader) -> None:
-    initialize_eva(model, total_steps, train_loader)  # init=eva: A from the activations, in new tensors
+def initialize_and_freeze_a(model: nn.Module, total_steps: int, train_loader) -> None:
+    initialize_from_data(model, total_steps, train_loader)  # init=eva (A in new tensors), init=corda
     freeze_a(model)
 
 
@@ -50,7 +51,7 @@ register_method(
         family="reparametrised",
         size_knob="r",
         merge=merge_lora,
-        on_train_start=initialize_eva_and_freeze_a,
+        on_train_start=initialize_and_freeze_a,
         make_optimizer=lora_fa_optimizer,
     )
 )

@@ -7,7 +7,7 @@ import peft.optimizers
 import torch
 import torch.nn as nn
 
-from peftbench.methods.lora import LoraConfig, apply_lora, initialize_eva, merge_lora
+from peftbench.methods.lora import LoraConfig, apply_lora, initialize_from_data, merge_lora
 from peftbench.methods.registry import Arch, Method, register_method
 
 
@@ -44,7 +44,7 @@ register_method(
         family="reparametrised",
         size_knob="r",
         merge=merge_lora,
-        on_train_start=initialize_eva,
+        on_train_start=initialize_from_data,
         make_optimizer=lora_plus_optimizer,
     )
 )

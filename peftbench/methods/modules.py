@@ -43,21 +43,8 @@ def unfreeze_head(model: nn.Module, arch: Arch) -> None:
         parameter.requires_grad_(True)
 
 
-# Model types whose projections are nn.Linear: the peft methods that cannot wrap GPT-2's Conv1D serve these.
-LINEAR_MODEL_TYPES = (
-    "bert",
-    "roberta",
-    "deberta-v2",
-    "distilbert",
-    "llama",
-    "mistral",
-    "qwen2",
-    "gemma",
-    "t5",
-    "bart",
-)
-
-# Of those, the model types whose attention projections carry a bias (LLaMA, Mistral, Gemma and T5 have none).
+# Model types whose attention projections are nn.Linear and carry a bias (BEFT merges into it; LLaMA, Mistral,
+# Gemma, Qwen3 and T5 have none, GPT-2's are Conv1D). Qwen2 has biases on q, k and v only, not on attn_out.
 LINEAR_BIASED_MODEL_TYPES = ("bert", "roberta", "deberta-v2", "distilbert", "qwen2", "bart")
 
 

@@ -1,4 +1,4 @@
-"""PSOFT (orthogonal fine-tuning in the principal subspace, 2026) through the peft library: each target's
+"""PSOFT (orthogonal fine-tuning in the principal subspace, Wu et al. 2026) through the peft library: each target's
 update is B (R - I) A, where A and B span the weight's top-r singular subspace (frozen, from its SVD) and
 R is a trained r x r orthogonal matrix (Cayley transform of r(r-1)/2 numbers), with two trained r-vectors
 that scale it on each side."""
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import peft
 import torch.nn as nn
 
-from peftbench.methods.modules import LINEAR_MODEL_TYPES, merge_and_unload, module_names_for_roles, target_widths
+from peftbench.methods.modules import merge_and_unload, module_names_for_roles, target_widths
 from peftbench.methods.registry import Arch, Method, register_method
 
 
@@ -48,6 +48,6 @@ register_method(
         size_knob="r",
         size_knob_limit=largest_r,
         merge=merge_and_unload,
-        model_types=LINEAR_MODEL_TYPES,  # peft's PSOFT wraps nn.Linear, not GPT-2's Conv1D
+        linear_targets_only=True,  # peft's PSOFT wraps only nn.Linear, not GPT-2's Conv1D
     )
 )

@@ -1,5 +1,5 @@
-"""PVeRA (2025) through the peft library: VeRA's frozen random projections shared by all layers, with the
-scaled rank-space activations read as the mean and log-variance of a Gaussian that is sampled in training
+"""PVeRA (Fillioux et al. 2025) through the peft library: VeRA's frozen random projections shared by all layers,
+with the scaled rank-space activations read as the mean and log-variance of a Gaussian that is sampled in training
 (its mean at inference); trained scaling vectors per matrix: out + 2r."""
 
 from dataclasses import dataclass, field

@@ -29,8 +29,9 @@ class QLoraConfig(LoraConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.init == "loftq":  # LoftQ writes a quantized copy into a full-precision base; this base is quantized
-            raise ValueError("QLoRA quantizes the base itself: init=loftq is for lora (and its variants) only.")
+        # LoftQ writes a quantized copy into a full-precision base, CorDA a full-precision residual; this base is not
+        if self.init in ("loftq", "corda"):
+            raise ValueError(f"QLoRA quantizes the base itself: init={self.init} is for lora (and its variants) only.")
 
 
 @dataclass

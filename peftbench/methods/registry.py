@@ -9,6 +9,10 @@ import torch.nn as nn
 
 FAMILIES = ("baseline", "additive", "selective", "reparametrised", "hybrid")
 COMMON_METHOD_KEYS = ("name", "lr")  # every method config has these; the rest are its options
+# Model types whose attention and FFN projections are transformers' Conv1D (weight stored in x out), not nn.Linear:
+# those whose modeling code in transformers 5.23 builds them from pytorch_utils.Conv1D (GPT-2 and the models built
+# on it; CLVP's decoder MLP). tests/test_hub_models.py checks the table's model types against tiny models.
+CONV1D_MODEL_TYPES = ("gpt2", "openai-gpt", "imagegpt", "decision_transformer", "clvp", "clvp_decoder")
 
 
 def method_options(method_cfg) -> dict:
@@ -59,6 +63,9 @@ class Method:
     load_options: Callable[[Any, Arch], dict] | None = None
     # Model types (transformers `model_type`) it can serve; None: any.
     model_types: tuple[str, ...] | None = None
+    # True: it wraps only torch.nn.Linear targets (peft's OFT, SHiRA ... layers), so the model types whose
+    # projections are Conv1D (CONV1D_MODEL_TYPES) are refused and every other type is served.
+    linear_targets_only: bool = False
     # Called once before the optimizer is made and the parameters are counted, with the number of
     # optimizer steps the run will take and the training batches (FishMask's Fisher information and
     # FAR's importance scores are computed from them, and pick what trains).
@@ -95,6 +102,11 @@ class Method:
             raise ValueError(
                 f"Method '{self.name}' cannot serve model type '{model_type}'; "
                 f"it supports: {', '.join(self.model_types)}."
+            )
+        if self.linear_targets_only and model_type in CONV1D_MODEL_TYPES:
+            raise ValueError(
+                f"Method '{self.name}' cannot serve model type '{model_type}'; it wraps only torch.nn.Linear "
+                f"projections, and those of {', '.join(CONV1D_MODEL_TYPES)} are transformers' Conv1D."
             )
 
     def make_config(self, options: dict) -> Any:

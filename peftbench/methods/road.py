@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import peft
 import torch.nn as nn
 
-from peftbench.methods.modules import LINEAR_MODEL_TYPES, merge_and_unload, module_names_for_roles
+from peftbench.methods.modules import merge_and_unload, module_names_for_roles
 from peftbench.methods.registry import Arch, Method, register_method
 
 VARIANTS = ("road_1", "road_2", "road_4")
@@ -37,6 +37,6 @@ register_method(
         apply_road,
         family="reparametrised",
         merge=merge_and_unload,
-        model_types=LINEAR_MODEL_TYPES,  # peft's RoAd wraps nn.Linear, not GPT-2's Conv1D
+        linear_targets_only=True,  # peft's RoAd wraps only nn.Linear, not GPT-2's Conv1D
     )
 )

@@ -8,7 +8,7 @@ import peft
 import torch
 import torch.nn as nn
 
-from peftbench.methods.modules import LINEAR_MODEL_TYPES, merge_and_unload, module_names_for_roles, target_widths
+from peftbench.methods.modules import merge_and_unload, module_names_for_roles, target_widths
 from peftbench.methods.registry import Arch, Method, register_method
 
 
@@ -58,6 +58,6 @@ register_method(
         size_knob="r",
         size_knob_limit=largest_r,
         merge=merge_and_unload,
-        model_types=LINEAR_MODEL_TYPES,  # peft's SHiRA wraps nn.Linear, not GPT-2's Conv1D
+        linear_targets_only=True,  # peft's SHiRA wraps only nn.Linear, not GPT-2's Conv1D
     )
 )

@@ -1,4 +1,4 @@
-"""Super-Tuning (2026) through the peft library: only a sparse support of each target weight trains, its
+"""Super-Tuning (Ilin et al. 2026) through the peft library: only a sparse support of each target weight trains, its
 largest-magnitude entries (data-free, chosen before training); (1 - sparsity) x in x out entries per matrix."""
 
 from dataclasses import dataclass, field
@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import peft
 import torch.nn as nn
 
-from peftbench.methods.modules import LINEAR_MODEL_TYPES, merge_and_unload, module_names_for_roles
+from peftbench.methods.modules import merge_and_unload, module_names_for_roles
 from peftbench.methods.registry import Arch, Method, register_method
 
 
@@ -33,6 +33,6 @@ register_method(
         apply_supertuning,
         family="selective",
         merge=merge_and_unload,
-        model_types=LINEAR_MODEL_TYPES,  # peft's Super-Tuning wraps nn.Linear, not GPT-2's Conv1D
+        linear_targets_only=True,  # peft's Super-Tuning wraps only nn.Linear, not GPT-2's Conv1D
     )
 )

@@ -1,4 +1,4 @@
-"""TinyLoRA (2026, "Learning to Reason in 13 Parameters") through the peft library: each target weight's
+"""TinyLoRA (Morris et al. 2026, "Learning to Reason in 13 Parameters") through the peft library: each target weight's
 frozen rank-r SVD (U, Sigma, V) is adjusted by U Sigma (sum_k v_k P_k) V^T, where P are fixed random r x r
 tensors and v a tiny trained vector of u numbers, shared by a group of matrices (weight_tying)."""
 
