@@ -87,10 +87,21 @@ def save_peft(model, folder: Path) -> dict:
                 config.init_lora_weights = rewriting
             save_file(initial, str(Path(before) / "adapter_model.safetensors"))
             model.save_pretrained(folder, path_initial_model_for_weight_conversion=before)
+        keep_trained_magnitudes(model, folder / "adapter_model.safetensors")
     (folder / "README.md").unlink(missing_ok=True)  # peft's model card template: nothing that loads
     if head := {name: p.detach().contiguous().cpu() for name, p in outside_adapter(model).items()}:
         save_file(head, str(folder / "head.safetensors"))
     return {"kind": "peft", "converted_for_original_base": initial is not None}
+
+
+def keep_trained_magnitudes(model, adapter_file: Path) -> None:
+    """DoRA's trained magnitudes, which peft 0.21's conversion for the original base leaves out of the file (its
+    subtract_mutated_init returns only A and B): without them the loaded model recomputes fresh ones."""
+    saved = load_file(str(adapter_file))
+    state = peft.get_peft_model_state_dict(model)
+    missing = {name: t.detach().contiguous().cpu() for name, t in state.items() if name not in saved}
+    if missing:
+        save_file(saved | missing, str(adapter_file))
 
 
 def save(model, plan: RunPlan, config: dict, folder: Path) -> dict:

@@ -137,6 +137,13 @@ CASES = {
         lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + L * 2 * d + head(d, C),
         None,
     ),
+    # a base-rewriting init under DoRA: the checkpoint, converted for the original base, keeps the magnitudes
+    "dora_pissa": (
+        "dora",
+        ["method.r=4", "method.init=pissa"],
+        lambda L, d, i, C, total, B: lora_matrices(L, 4, d) + L * 2 * d + head(d, C),
+        None,
+    ),
     "full_ft": ("full_ft", [], lambda L, d, i, C, total, B: total, None),
     # every parameter trains; GaLore changes only what the optimizer keeps (OPTIMIZER_STATE)
     "galore": ("galore", ["method.rank=4"], lambda L, d, i, C, total, B: total, None),
