@@ -180,10 +180,6 @@ def preflight(arguments: list[str]) -> DictConfig | None:
         cfg.model = complete_model_config(cfg.model)
         validate(cfg)
     except ConfigError as error:
-        from peftbench.recipe import record_refusal
-        from peftbench.records import utc_now
-
-        record_refusal(cfg, error, utc_now())  # as a sweep's refused job: the store shows what was refused, and why
         fail(str(error))
     return cfg
 

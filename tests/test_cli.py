@@ -69,22 +69,6 @@ def test_usage_errors_exit_2_with_one_sentence(arguments, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_a_method_refused_for_the_model_exits_2_and_records_the_refusal(tmp_path):
-    result = peftbench(
-        "+method=adaption_prompt",
-        "+task=rte",
-        *TINY_RUN,
-        env_extra={"PEFTBENCH_RESULTS_DIR": str(tmp_path / "results")},
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
-        "error: Method 'adaption_prompt' cannot serve model type 'bert'; it supports: llama, mistral, gpt2."
-    )
-    (path,) = (tmp_path / "results" / "rte" / "tiny_bert" / "adaption_prompt").glob("*.json")
-    record = json.loads(path.read_text())
-    assert record["status"] == "failed" and record["error"]["type"] == "ConfigError"
-
-
 def test_a_failing_run_exits_non_zero_and_records_failure(tmp_path):
     result = peftbench(
         "+method=bitfit",
