@@ -72,7 +72,10 @@ BAD_COMMAND_LINES = [
         ["+method=prefix_tuning", "model=deberta_v3_base"],
         "Method 'prefix_tuning' cannot serve model type 'deberta-v2'",
     ),
-    (["method.bogus=1"], "unknown key 'method.bogus'; valid keys of method: alpha, corda_batches, corda_mode, dropout"),
+    (
+        ["method.bogus=1"],
+        "unknown key 'method.bogus'; valid keys of method: alpha, corda_batches, corda_mode, dropout",
+    ),
     (["+method.bogus=1"], "Unknown option(s) bogus for method 'lora'; valid options: "),
     (["tracker=wandb", "tracker.mode=online"], "tracker.mode=online needs a W&B API key"),
     (
