@@ -13,6 +13,7 @@ finished cells run again. Runs side by side take one thread each; their cost col
 published costs (see the report's caption)."""
 
 import copy
+import functools
 import json
 import os
 import subprocess
@@ -63,19 +64,24 @@ def method_names() -> list[str]:
 def unserved(model: str = MODEL) -> dict[str, str]:
     """Methods that cannot serve the model's type, with the sentence the CLI refuses them with before any work
     (which writes no record): the grid has no cells for them, and the report lists them."""
+    return dict(refused_for(model, tuple(method_names())))
+
+
+@functools.cache  # the grid asks at every pick; a method added since is a new set of names
+def refused_for(model: str, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     from peftbench import CONF_DIR
     from peftbench.methods import get_method
 
     model_type = yaml.safe_load((CONF_DIR / "model" / f"{model}.yaml").read_text())["architecture"]["model_type"]
     refused = {}
-    for name in method_names():
+    for name in names:
         try:
             get_method(yaml.safe_load((CONF_DIR / "method" / f"{name}.yaml").read_text())["name"]).check_model_type(
                 model_type
             )
         except ValueError as error:
             refused[name] = str(error)
-    return refused
+    return tuple(refused.items())
 
 
 def served_methods(model: str = MODEL) -> list[str]:
