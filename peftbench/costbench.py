@@ -66,10 +66,9 @@ def timing_trainer(trainer, steps: int):
 class Entry:
     """One method in the benchmark: its tuned model (kept across rounds) and the times measured."""
 
-    def __init__(self, plan: RunPlan, model, base_parameter_ids: set[int]):
+    def __init__(self, plan: RunPlan, model):
         self.plan, self.model, self.merged = plan, model, None
         self.trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        self.new_parameters = sum(p.numel() for p in model.parameters() if id(p) not in base_parameter_ids)
         self.step_seconds: list[float] = []
         self.latency_ms: list[float] = []
         self.merged_latency_ms: list[float] = []
@@ -81,11 +80,11 @@ def build_entry(plan: RunPlan, splits: data.Splits, device: torch.device) -> tup
     from peftbench.train import total_optimizer_steps
 
     set_seed(plan.cfg.seed)
-    model, base_parameter_ids, tokenizer = model_for_training(plan, device)
+    model, _, tokenizer = model_for_training(plan, device)
     loader = load_data(plan, splits, tokenizer, device)[0]
     # data-dependent choices (FishMask's mask, FAR's nodes, EVA's init) from the run's real loader and length
     plan.method.on_train_start(model, total_optimizer_steps(plan.cfg.trainer, len(loader)), loader)
-    return Entry(plan, model, base_parameter_ids), loader
+    return Entry(plan, model), loader
 
 
 def time_steps(entry: Entry, batches: DataLoader, steps: int, device: torch.device) -> list[float]:
