@@ -103,6 +103,7 @@ MODEL_TYPES = {
     "llama": ModelType("causal_lm", LLAMA_MODULES, DECODER_HEADS),
     "mistral": ModelType("causal_lm", LLAMA_MODULES, DECODER_HEADS),
     "qwen2": ModelType("causal_lm", LLAMA_MODULES, DECODER_HEADS),
+    "qwen3": ModelType("causal_lm", LLAMA_MODULES, DECODER_HEADS),
     "gemma": ModelType("causal_lm", LLAMA_MODULES, DECODER_HEADS),
     "t5": ModelType("seq2seq_lm", T5_MODULES, SEQ2SEQ_HEADS),
     "bart": ModelType("seq2seq_lm", BART_MODULES, SEQ2SEQ_HEADS),

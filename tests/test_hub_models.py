@@ -53,6 +53,7 @@ TINY_CONFIGS = {
     "llama": ("llama", DECODER | dict(rope_theta=1.0e5, tie_word_embeddings=False)),
     "mistral": ("mistral", DECODER | dict(sliding_window=16)),
     "qwen2": ("qwen2", DECODER | dict(tie_word_embeddings=True)),
+    "qwen3": ("qwen3", DECODER | dict(head_dim=16, tie_word_embeddings=True)),
     "gemma": ("gemma", DECODER | dict(num_key_value_heads=1, head_dim=16)),
     "t5": ("t5", dict(vocab_size=99, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_decoder_layers=2, num_heads=4)),
     "t5-gated": (
