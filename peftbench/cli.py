@@ -204,9 +204,12 @@ def hydra_main(cfg: DictConfig) -> float:
             cfg.tracker.group = hydra_cfg.sweep.dir.replace("/", "_")
     from peftbench.budget import BudgetError
     from peftbench.data import DataError
+    from peftbench.measure import freeze_startup_objects
     from peftbench.recipe import run  # imported here so that usage errors answer fast
     from peftbench.records import NotWritableError
     from peftbench.validate import ConfigError
+
+    freeze_startup_objects()
 
     try:
         record = run(cfg).record

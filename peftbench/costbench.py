@@ -27,7 +27,6 @@ from torch.utils.data import DataLoader
 from transformers import set_seed
 
 from peftbench import data, measure, records
-from peftbench.formats import Evaluation
 from peftbench.hub_models import complete_model_config
 from peftbench.models import build_model
 from peftbench.plan import RunPlan, plan_run
@@ -38,10 +37,6 @@ from peftbench.validate import ConfigError, validate
 HEADLINE_OVERRIDES = ("+task=sst2", "task.max_train_samples=5000", "seed=0", "tracker=none", "num_threads=1")
 LATENCY_REPEATS = 5  # single forward passes per model per round, after one warm-up pass
 USAGE = "\n\n".join(__doc__.split("\n\n")[1:3])
-
-
-def no_evaluation(model) -> Evaluation:
-    return Evaluation(metrics={}, predictions=[], labels=[])
 
 
 def plan_for(method_name: str, overrides: list[str]) -> RunPlan:
@@ -88,7 +83,7 @@ def build_entry(plan: RunPlan, splits: data.Splits, device: torch.device) -> tup
 
 
 def time_steps(entry: Entry, batches: DataLoader, steps: int, device: torch.device) -> list[float]:
-    from peftbench.train import train
+    from peftbench.train import no_evaluation, train
 
     trainer = timing_trainer(entry.plan.cfg.trainer, steps + 1)
     result = train(entry.model, entry.plan.method, batches, no_evaluation, trainer, NoTracker(), device)

@@ -87,6 +87,15 @@ def release_freed_memory() -> None:
         pass
 
 
+def freeze_startup_objects() -> None:
+    """Take the objects alive after the imports (modules, classes, functions: hundreds of thousands) out of
+    the cyclic collector's scans, once per process, so that `release_freed_memory` before each run
+    collects only what runs made: a third of a second less per run. Objects made later stay collectable."""
+    if not gc.get_freeze_count():
+        gc.collect()
+        gc.freeze()
+
+
 class PeakMemory:
     """Peak memory of a stretch of work, above the level at `start()`, also split by phase (training,
     and evaluation inside `phase("evaluation")`). On CUDA the allocator's own peak counters, allocated and

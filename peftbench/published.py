@@ -245,6 +245,7 @@ def config_value(record: dict, key: str):
 UNSET_MEANS = {"budget": "none", "model": "minilm_l6", "task.heldout_fraction": None, "task.max_eval_samples": None}
 
 
+@functools.cache  # the grid's cells are matched against every record: each override is parsed once
 def override_value(text: str):
     """An override's value as Hydra reads it (1e-5 is a float, which YAML 1.1 would leave a string)."""
     value = yaml.safe_load(text)

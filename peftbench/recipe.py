@@ -22,7 +22,7 @@ from transformers import set_seed
 from peftbench import checkpoints, data, measure, records
 from peftbench.budget import BudgetError, solve_budget
 from peftbench.distributed import is_main_process, make_accelerator, world_size
-from peftbench.formats import EvalSetup, Evaluation
+from peftbench.formats import EvalSetup
 from peftbench.hub_models import complete_model_config
 from peftbench.methods import get_method
 from peftbench.methods.modules import head_parameters
@@ -31,7 +31,7 @@ from peftbench.models import build_model, enable_gradient_checkpointing
 from peftbench.plan import RunPlan, apply_method, build_base, plan_run
 from peftbench.report.console import print_run_summary
 from peftbench.tracking import NoTracker, make_tracker, summary_values
-from peftbench.train import NonFiniteLoss, total_optimizer_steps, train
+from peftbench.train import NonFiniteLoss, no_evaluation, total_optimizer_steps, train
 from peftbench.validate import ConfigError, validate
 
 
@@ -94,10 +94,7 @@ def train_as_another_process(plan: RunPlan, device: torch.device) -> "RunOutput"
     plan.method.on_train_start(model, total_optimizer_steps(cfg.trainer, len(train_loader)), train_loader)
     accelerator = make_accelerator(device)
 
-    def no_evaluation(model):  # the first process evaluates on the whole evaluation set
-        return Evaluation(metrics={}, predictions=[], labels=[])
-
-    result = train(
+    result = train(  # the first process evaluates on the whole evaluation set
         model, plan.method, train_loader, no_evaluation, cfg.trainer, NoTracker(), device, accelerator=accelerator
     )
     return RunOutput(record=None, model=model, losses=result.losses)

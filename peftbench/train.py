@@ -148,6 +148,11 @@ def to_device(batch: dict, device) -> dict:
     return {key: value.to(device) for key, value in batch.items()}
 
 
+def no_evaluation(model) -> Evaluation:
+    """An evaluation that evaluates nothing: for training loops whose evaluation happens elsewhere or not at all."""
+    return Evaluation(metrics={}, predictions=[], labels=[])
+
+
 def timed_evaluation(model, evaluate, result: TrainResult, precision_context, memory, accelerator) -> Evaluation:
     started = time.perf_counter()
     model.eval()

@@ -18,6 +18,12 @@ if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):  # `make te
 
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))  # the cores shared, not each taken
 
+# Every test worker imports the recipe once; its startup objects then stay out of each run's collection.
+import peftbench.recipe  # noqa: E402, F401
+from peftbench.measure import freeze_startup_objects  # noqa: E402
+
+freeze_startup_objects()
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA_DIR = Path(os.environ.get("PEFTBENCH_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
 
@@ -35,6 +41,8 @@ TINY_RUN = [
     "measure.latency_warmup=1",
     "measure.latency_warmup_seconds=0",
     "measure.warmup_steps=2",
+    "measure.latency_seq_length=32",  # the three latency models timed on short inputs: the test is that they run
+    "measure.forgetting_tokens=512",  # language models: four chunks of general text, not sixty-four
 ]
 
 

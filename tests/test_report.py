@@ -194,3 +194,24 @@ def test_methods_measured_follows_the_reports_task():
         ("lora (family not recorded)", "Accuracy")
     ].ours.mean == pytest.approx(0.55)
     assert build_tables(runs, "minilm_l6", "sst2")["adalora_table1"].spec.task == SPECS["adalora_table1"].task
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "f1", "matthews_corr", "macro_f1", "pearson"])
+def test_the_bootstrap_computes_each_resample_as_the_metric_does(metric):
+    """The paired bootstrap's vectorised metrics equal the metric on every resample, bit for bit: the
+    report's significance marks do not depend on which path computed them."""
+    import numpy as np
+
+    from peftbench.metrics import METRICS, resampled
+
+    rng = np.random.default_rng(7)
+    classes = 3 if metric == "macro_f1" else 2
+    labels = rng.integers(0, classes, 200)
+    predictions = np.where(rng.random(200) < 0.7, labels, (labels + 1) % classes)
+    if metric == "pearson":
+        labels, predictions = rng.random(200) * 5, rng.random(200) * 5
+    samples = np.stack([rng.integers(0, 200, 200) for _ in range(100)])
+    samples[0] = 0  # a resample of one example drawn 200 times: F1 and MCC take their zero-division value
+    expected = [METRICS[metric].compute(predictions[sample], labels[sample]) for sample in samples]
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(resampled(metric, predictions, labels, samples), expected)  # nan == nan

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import stats
 
 from peftbench.fields import final_metric, metric_of, record_field
-from peftbench.metrics import METRICS
+from peftbench.metrics import resampled
 from peftbench.report.aggregate import (
     Cell,
     cell,
@@ -155,17 +155,18 @@ def paired_bootstrap_not_worse(best_runs: list[dict], other_runs: list[dict], me
     labels = np.asarray(predictions[0]["labels"])
     if any(p["labels"] != predictions[0]["labels"] for p in predictions):
         return None
-    compute, higher = METRICS[metric].compute, final_metric(metric).higher_is_better
-    best = [np.asarray(r["predictions"]["predictions"]) for r in best_runs]
-    other = [np.asarray(r["predictions"]["predictions"]) for r in other_runs]
+    higher = final_metric(metric).higher_is_better
     rng = np.random.default_rng(0)  # fixed: the same records give the same report
-    other_not_worse = 0
+    samples = np.stack([rng.integers(0, len(labels), len(labels)) for _ in range(BOOTSTRAP_SAMPLES)])
+
+    def averaged(runs):  # each resample's metric, averaged over the runs (seeds)
+        return np.mean(
+            [resampled(metric, np.asarray(r["predictions"]["predictions"]), labels, samples) for r in runs], 0
+        )
+
     with np.errstate(all="ignore"):
-        for _ in range(BOOTSTRAP_SAMPLES):
-            sample = rng.integers(0, len(labels), len(labels))
-            b = np.mean([compute(p[sample], labels[sample]) for p in best])
-            o = np.mean([compute(p[sample], labels[sample]) for p in other])
-            other_not_worse += bool(o >= b if higher else o <= b)
+        b, o = averaged(best_runs), averaged(other_runs)
+    other_not_worse = int(np.sum(o >= b if higher else o <= b))
     return other_not_worse / BOOTSTRAP_SAMPLES >= SIGNIFICANCE_LEVEL
 
 
