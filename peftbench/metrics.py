@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
-from sklearn import metrics as skm
 
 from peftbench import text_metrics
 
@@ -20,13 +19,25 @@ class Metric:
     unavailable: Callable[[], str | None] = lambda: None
 
 
+def scikit_learn(function: str, **options) -> Callable[[np.ndarray, np.ndarray], float]:
+    """scikit-learn's metric `function`(labels, predictions), imported at the first call: reading records
+    (the report) does not pay for the import."""
+
+    def compute(predictions, labels):
+        from sklearn import metrics
+
+        return getattr(metrics, function)(labels, predictions, **options)
+
+    return compute
+
+
 ROUGE_MISSING = text_metrics.missing("rouge_score", "nltk")  # rouge-score stems with NLTK's Porter stemmer
 
 METRICS: dict[str, Metric] = {
-    "accuracy": Metric(lambda p, y: skm.accuracy_score(y, p), True),
-    "f1": Metric(lambda p, y: skm.f1_score(y, p), True),  # F1 of the positive class (MRPC, QQP)
-    "macro_f1": Metric(lambda p, y: skm.f1_score(y, p, average="macro"), True),  # CB
-    "matthews_corr": Metric(lambda p, y: skm.matthews_corrcoef(y, p), True),  # CoLA
+    "accuracy": Metric(scikit_learn("accuracy_score"), True),
+    "f1": Metric(scikit_learn("f1_score"), True),  # F1 of the positive class (MRPC, QQP)
+    "macro_f1": Metric(scikit_learn("f1_score", average="macro"), True),  # CB
+    "matthews_corr": Metric(scikit_learn("matthews_corrcoef"), True),  # CoLA
     "pearson": Metric(lambda p, y: stats.pearsonr(p, y)[0], True),  # STS-B
     "spearman": Metric(lambda p, y: stats.spearmanr(p, y)[0], True),
     "bleu": Metric(text_metrics.bleu, True, on_text=True, unavailable=text_metrics.missing("sacrebleu")),

@@ -12,8 +12,10 @@ import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # reading records (the report) needs no torch; writing one imports it
+    import torch
 
 SCHEMA_VERSION = 1
 READABLE_SCHEMA_VERSIONS = (1,)  # versions this code reads; an older one would be migrated here
@@ -47,7 +49,9 @@ def git_commit() -> dict:
         return {"commit": None, "dirty": None}
 
 
-def device_description(device: torch.device | None) -> str:
+def device_description(device: "torch.device | None") -> str:
+    import torch
+
     if device is None:
         return "unresolved"
     if device.type == "cuda":
@@ -58,7 +62,9 @@ def device_description(device: torch.device | None) -> str:
     return f"{platform.processor() or platform.machine()} cpu, {torch.get_num_threads()} threads"
 
 
-def provenance(device: torch.device | None) -> dict:
+def provenance(device: "torch.device | None") -> dict:
+    import torch
+
     versions = {}
     for package in PACKAGES:
         try:

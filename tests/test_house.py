@@ -111,3 +111,18 @@ print("loaded:", sorted(m for m in {tuple(p for p in OPTIONAL_PACKAGES if p not 
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "loaded: []"
+
+
+def test_reading_and_reporting_records_imports_no_torch_nor_peft():
+    """The report, choose and the published set read JSON records: they answer in a second or two, not after
+    the ten that importing torch, transformers and peft takes on this machine."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, peftbench.report.__main__, peftbench.choose, peftbench.published; "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft', 'sklearn') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

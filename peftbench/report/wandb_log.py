@@ -4,7 +4,6 @@ flattened into the summary)."""
 
 from pathlib import Path
 
-from peftbench.methods import METHODS
 from peftbench.report.plots import describe
 from peftbench.report.render import grid
 from peftbench.tracking import SUMMARY_SECTIONS, wandb_mode
@@ -55,6 +54,8 @@ def budget_of(config: dict, params: dict) -> dict | None:
     budget = config.get("budget") or {}
     if budget.get("params") is None and budget.get("share") is None:
         return None
+    from peftbench.methods import METHODS  # the registry brings torch and peft: only a W&B read needs it
+
     method = config["method"]["name"]
     knob = METHODS[method].size_knob if method in METHODS else None
     return {
@@ -82,8 +83,10 @@ def record_from_run(run) -> dict | None:
     method, task, model = names
     summary = {k: v for k, v in dict(run.summary_metrics).items() if not k.startswith("_")}
     family = summary.get("method_family")  # the family the run recorded
-    if family is None and method in METHODS:  # runs logged before the summary kept it
-        family = METHODS[method].family
+    if family is None:  # runs logged before the summary kept it
+        from peftbench.methods import METHODS
+
+        family = METHODS[method].family if method in METHODS else None
     sections = unflatten({k: v for k, v in summary.items() if k.split("/", 1)[0] in SUMMARY_SECTIONS})
     state = {"finished": "ok", "running": "running"}.get(run.state, "failed")
     return {
