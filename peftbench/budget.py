@@ -10,7 +10,7 @@ from omegaconf import DictConfig, open_dict
 
 from peftbench.measure import parameter_split
 from peftbench.methods import Method, get_method
-from peftbench.models import build_meta_model
+from peftbench.models import build_meta_model, shapes_only
 from peftbench.plan import apply_method, plan_run
 
 KNOB_LIMIT = 2**16  # no size knob goes beyond this
@@ -23,7 +23,8 @@ class BudgetError(ValueError):
 def exact_counts(cfg: DictConfig, method: Method | None = None) -> tuple[int, int]:
     """(trainable, total) of the configured method on the configured model, on the meta device."""
     plan = plan_run(cfg, method)
-    model = apply_method(build_meta_model(cfg.model, plan.num_labels), plan)
+    with shapes_only():
+        model = apply_method(build_meta_model(cfg.model, plan.num_labels), plan)
     split = parameter_split(model, set(), set())
     return split["trainable"], split["total"]
 

@@ -23,7 +23,7 @@ def count(cfg: DictConfig) -> dict:
     from peftbench.measure import parameter_split
     from peftbench.methods import method_options
     from peftbench.methods.modules import head_parameters
-    from peftbench.models import build_meta_model
+    from peftbench.models import build_meta_model, shapes_only
     from peftbench.plan import apply_method, plan_run
 
     started = time.perf_counter()
@@ -32,7 +32,8 @@ def count(cfg: DictConfig) -> dict:
     method = plan.method
     model = build_meta_model(cfg.model, plan.num_labels)
     base_ids = {id(p) for p in model.parameters()}
-    model = apply_method(model, plan)  # the head is counted apart
+    with shapes_only():
+        model = apply_method(model, plan)  # the head is counted apart
     head = head_parameters(model, plan.arch)  # after apply: peft may hold a trained copy of it
     split = parameter_split(model, base_ids, {id(p) for p in head})
     head_size = sum(p.numel() for p in {id(p): p for p in head}.values())

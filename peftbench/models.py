@@ -1,6 +1,7 @@
 """Build the base model and its tokenizer from a model config: pretrained (offline package or hub)
 or the architecture from its config numbers with random weights."""
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -96,6 +97,23 @@ def build_meta_model(model_cfg, num_labels: int = 2):
     """The architecture on the `meta` device: exact parameter shapes, no memory, any size."""
     with torch.device("meta"):
         return auto_class(model_cfg).from_config(architecture_config(model_cfg, num_labels))
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """While a method is applied to a meta model for counting: torch.randperm gives the identity permutation
+    at once. Methods that pick random positions (FourierFT's spectral entries: a permutation of out x in per
+    matrix, 48 s for LLaMA-7B) then pick the first ones; how many they pick, hence every count, is unchanged."""
+    randperm = torch.randperm
+
+    def identity(n, *args, generator=None, dtype=torch.int64, device=None, **kwargs):
+        return torch.arange(n, dtype=dtype, device=device)
+
+    torch.randperm = identity
+    try:
+        yield
+    finally:
+        torch.randperm = randperm
 
 
 def model_class(model_cfg):

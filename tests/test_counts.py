@@ -3,6 +3,7 @@ A row marked reproduced=no must still differ, and say why."""
 
 import psutil
 import pytest
+import torch
 
 from peftbench.count import count
 from peftbench.paper_counts import UNITS, ours_for, published_rows, rounded
@@ -89,3 +90,21 @@ def test_the_committed_count_table_holds_every_published_row_with_its_verdict():
     differing = [row for row in document["rows"] if not row["matches"]]
     assert all(f"differs: {row['note']}" in "\n".join(lines) for row in differing)
     assert lines[-1] == f"{len(ROWS) - len(differing)} of {len(ROWS)} published counts reproduced exactly."
+
+
+@pytest.mark.parametrize("method, options", [("fourierft", []), ("shira", ["method.r=2"]), ("intrinsic_said", [])])
+def test_counting_with_the_identity_permutation_changes_no_count(method, options):
+    """shapes_only() makes torch.randperm the identity while a method is applied for counting: the counts
+    equal those of the method applied with its own random permutations, and randperm is restored after."""
+    from peftbench.measure import parameter_split
+    from peftbench.models import build_meta_model, shapes_only
+    from peftbench.plan import apply_method, plan_run
+
+    cfg = compose_config([f"+method={method}", "model=tiny_bert", *options])
+    plan = plan_run(cfg)
+    randperm = torch.randperm
+    with shapes_only():
+        fast = parameter_split(apply_method(build_meta_model(cfg.model, plan.num_labels), plan), set(), set())
+    assert torch.randperm is randperm
+    slow = parameter_split(apply_method(build_meta_model(cfg.model, plan.num_labels), plan), set(), set())
+    assert fast == slow and fast["trainable"] > 0
