@@ -1,8 +1,10 @@
 """Reading task files, labels, subsets and metrics."""
 
+import collections
+
 import pytest
 
-from peftbench.data import label_id, load_task, read_tsv, stream_rows
+from peftbench.data import label_id, load_task, read_tsv, stream_rows, to_examples
 from peftbench.metrics import compute_metrics, is_better
 
 from conftest import compose_config
@@ -42,17 +44,27 @@ def test_headerless_tsv_takes_columns_from_the_task(tmp_path):
         ("wic", False, 0),
         ("cb", "neutral", 2),
         ("stsb", "3.800", 3.8),
+        ("rte", " Entailment ", 0),
+        ("cola", "-0", 0),
     ],
 )
 def test_labels_map_to_ids(task, raw, expected):
-    assert label_id(raw, task_cfg(task)) == expected
+    """label_id, and the Examples that to_examples builds with the same answers looked up at once."""
+    cfg = task_cfg(task)
+    assert label_id(raw, cfg) == expected
+    row = collections.defaultdict(str, {cfg.label_field: raw})  # the label; empty text for the segments
+    (example,) = to_examples([row], cfg)
+    assert example.label == expected and type(example.label) is type(expected)
 
 
-def test_unknown_label_names_the_choices():
+@pytest.mark.parametrize(
+    "to_label", [label_id, lambda raw, task: to_examples([collections.defaultdict(str, label=raw)], task)]
+)
+def test_unknown_label_names_the_choices(to_label):
     with pytest.raises(
         ValueError, match=r"Label 'maybe' of task 'rte' is not one of \['entailment', 'not_entailment'\]"
     ):
-        label_id("maybe", task_cfg("rte"))
+        to_label("maybe", task_cfg("rte"))
 
 
 def test_train_subset_is_seeded(toy_data_dir):
