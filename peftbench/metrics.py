@@ -71,30 +71,28 @@ def resampled(name: str, predictions: np.ndarray, labels: np.ndarray, samples: n
     Accuracy, F1 and Matthews' correlation come from each resample's confusion counts at once, as their
     definitions (and scikit-learn) compute them; other metrics are computed once per resample."""
     resamples, n = samples.shape
-    if name == "accuracy" or (
-        name in ("f1", "matthews_corr") and predictions.dtype.kind in "iub" and labels.dtype.kind in "iub"
-    ):
-        offsets = samples + n * np.arange(resamples)[:, None]
-        draws = np.bincount(offsets.ravel(), minlength=resamples * n).reshape(resamples, n).astype(float)
+    integers = predictions.dtype.kind in "iub" and labels.dtype.kind in "iub"
+    classes = int(max(predictions.max(), labels.max())) + 1 if integers else 0
+    from_counts = name in ("accuracy", "matthews_corr", "f1") and (name == "accuracy" or integers)
+    if not from_counts or (name == "f1" and classes != 2):  # F1 of the positive class needs two classes
+        compute = METRICS[name].compute
+        return np.array([compute(predictions[sample], labels[sample]) for sample in samples])
+    offsets = samples + n * np.arange(resamples)[:, None]  # how often each resample draws each example
+    draws = np.bincount(offsets.ravel(), minlength=resamples * n).reshape(resamples, n).astype(float)
     if name == "accuracy":
         return draws @ (predictions == labels) / n
-    if name in ("f1", "matthews_corr") and predictions.dtype.kind in "iub" and labels.dtype.kind in "iub":
-        classes = int(max(predictions.max(), labels.max())) + 1
-        cells = np.zeros((n, classes * classes))
-        cells[np.arange(n), labels * classes + predictions] = 1
-        confusion = (draws @ cells).reshape(-1, classes, classes)  # [resample, true, predicted]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if name == "f1" and classes == 2:  # of the positive class; 0 when it is never predicted nor true
-                tp, fp, fn = confusion[:, 1, 1], confusion[:, 0, 1], confusion[:, 1, 0]
-                return np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
-            if name == "matthews_corr":
-                true, predicted = confusion.sum(2), confusion.sum(1)
-                total, correct = confusion.sum((1, 2)), np.trace(confusion, axis1=1, axis2=2)
-                covariance = correct * total - (true * predicted).sum(1)
-                spread = (total * total - (predicted * predicted).sum(1)) * (total * total - (true * true).sum(1))
-                return np.where(spread > 0, covariance / np.sqrt(spread), 0.0)
-    compute = METRICS[name].compute
-    return np.array([compute(predictions[sample], labels[sample]) for sample in samples])
+    cells = np.zeros((n, classes * classes))
+    cells[np.arange(n), labels * classes + predictions] = 1
+    confusion = (draws @ cells).reshape(-1, classes, classes)  # [resample, true, predicted]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if name == "f1":  # of the positive class; 0 when it is never predicted nor true
+            tp, fp, fn = confusion[:, 1, 1], confusion[:, 0, 1], confusion[:, 1, 0]
+            return np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        true, predicted = confusion.sum(2), confusion.sum(1)
+        total, correct = confusion.sum((1, 2)), np.trace(confusion, axis1=1, axis2=2)  # Matthews' correlation
+        covariance = correct * total - (true * predicted).sum(1)
+        spread = (total * total - (predicted * predicted).sum(1)) * (total * total - (true * true).sum(1))
+        return np.where(spread > 0, covariance / np.sqrt(spread), 0.0)
 
 
 def unavailable_metrics(names) -> dict[str, str]:
