@@ -274,7 +274,8 @@ def to_examples(rows, task) -> list[Example]:
     """The rows as Examples. The task's fields are read once: read per row from the config, they took
     most of the 9 s that SST-2's 67,349 training rows took."""
     templates, prompt, field = list(task.segments), task.get("prompt") or None, task.label_field
-    generation, to_label = task_type(task) == "generation", label_reader(task)
+    generation = task_type(task) == "generation"
+    to_label = None if generation else label_reader(task)  # a generation task's label is its reference text
     examples = []
     for row in rows:
         segments = tuple(template.format_map(row) for template in templates)
