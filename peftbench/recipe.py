@@ -138,7 +138,21 @@ def metrics_section(result, main_metric: str) -> dict:
         "first_loss": losses[0],
         "before_training": untuned and untuned["metrics"],
         "last_loss": losses[-1],
+        "loss_curve": loss_curve(result.losses),
     }
+
+
+LOSS_CURVE_POINTS = 20
+
+
+def loss_curve(losses: list[float], points: int = LOSS_CURVE_POINTS) -> list[float]:
+    """The training loss as the means of (at most) `points` consecutive, near-equal windows of steps: the
+    shape of the run, without one batch's noise deciding where it started or ended."""
+    points = min(points, len(losses))
+    if not points:
+        return []  # every batch skipped (nan_policy=skip)
+    bounds = [round(i * len(losses) / points) for i in range(points + 1)]
+    return [sum(losses[a:b]) / (b - a) for a, b in zip(bounds, bounds[1:])]
 
 
 class Phases:

@@ -108,7 +108,7 @@ def test_a_cell_means_the_defaults_of_what_it_does_not_set():
 def with_prediction(record, predictions, accuracy=0.5):
     return record | {
         "predictions": {"predictions": predictions, "labels": [0, 1]},
-        "metrics": {"main_metric": "accuracy", "final": {"accuracy": accuracy}, "first_loss": 0.7, "last_loss": 0.3},
+        "metrics": {"main_metric": "accuracy", "final": {"accuracy": accuracy}, "loss_curve": [0.7, 0.3]},
     }
 
 

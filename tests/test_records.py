@@ -44,6 +44,7 @@ def test_record_schema_and_path(tiny_run_config, tmp_path):
     assert correct / 32 == metrics["final"]["accuracy"]
     timing = on_disk["time"]
     assert timing["wall_seconds"] >= timing["train_seconds"] > 0 and timing["train_steps"] == 8
+    assert len(metrics["loss_curve"]) == 8 and metrics["loss_curve"][0] == metrics["first_loss"]  # 8 steps: 8 points
     prov = on_disk["provenance"]
     assert prov["packages"]["torch"].startswith("2.13") and prov["packages"]["peft"]
     assert set(prov["git"]) == {"commit", "dirty"} and prov["device"] == "cpu"

@@ -142,7 +142,7 @@ def test_difference_is_shown_only_for_the_papers_model():
 
 
 def with_losses(rec, first, last):
-    return {**rec, "metrics": {**rec["metrics"], "first_loss": first, "last_loss": last}}
+    return {**rec, "metrics": {**rec["metrics"], "loss_curve": [first, (first + last) / 2, last]}}
 
 
 @pytest.mark.parametrize(
@@ -159,6 +159,25 @@ def with_losses(rec, first, last):
 def test_collapse_reason(predictions, losses, reason):
     rec = with_losses(with_predictions(record("bitfit", "sst2", 0, 0.5), predictions, [0] * len(predictions)), *losses)
     assert collapse_reason(rec) == reason
+
+
+def test_a_stuck_loss_is_judged_on_windows_of_steps_not_on_one_batch():
+    from peftbench.recipe import loss_curve
+
+    # a run that learned (0.69 -> ~0.35) whose very last batch happened to be hard (0.82): one batch is no verdict
+    losses = [0.69] * 10 + [0.5] * 80 + [0.35] * 9 + [0.82]
+    assert loss_curve(losses, points=10)[0] == pytest.approx(0.69) and loss_curve(losses)[-1] < 0.6
+    learned = {"first_loss": losses[0], "last_loss": losses[-1], "loss_curve": loss_curve(losses)}
+    stuck = [0.69 + 0.01 * (i % 3) for i in range(100)]  # flat noise around the start: did not learn
+    rec = with_predictions(record("bitfit", "rte", 0, 0.5), [0, 1, 1, 0], [0, 1, 0, 1])
+    assert collapse_reason({**rec, "metrics": {**rec["metrics"], **learned}}) is None
+    assert (
+        collapse_reason({**rec, "metrics": {**rec["metrics"], "loss_curve": loss_curve(stuck)}}) == "loss did not fall"
+    )
+    # a record from before the curve was kept is judged by its answers only, never by its single batches
+    assert collapse_reason({**rec, "metrics": {**rec["metrics"], "first_loss": 0.69, "last_loss": 0.82}}) is None
+    assert len(loss_curve(list(range(7)))) == 7 and loss_curve([]) == []  # short runs: one point per step
+    assert sum(loss_curve([1.0] * 3 + [2.0] * 3, points=2)) == 3.0  # equal windows, means of each
 
 
 def test_collapsed_runs_are_marked_counted_and_never_the_best():

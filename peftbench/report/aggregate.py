@@ -18,19 +18,20 @@ class Cell:
     n: int
 
 
-# A run whose last training loss is at least this share of its first did not learn (its loss never left its start).
+# A run whose loss over its last steps averages at least this share of its first steps' did not learn.
 STUCK_LOSS_SHARE = 0.9
 
 
 def collapse_reason(record: dict) -> str | None:
     """Why a run is not a result to rank, or None: it gives one answer for every evaluation example
-    (one class, one value, one text), or its training loss never fell from where it started."""
+    (one class, one value, one text), or its training loss never fell from where it started: the mean of its
+    last window of steps (recipe.loss_curve) is at least STUCK_LOSS_SHARE of its first window's."""
     predictions = (record.get("predictions") or {}).get("predictions") or []
     if len(predictions) > 1 and len({json.dumps(p) for p in predictions}) == 1:
         kind = "text" if isinstance(predictions[0], str) else "class" if isinstance(predictions[0], int) else "value"
         return f"predicts one {kind}"
-    first, last = lookup(record, "metrics.first_loss"), lookup(record, "metrics.last_loss")
-    if first is not None and last is not None and first > 0 and last >= STUCK_LOSS_SHARE * first:
+    curve = lookup(record, "metrics.loss_curve") or []  # records before it was kept: judged by predictions only
+    if len(curve) > 1 and curve[0] > 0 and curve[-1] >= STUCK_LOSS_SHARE * curve[0]:
         return "loss did not fall"
     return None
 

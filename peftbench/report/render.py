@@ -74,7 +74,8 @@ def collapsed_text(table: BuiltTable) -> str:
     )
     return (
         f" Collapsed runs, marked in their cells and not results to rank (one answer for every evaluation example, "
-        f"or a last training loss at least {STUCK_LOSS_SHARE:.0%} of the first): {counts}."
+        f"or a training loss whose last twentieth of steps averages at least {STUCK_LOSS_SHARE:.0%} of its first "
+        f"twentieth's; runs recorded without a loss curve are judged by their answers only): {counts}."
     )
 
 
