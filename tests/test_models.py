@@ -83,3 +83,26 @@ def test_the_offline_tokenizer_fits_every_random_weight_model(model):
     ).model
     tokenizer = models.load_tokenizer(cfg, model_source(cfg))
     assert len(tokenizer) == 30_522 <= cfg.architecture.vocab_size
+
+
+TINY_LANGUAGE_MODELS = ["tiny_gpt2_lm", "tiny_llama_lm", "tiny_t5_lm", "tiny_bart_lm"]
+
+
+def test_the_tiny_language_models_tokenizer_is_minilms_cut_down_and_reads_any_ascii_text():
+    from peftbench import tiny_tokenizer
+
+    committed = (tiny_tokenizer.get_model_path() / "vocab.txt").read_text().splitlines()
+    assert committed == tiny_tokenizer.build(tiny_tokenizer.minilm_vocab(), tiny_tokenizer.label_words())  # as rebuilt
+    assert len(committed) == len(set(committed)) == 4096
+    for model in TINY_LANGUAGE_MODELS:
+        cfg = compose_config(["+method=lora", "+task=e2e_nlg", f"model={model}"]).model
+        tokenizer = models.load_tokenizer(cfg, model_source(cfg))
+        assert len(tokenizer) == cfg.architecture.vocab_size == 4096 and tokenizer.pad_token_id == 0, model
+    text = 'Name[The Eagle], near[Burger King]: "quoted" 3.5/5 ~ naïve #1 {x}'
+    ids = tokenizer(text).input_ids
+    assert tokenizer.unk_token_id not in ids  # every character has a piece: no [UNK]
+    assert tokenizer.decode(ids, skip_special_tokens=True).replace(" ", "") == text.lower().replace(" ", "").replace(
+        "ï", "i"
+    )
+    bart = compose_config(["+method=lora", "+task=e2e_nlg", "model=tiny_bart_lm"]).model.architecture
+    assert (bart.bos_token_id, bart.eos_token_id) == (tokenizer.cls_token_id, tokenizer.sep_token_id)

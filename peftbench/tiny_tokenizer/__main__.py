@@ -1,0 +1,3 @@
+from peftbench.tiny_tokenizer import write
+
+write()
