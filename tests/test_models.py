@@ -92,7 +92,8 @@ def test_the_tiny_language_models_tokenizer_is_minilms_cut_down_and_reads_any_as
     from peftbench import tiny_tokenizer
 
     committed = (tiny_tokenizer.get_model_path() / "vocab.txt").read_text().splitlines()
-    assert committed == tiny_tokenizer.build(tiny_tokenizer.minilm_vocab(), tiny_tokenizer.label_words())  # as rebuilt
+    rebuilt = tiny_tokenizer.build(tiny_tokenizer.minilm_vocab(), tiny_tokenizer.label_words())
+    assert committed == rebuilt, "a task's label words changed: rebuild with python -m peftbench.tiny_tokenizer"
     assert len(committed) == len(set(committed)) == 4096
     for model in TINY_LANGUAGE_MODELS:
         cfg = compose_config(["+method=lora", "+task=e2e_nlg", f"model={model}"]).model
