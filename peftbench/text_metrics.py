@@ -33,9 +33,11 @@ def bleu(hypotheses: Hypotheses, references: References) -> float:
 
 
 def tokens_13a(text: str) -> list[str]:
-    import sacrebleu
+    # the submodule itself: `sacrebleu.tokenizers.tokenizer_13a` is an attribute only once something (a BLEU
+    # computed earlier in the process) has imported it, so NIST alone failed in a fresh process
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
-    return sacrebleu.tokenizers.tokenizer_13a.Tokenizer13a()(text).split()
+    return Tokenizer13a()(text).split()
 
 
 def nist(hypotheses: Hypotheses, references: References) -> float:

@@ -122,6 +122,17 @@ def test_nist_counts_no_order_beyond_the_longest_hypothesis():
     assert compute_metrics(["nist"], ["", ""], [["a"], ["b"]])["nist"] == 0
 
 
+def test_nist_alone_works_in_a_fresh_process():
+    """NIST's tokenizer once came from an attribute that exists only after BLEU has imported it: a task
+    scored by NIST without BLEU before it (in a fresh process) failed, in-process tests hid it."""
+    import subprocess
+    import sys
+
+    code = "from peftbench.metrics import compute_metrics; print(compute_metrics(['nist'], ['a b'], [['a b e']]))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "'nist': 0.79" in result.stdout, result.stderr[-2000:]
+
+
 def test_cider_by_hand():
     """Two inputs with disjoint words, so every n-gram has the same IDF and cosines are count ratios.
     The first hypothesis misses the reference's last word: per n the cosines are 4/(2 sqrt 5),
