@@ -47,11 +47,11 @@ def build(source_vocab: list[str], words: list[str], size: int = SIZE) -> list[s
 
 
 def minilm_vocab() -> list[str]:
-    import importlib
+    from omegaconf import OmegaConf
 
-    from peftbench.models import OFFLINE_TOKENIZER_PACKAGE
+    from peftbench.models import OFFLINE_TOKENIZER_PACKAGE, local_package_dir
 
-    folder = importlib.import_module(OFFLINE_TOKENIZER_PACKAGE).get_model_path()
+    folder = local_package_dir(OmegaConf.create({"local_package": OFFLINE_TOKENIZER_PACKAGE}))
     return (Path(folder) / "vocab.txt").read_text().splitlines()
 
 
