@@ -341,11 +341,25 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
 GENERAL_TEXT = Path(__file__).resolve().parent / "texts" / "general.txt"  # its source: texts/SOURCE.md
 
 
+def general_text_ids(tokenizer, tokens: int, margin: int = 64) -> list[int]:
+    """The first `tokens` token ids of the held-out general text. Whole lines are tokenized, as many as give
+    `margin` ids more than asked (the text is 200 KB; a run asks for a few thousand tokens), so the ids kept
+    are those of the whole text: the pre-tokenizers split at whitespace, and only the last few ids of a
+    prefix can differ from the whole text's."""
+    text = GENERAL_TEXT.read_text(encoding="utf-8")
+    end = 0
+    while True:
+        end = min(len(text), max(2 * end, 8 * (tokens + margin)))
+        end = text.find("\n", end) + 1 or len(text)  # a whole line
+        ids = tokenizer(text[:end]).input_ids
+        if end == len(text) or len(ids) >= tokens + margin:
+            return ids[:tokens]
+
+
 @torch.no_grad()
-def general_text_loss(model, tokenizer, device: torch.device, tokens: int, chunk: int = 128, batch: int = 8) -> dict:
-    """A causal language model's mean loss per token (nats) on the first `tokens` tokens of the held-out
-    general text, in chunks of `chunk` tokens: what tuning costs the model outside its task."""
-    ids = tokenizer(GENERAL_TEXT.read_text(encoding="utf-8")).input_ids[:tokens]
+def general_text_loss(model, ids: list[int], device: torch.device, chunk: int = 128, batch: int = 8) -> dict:
+    """A causal language model's mean loss per token (nats) on the general text's token ids (general_text_ids),
+    in chunks of `chunk` tokens: what tuning costs the model outside its task."""
     chunks = torch.tensor(ids[: len(ids) // chunk * chunk]).view(-1, chunk)
     was_training = model.training
     model.eval()

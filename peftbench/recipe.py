@@ -440,8 +440,8 @@ def measure_forgetting(plan: RunPlan, model, base, tokenizer, device: torch.devi
     tokens = plan.cfg.measure.get("forgetting_tokens")
     if plan.format.name != "causal_lm" or not tokens:
         return None
-    before = measure.general_text_loss(base, tokenizer, device, tokens)
-    after = measure.general_text_loss(model, tokenizer, device, tokens)
+    ids = measure.general_text_ids(tokenizer, tokens)
+    before, after = (measure.general_text_loss(m, ids, device) for m in (base, model))
     return {
         "text": "texts/general.txt (Python 3.11 language reference topics, PSF licence)",
         "tokens": after["tokens"],

@@ -222,13 +222,42 @@ def test_language_model_runs_record_what_tuning_cost_on_general_text(tiny_run_co
     set_seed(cfg.seed)
     base, tokenizer = build_model(cfg.model, 2)  # the random base the run started from
     cpu = torch.device("cpu")
-    assert forgetting["loss_before"] == pytest.approx(measure.general_text_loss(base, tokenizer, cpu, 600)["loss"])
-    assert forgetting["loss_after"] == pytest.approx(
-        measure.general_text_loss(output.model, tokenizer, cpu, 600)["loss"]
-    )
+    ids = tokenizer(measure.GENERAL_TEXT.read_text(encoding="utf-8")).input_ids[:600]  # the whole text's
+    assert measure.general_text_ids(tokenizer, 600) == ids
+    assert forgetting["loss_before"] == pytest.approx(measure.general_text_loss(base, ids, cpu)["loss"])
+    assert forgetting["loss_after"] == pytest.approx(measure.general_text_loss(output.model, ids, cpu)["loss"])
     assert forgetting["tokens"] == 512  # whole chunks of 128 tokens
     assert forgetting["increase"] == pytest.approx(forgetting["loss_after"] - forgetting["loss_before"]) != 0
 
 
 def test_classification_runs_record_no_forgetting(tiny_run_config):
     assert run(tiny_run_config("bitfit", "trainer.epochs=1")).record["metrics"]["forgetting"] is None
+
+
+def byte_level_bpe():
+    """A byte-level BPE tokenizer as GPT-2's and SmolLM2's, trained here on the general text itself."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    from peftbench import measure
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(measure.GENERAL_TEXT.read_text(encoding="utf-8").splitlines(), vocab_size=600)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer)
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "byte_level_bpe"])
+def test_general_text_ids_are_the_whole_texts_first_ids(kind):
+    from transformers import AutoTokenizer
+
+    from peftbench import measure
+    from peftbench.models import local_package_dir
+
+    tokenizer = (
+        byte_level_bpe()
+        if kind == "byte_level_bpe"
+        else AutoTokenizer.from_pretrained(local_package_dir(compose_config(["model=tiny_gpt2_lm"]).model))
+    )
+    whole = tokenizer(measure.GENERAL_TEXT.read_text(encoding="utf-8")).input_ids
+    for tokens in (1, 500, 8192, len(whole), len(whole) + 1):  # a prefix of lines, then the whole text
+        assert measure.general_text_ids(tokenizer, tokens) == whole[:tokens], tokens
