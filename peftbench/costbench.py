@@ -28,7 +28,7 @@ from transformers import set_seed
 
 from peftbench import data, measure, records
 from peftbench.hub_models import complete_model_config
-from peftbench.models import build_model
+from peftbench.models import build_weights
 from peftbench.plan import RunPlan, plan_run
 from peftbench.tracking import NoTracker
 from peftbench.validate import ConfigError, validate
@@ -134,7 +134,7 @@ def run(methods: list[str], rounds: int, steps: int, overrides: list[str], out: 
             entry.merged = measure.merged_copy(entry.model, entry.plan.method)
     m = first.cfg.measure
     latency_batch = measure.latency_batch(entries[names[0]].model, m.latency_batch_size, m.latency_seq_length)
-    base, _ = build_model(first.cfg.model, first.num_labels)
+    base = build_weights(first.cfg.model, first.num_labels)
     timing = dict(device=device, warmup=1, repeats=LATENCY_REPEATS, min_warmup_seconds=0.0)
     base_latency_ms = []
     for round_index in range(rounds):  # latency, interleaved; the base once per round

@@ -142,21 +142,29 @@ def enable_gradient_checkpointing(model) -> None:
 def build_model(model_cfg, num_labels: int, load_options: dict | None = None):
     """The model with a new head of `num_labels` outputs (1: regression) and its tokenizer.
     `load_options` go to from_pretrained (e.g. a quantization_config)."""
-    source = model_source(model_cfg)
+    tokenizer = load_tokenizer(model_cfg, weights_source(model_cfg))  # first: it fails before a big model is built
+    return build_weights(model_cfg, num_labels, load_options), tokenizer
+
+
+def weights_source(model_cfg) -> str:
+    """Where from_pretrained reads the model: the offline package, the converted GGUF copy or the hub id."""
     if model_cfg.get("gguf_file") and model_cfg.pretrained and local_package_dir(model_cfg):
-        source = converted_gguf(model_cfg)
-    tokenizer = load_tokenizer(model_cfg, source)  # first: a missing tokenizer fails before a big model is built
+        return converted_gguf(model_cfg)
+    return model_source(model_cfg)
+
+
+def build_weights(model_cfg, num_labels: int, load_options: dict | None = None):
+    """build_model's model alone (a second copy of a model whose tokenizer the caller has)."""
     options = {**head_options(num_labels), **attention_options(model_cfg), **(load_options or {})}
     if model_cfg.pretrained:
-        model = auto_class(model_cfg).from_pretrained(source, **options)
-    else:
-        config = architecture_config(model_cfg, num_labels)
-        model = auto_class(model_cfg).from_config(config, **attention_options(model_cfg))
-        if load_options:  # options such as quantization apply while loading: load the random weights back
-            with tempfile.TemporaryDirectory() as folder:
-                model.save_pretrained(folder)
-                model = auto_class(model_cfg).from_pretrained(folder, **options)
-    return model, tokenizer
+        return auto_class(model_cfg).from_pretrained(weights_source(model_cfg), **options)
+    config = architecture_config(model_cfg, num_labels)
+    model = auto_class(model_cfg).from_config(config, **attention_options(model_cfg))
+    if load_options:  # options such as quantization apply while loading: load the random weights back
+        with tempfile.TemporaryDirectory() as folder:
+            model.save_pretrained(folder)
+            model = auto_class(model_cfg).from_pretrained(folder, **options)
+    return model
 
 
 def load_tokenizer(model_cfg, source: str):

@@ -27,7 +27,7 @@ from peftbench.hub_models import complete_model_config
 from peftbench.methods import get_method
 from peftbench.methods.modules import head_parameters
 from peftbench.metrics import is_better, unavailable_metrics
-from peftbench.models import build_model, enable_gradient_checkpointing
+from peftbench.models import build_weights, enable_gradient_checkpointing
 from peftbench.plan import RunPlan, apply_method, build_base, plan_run
 from peftbench.report.console import print_run_summary
 from peftbench.tracking import NoTracker, make_tracker, summary_values
@@ -387,8 +387,7 @@ def fresh_base(plan: RunPlan, device: torch.device):
     run's seed, so it is the one the run started from)."""
     if not plan.cfg.model.pretrained:
         set_seed(plan.cfg.seed)
-    base, _ = build_model(plan.cfg.model, plan.num_labels)
-    return base.to(device)
+    return build_weights(plan.cfg.model, plan.num_labels).to(device)
 
 
 def measure_inference(plan: RunPlan, model, base, device: torch.device) -> dict:
