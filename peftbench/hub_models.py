@@ -13,13 +13,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub.errors import HFValidationError
 from omegaconf import DictConfig, OmegaConf
-from transformers import AutoConfig
-from transformers import __version__ as transformers_version
 
-from peftbench.models import AUTO_CLASSES, model_source
 from peftbench.validate import OFFLINE_MODELS, ConfigError
+
+# transformers and peftbench.models (torch) are imported where a config.json is read: the command line's
+# checks of a config without `from_config_json` answer before they load
+AUTO_CLASS_NAMES = ("sequence_classification", "causal_lm", "seq2seq_lm")  # models.AUTO_CLASSES' keys
 
 PLACEHOLDER_NAME = "hf"  # conf/model/hf.yaml's name: replaced by one derived from the hub id
 
@@ -173,6 +173,10 @@ def missing_config_error(hub_id: str):
 def read_hub_config(hub_id: str, source: str):
     """The transformers config of the model's config.json: a local folder's file, or the HF cache's copy of
     a hub model (transformers looks there when the hub cannot be reached)."""
+    from huggingface_hub.errors import HFValidationError
+    from transformers import AutoConfig
+    from transformers import __version__ as transformers_version
+
     if is_local_folder(source):
         source = str(Path(source).expanduser())
         if not (Path(source) / "config.json").is_file():
@@ -210,8 +214,8 @@ def table_entry(model_type: str, model_cfg) -> ModelType | None:
 
 def chosen_auto_class(model_cfg, entry: ModelType | None) -> str:
     name = model_cfg.get("auto_class") or (entry.auto_class if entry else "sequence_classification")
-    if name not in AUTO_CLASSES:
-        raise ConfigError(f"model.auto_class={name!r} is not valid; valid: {', '.join(AUTO_CLASSES)}.")
+    if name not in AUTO_CLASS_NAMES:
+        raise ConfigError(f"model.auto_class={name!r} is not valid; valid: {', '.join(AUTO_CLASS_NAMES)}.")
     return name
 
 
@@ -235,6 +239,8 @@ def complete_model_config(model_cfg: DictConfig) -> DictConfig:
         raise ConfigError(
             f"model={model_cfg.name} needs model.hub_id=<hub id or local folder> (e.g. FacebookAI/roberta-base)."
         )
+    from peftbench.models import model_source
+
     hub_id = str(model_cfg.hub_id)
     config = read_hub_config(hub_id, model_source(model_cfg))
     architecture = architecture_of(config)

@@ -126,3 +126,29 @@ def test_reading_and_reporting_records_imports_no_torch_nor_peft():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_a_bad_value_on_the_command_line_is_answered_before_torch_loads():
+    """`trainer.epochs=0` is refused by the checks that need no model: in half a second, not after the
+    imports of torch, transformers and peft (preflight loads them only for what needs them)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from peftbench.cli import preflight\n"
+        "try:\n"
+        "    preflight(['+method=lora', '+task=rte', 'trainer.epochs=0'])\n"
+        "except SystemExit as stop:\n"
+        "    print(stop.code, sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "trainer.epochs=0 is not valid" in result.stderr
+    assert result.stdout.strip() == "2 []"
+
+
+def test_the_hub_models_auto_class_names_are_the_models_auto_classes():
+    from peftbench.hub_models import AUTO_CLASS_NAMES
+    from peftbench.models import AUTO_CLASSES
+
+    assert AUTO_CLASS_NAMES == tuple(AUTO_CLASSES)

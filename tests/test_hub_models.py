@@ -13,7 +13,6 @@ from transformers import AutoConfig
 from transformers import __version__ as transformers_version
 from transformers.pytorch_utils import Conv1D
 
-from peftbench import hub_models
 from peftbench.hub_models import MODEL_TYPES, NON_ARCHITECTURE_KEYS, complete_model_config, model_name
 from peftbench.methods.modules import head_parameters, module_names_for_roles
 from peftbench.methods.registry import CONV1D_MODEL_TYPES, Arch
@@ -235,7 +234,7 @@ def test_a_missing_config_json_fails_in_one_sentence(where, tmp_path, monkeypatc
     def offline_hub(*args, **kwargs):
         raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
 
-    monkeypatch.setattr(hub_models.AutoConfig, "from_pretrained", offline_hub)
+    monkeypatch.setattr(AutoConfig, "from_pretrained", offline_hub)
     (tmp_path / "empty").mkdir()
     hub_id = {"absent folder": tmp_path / "absent", "folder without config.json": tmp_path / "empty"}
     hub_id = str(hub_id.get(where, "someone/no-such-model"))
