@@ -28,6 +28,7 @@ def peftbench(*arguments: str, env_extra: dict | None = None) -> subprocess.Comp
     )
 
 
+@pytest.mark.slow
 def test_cli_runs_and_writes_a_record(toy_data_dir, tmp_path):
     result = peftbench(
         "+method=lora",
@@ -69,6 +70,7 @@ def test_usage_errors_exit_2_with_one_sentence(arguments, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_failing_run_exits_non_zero_and_records_failure(tmp_path):
     result = peftbench(
         "+method=bitfit",
@@ -86,6 +88,7 @@ def test_a_failing_run_exits_non_zero_and_records_failure(tmp_path):
     assert json.loads(path.read_text())["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_multirun_writes_a_record_per_job_in_one_wandb_group(toy_data_dir, tmp_path):
     env = {
         "PEFTBENCH_DATA_DIR": str(toy_data_dir),
@@ -152,6 +155,7 @@ def write_user_task(root) -> tuple:
     return root / "conf", root / "data"
 
 
+@pytest.mark.slow
 def test_a_users_own_task_runs_from_their_config_folder(tmp_path):
     conf, data = write_user_task(tmp_path)
     command = [sys.executable, "-m", "peftbench", "--config-dir", str(conf), "+method=bitfit", "+task=reviews"]

@@ -44,6 +44,7 @@ def test_gpt3_is_counted_without_memory():
     assert psutil.Process().memory_info().rss - rss_before < 2**30
 
 
+@pytest.mark.slow
 def test_the_count_command_prints_the_split_as_a_user_runs_it(tmp_path):
     """The command itself, in a fresh process (its Hydra folder names need the project's resolvers)."""
     import json

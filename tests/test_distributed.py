@@ -34,6 +34,7 @@ def launch(processes: int, data_dir: Path, results: Path, workdir: Path) -> subp
     return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=workdir, env=environment)
 
 
+@pytest.mark.slow
 @pytest.mark.distributed
 def test_two_processes_write_one_record_equal_to_one_process_on_the_same_global_batches(toy_data_dir, tmp_path):
     outcomes = {}

@@ -131,6 +131,7 @@ def test_a_good_command_line_passes_the_checks_and_a_grid_is_checked_on_its_firs
     assert "trainer.lr=0 is not valid" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_cli_exits_2_for_a_bad_value_and_for_bad_data(tmp_path):
     bad_value = peftbench_cli(*BASE, "trainer.epochs=0")
     assert bad_value.returncode == 2 and bad_value.stderr.strip().splitlines() == [
@@ -363,6 +364,7 @@ def folders_of(cfg) -> list[str]:
     return [f"data_dir={cfg.data_dir}", f"results_dir={cfg.results_dir}", f"checkpoint_dir={cfg.checkpoint_dir}"]
 
 
+@pytest.mark.slow
 def test_a_killed_run_is_seen_as_interrupted_and_a_resumed_run_reaches_the_same_losses(tiny_run_config):
     cfg = tiny_run_config("lora")
     overrides = [
@@ -398,6 +400,7 @@ def killed_path(cfg, record) -> Path:
     return records.record_path(cfg.results_dir, record["config"], record["run"]["id"])
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_failed_record_with_the_reason(tiny_run_config):
     cfg = tiny_run_config("lora")
     child = run_child(["+method=lora", "+task=rte", *TINY_RUN, *folders_of(cfg)], at_step=2, signal_name="SIGTERM")
@@ -407,6 +410,7 @@ def test_sigterm_writes_a_failed_record_with_the_reason(tiny_run_config):
     assert record["error"]["message"] == "The run was interrupted by SIGTERM."
 
 
+@pytest.mark.slow
 def test_runs_started_together_get_hydra_folders_of_their_own(toy_data_dir, tmp_path):
     arguments = [
         *BASE,

@@ -4,6 +4,8 @@ a loop hides)."""
 import ast
 from pathlib import Path
 
+import pytest
+
 import peftbench
 
 PACKAGE_DIR = Path(peftbench.__file__).parent
@@ -92,6 +94,7 @@ def test_optional_packages_are_imported_only_inside_the_functions_that_use_them(
     assert not {name: packages for name, packages in offenders.items() if packages}
 
 
+@pytest.mark.slow
 def test_a_classification_run_without_a_tracker_loads_no_optional_package(tmp_path):
     """In a fresh process, as the CLI runs it (peft itself imports bitsandbytes when it is installed: not ours;
     datasets reads every run's training data, so a run needs it, while importing the package does not)."""

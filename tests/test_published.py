@@ -9,6 +9,7 @@ from peftbench import published
 from peftbench.published import Cell, answers, cell_state
 
 
+@pytest.mark.slow
 def test_the_published_report_rebuilds_byte_identical(tmp_path):
     if not published.RECORDS.is_dir():
         pytest.skip("no published records in this checkout")

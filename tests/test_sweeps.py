@@ -177,6 +177,7 @@ def records_in(tmp_path) -> dict:
     return {p: json.loads(p.read_text()) for p in sorted((tmp_path / "results").rglob("*.json"))}
 
 
+@pytest.mark.slow
 def test_parallel_multirun_is_resumable_and_survives_a_failing_job(tmp_path, toy_data_dir):
     # ++method.r=4 is an unknown option for bitfit: that job fails, the lora job beside it still runs
     grid = ["hydra/launcher=local_parallel", "+method=lora,bitfit", "seed=2", "++method.r=4"]
@@ -236,6 +237,7 @@ def test_force_reruns_an_existing_configuration(tiny_run_config, tmp_path):
     assert len(written) == 3 and first.record["path"] in map(str, written)
 
 
+@pytest.mark.slow
 def test_submitit_local_runs_a_job(tmp_path, toy_data_dir):
     result = tiny_multirun(tmp_path, toy_data_dir, "hydra/launcher=submitit_local", "+method=bitfit", "num_threads=1")
     assert result.returncode == 0, result.stderr[-3000:]
