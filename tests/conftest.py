@@ -120,9 +120,3 @@ def tiny_run_config(toy_data_dir, tmp_path):
         )
 
     return make
-
-
-def pytest_collection_modifyitems(items):
-    """The slow tests first (a stable sort): the workers then end together, not one of them alone with a
-    long test that started late."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
