@@ -190,7 +190,8 @@ def test_parallel_multirun_is_resumable_and_survives_a_failing_job(tmp_path, toy
     ]
     failed, ok = sorted(written.values(), key=lambda r: r["status"])
     assert "Unknown option(s) r for method 'bitfit'" in failed["error"]["message"]
-    assert ok["provenance"]["device_name"].split(", ")[-1] == "1 threads"  # 2 jobs, 2 cores
+    # 2 jobs, 2 cores: the CLI sets each job's share (OMP_NUM_THREADS, which tests set, alone would leave it null)
+    assert ok["config"]["num_threads"] == 1 and ok["provenance"]["device_name"].endswith(", 1 threads")
 
     again = tiny_multirun(tmp_path, toy_data_dir, *grid)  # the ok lora run is skipped, the failed bitfit runs again
     assert again.returncode != 0 and again.stderr.count("skipping: an ok record of this configuration exists") == 1
