@@ -1,5 +1,6 @@
 """Shared test fixtures: configs composed exactly as the CLI composes them, a tiny BERT, toy data."""
 
+import gc
 import os
 import random
 from pathlib import Path
@@ -28,6 +29,16 @@ import peftbench.recipe  # noqa: E402, F401
 from peftbench.measure import freeze_startup_objects  # noqa: E402
 
 freeze_startup_objects()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    """What a test leaves alive (modules its runs imported, caches) joins the startup objects: each run's
+    collection before measuring memory then scans only what that run made, as in a fresh process (86,000
+    objects left by earlier tests made it 45 ms per run)."""
+    gc.collect()
+    gc.freeze()
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA_DIR = Path(os.environ.get("PEFTBENCH_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")

@@ -146,6 +146,19 @@ def test_train_features_are_the_formats_features_and_are_cached(toy_data_dir, tm
     assert sum(calls) == 128
 
 
+def test_tokenizer_identity_is_what_it_tokenizes_not_how_it_was_last_called():
+    """The features cache key: the same after a call that sets truncation and padding, another once a token is
+    added, and the same in a fresh load (the serialisation's order is the vocabulary's, not a hash map's)."""
+    from peftbench import data
+
+    tokenizer = tiny_tokenizer()
+    before = data.tokenizer_identity(tokenizer)
+    tokenizer(["a cat", "a dog sat"], truncation=True, max_length=4, padding="max_length")
+    assert data.tokenizer_identity(tokenizer) == before == data.tokenizer_identity(tiny_tokenizer())
+    tokenizer.add_tokens(["<peftbench-new>"])
+    assert data.tokenizer_identity(tokenizer) != before
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "json", "parquet"])
 def test_local_files_of_every_format_load_as_datasets(fmt, tmp_path, monkeypatch):
     import pandas as pd
