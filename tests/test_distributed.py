@@ -25,9 +25,12 @@ DETERMINISTIC = [
 ]
 
 
+def overrides_for(data_dir: Path, results: Path) -> list[str]:
+    return ["+method=lora", "+task=rte", f"data_dir={data_dir}", f"results_dir={results}", *TINY_RUN, *DETERMINISTIC]
+
+
 def launch(processes: int, data_dir: Path, results: Path, workdir: Path) -> subprocess.CompletedProcess:
-    overrides = ["+method=lora", "+task=rte", f"data_dir={data_dir}", f"results_dir={results}", *TINY_RUN]
-    overrides += [*DETERMINISTIC, f"hydra.run.dir={workdir}/outputs/${{run_uid:}}"]
+    overrides = [*overrides_for(data_dir, results), f"hydra.run.dir={workdir}/outputs/${{run_uid:}}"]
     torchrun = Path(sys.executable).with_name("torchrun")
     command = [str(torchrun), "--standalone", f"--nproc_per_node={processes}", "-m", "peftbench", *overrides]
     environment = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
@@ -37,14 +40,15 @@ def launch(processes: int, data_dir: Path, results: Path, workdir: Path) -> subp
 @pytest.mark.slow
 @pytest.mark.distributed
 def test_two_processes_write_one_record_equal_to_one_process_on_the_same_global_batches(toy_data_dir, tmp_path):
-    outcomes = {}
-    for processes in (1, 2):
-        results = tmp_path / f"results-{processes}"
-        finished = launch(processes, toy_data_dir, results, tmp_path)
-        assert finished.returncode == 0, finished.stderr[-3000:]
-        (record,) = records.read_records(results)  # exactly one record, from process 0
-        outcomes[processes] = record
-    one, two = outcomes[1], outcomes[2]
+    from peftbench.recipe import run
+
+    from conftest import compose_config
+
+    # one process: the run as the CLI makes it (torchrun with one process takes the same path, WORLD_SIZE=1)
+    one = run(compose_config(overrides_for(toy_data_dir, tmp_path / "results-1"))).record
+    finished = launch(2, toy_data_dir, tmp_path / "results-2", tmp_path)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    (two,) = records.read_records(tmp_path / "results-2")  # exactly one record, from process 0
     assert two["status"] == "ok" and two["run"]["processes"] == 2 and one["run"]["processes"] == 1
     assert two["metrics"]["final"]["accuracy"] == pytest.approx(one["metrics"]["final"]["accuracy"], abs=1e-6)
     assert two["metrics"]["last_loss"] == pytest.approx(one["metrics"]["last_loss"], rel=1e-4)
