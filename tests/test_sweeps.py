@@ -75,7 +75,7 @@ def test_a_budget_below_the_minimum_names_the_smallest_count():
         match=f"below the smallest that lora reaches on tiny_bert: {smallest:,} trainable parameters \\(r=1\\)",
     ):
         solve_budget(cfg)
-    full = compose_config(["+method=full_ft", "+task=rte", "model=tiny_bert", "budget=params_0.3m"])
+    full = compose_config(["+method=full_ft", "+task=rte", "model=tiny_bert", "budget.params=50000"])
     everything = exact_counts(full)[0]
     with pytest.raises(
         BudgetError,
