@@ -2,6 +2,7 @@
 or the architecture from its config numbers with random weights."""
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 import os
@@ -51,6 +52,28 @@ def gguf_cache_dir(model_cfg) -> Path:
     return Path(root) / model_cfg.name
 
 
+@contextlib.contextmanager
+def one_gguf_parse():
+    """transformers parses the GGUF file anew for the config, the weights and the tokenizer (3 s each for
+    SmolLM2's 49,152-piece vocabulary) and builds gguf's tensor-name map once per module (397 times, 4 s);
+    within this block they share one parsed (read-only) reader and one map per architecture."""
+    import gguf
+
+    original_reader, original_map, readers = gguf.GGUFReader, gguf.get_tensor_name_map, {}
+
+    def shared_reader(path, mode="r"):
+        key = (os.fspath(path), mode)
+        if key not in readers:
+            readers[key] = original_reader(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = shared_reader, functools.cache(original_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = original_reader, original_map
+
+
 def converted_gguf(model_cfg) -> str:
     """A GGUF model (quantised weights) de-quantised to float by transformers once, then saved in HF
     format under the model cache: later runs load that folder in seconds."""
@@ -60,7 +83,9 @@ def converted_gguf(model_cfg) -> str:
         print(
             f"converting {model_cfg.gguf_file} to {cache} (once; later runs load the converted copy)", file=sys.stderr
         )
-        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=model_cfg.gguf_file)
+        with one_gguf_parse():
+            model = AutoModelForCausalLM.from_pretrained(source, gguf_file=model_cfg.gguf_file)
+            tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=model_cfg.gguf_file)
         if not all(p.is_floating_point() for p in model.parameters()):
             raise ValueError(
                 f"{model_cfg.gguf_file} did not load as floating-point weights; it cannot be cached as a plain model."
@@ -68,7 +93,6 @@ def converted_gguf(model_cfg) -> str:
         # transformers marks a GGUF load as quantized, but the weights are de-quantised floats: a plain model
         model.hf_quantizer = None
         model.config.__dict__.pop("quantization_config", None)
-        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=model_cfg.gguf_file)
         partial = cache.with_name(cache.name + ".partial")
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)

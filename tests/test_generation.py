@@ -167,6 +167,30 @@ def test_smollm2_loads_offline_and_generates():
     assert "Paris" in tokenizer.decode(output[0, inputs["input_ids"].shape[1] :])
 
 
+def test_a_gguf_conversion_parses_the_file_once_and_leaves_gguf_as_it_was(tmp_path):
+    """transformers reads the GGUF file for the config, the weights and the tokenizer: within the conversion
+    the three share one reader (and one tensor-name map per architecture); after it, gguf is unpatched."""
+    import gguf
+    import numpy as np
+
+    from peftbench.models import one_gguf_parse
+
+    path = tmp_path / "one.gguf"
+    writer = gguf.GGUFWriter(path, arch="llama")
+    writer.add_tensor("token_embd.weight", np.ones((4, 3), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    original_reader, original_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    with one_gguf_parse():
+        reader = gguf.GGUFReader(path)
+        assert gguf.GGUFReader(str(path)) is reader and [t.name for t in reader.tensors] == ["token_embd.weight"]
+        assert gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2) is gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2)
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == (original_reader, original_map)
+    assert gguf.GGUFReader(path) is not reader
+
+
 @pytest.mark.parametrize("model,task", [("tiny_bert", "rte"), ("tiny_gpt2_lm", "rte"), ("tiny_t5_lm", "e2e_nlg")])
 def test_evaluation_leaves_the_training_random_state_alone(model, task, toy_data_dir):
     """Evaluating between epochs must not change the dropout masks and shuffles that follow."""
