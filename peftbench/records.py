@@ -196,6 +196,24 @@ def finite_or_null(value, path: str = "", found: dict | None = None):
     return value
 
 
+def record_json(record: dict) -> str:
+    """The record as indented JSON with every list of plain values on one line: an SST-2 record's 872
+    predictions and labels take 3.5 kB instead of 40 kB, which keeps a published set of some 700 runs
+    small enough to commit."""
+    plain = json.loads(json.dumps(record, allow_nan=False))  # keys as JSON writes them, tuples as lists
+
+    def lines(value, depth: int) -> str:
+        inner, outer = "  " * (depth + 1), "  " * depth
+        if isinstance(value, dict) and value:
+            items = (f"{inner}{json.dumps(key)}: {lines(item, depth + 1)}" for key, item in value.items())
+            return "{\n" + ",\n".join(items) + f"\n{outer}}}"
+        if isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
+            return "[\n" + ",\n".join(inner + lines(item, depth + 1) for item in value) + f"\n{outer}]"
+        return json.dumps(value, separators=(",", ":") if isinstance(value, list) else None)
+
+    return lines(plain, 0)
+
+
 def write_record(record: dict, path: Path) -> Path:
     """Write to a temporary file in the same folder, then rename: a reader never sees half a record.
     Non-finite numbers are written as null, listed under `non_finite` with what they were."""
@@ -207,7 +225,7 @@ def write_record(record: dict, path: Path) -> Path:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(handle, "w") as file:
-            json.dump(clean, file, indent=2, sort_keys=False, allow_nan=False)
+            file.write(record_json(clean))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

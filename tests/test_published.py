@@ -143,3 +143,11 @@ def test_the_cost_benchmark_replaces_the_step_time_and_overheads_of_the_runs_it_
     assert lora["throughput"]["median_step_seconds"] == 0.5  # the record itself is not changed
     assert kept is bitfit and rte is other_task  # a method, or a task, the benchmark did not measure
     assert published.with_costs([lora], None) == [lora]
+
+
+def test_the_published_set_stays_small_enough_to_commit():
+    committed = published.ROOT / "results" / "published"
+    if not committed.is_dir():
+        pytest.skip("no published results in this checkout")
+    size = sum(path.stat().st_size for path in committed.rglob("*") if path.is_file())
+    assert size < 30 * 2**20, f"results/published holds {size / 2**20:.1f} MiB; the issue allows 30 MB"

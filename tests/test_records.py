@@ -97,3 +97,19 @@ def test_non_finite_values_are_written_as_null_with_what_they_were(tmp_path):
     on_disk = json.loads(path.read_text())
     assert on_disk["metrics"] == {"final": {"pearson": None, "loss": None}, "n": 3}
     assert on_disk["non_finite"] == {"metrics.final.pearson": "nan", "metrics.final.loss": "inf"}
+
+
+def test_lists_of_plain_values_are_written_on_one_line_and_read_back_unchanged(tmp_path):
+    record = {
+        "predictions": {"predictions": [1, 0] * 436, "labels": [0, 1] * 436},
+        "metrics": {"history": [{"epoch": 1, "loss_curve": [0.7, 0.5]}], "empty": [], "none": {}},
+        "pairs": [[1, 2], [3]],
+        "sizes": (4, 5),
+        3: "integer key",
+    }
+    path = records.write_record(record, tmp_path / "record.json")
+    text = path.read_text()
+    assert '    "predictions": [1,0,1,0,' in text.splitlines()[2]
+    assert '"loss_curve": [0.7,0.5]' in text
+    assert len(text) < 4000  # 872 predictions and labels, two characters each, plus the rest
+    assert json.loads(text) == json.loads(json.dumps(record))
