@@ -558,11 +558,12 @@ def report(
     record in the published store) with the cost benchmark's numbers at `costs_path` where it measured them, and
     the published-count table from `counts_path`; and the headline block of `readme` (the repository's README)."""
     from peftbench.report.__main__ import build_tables, write_tables
+    from peftbench.report.aggregate import with_added_options
     from peftbench.report.explorer import record_links, write_explorer
     from peftbench.report.index import explorer_line, plot_lines, table_lines
     from peftbench.report.plots import write_plots
 
-    store = read_store() if store is None else store
+    store = with_added_options(read_store() if store is None else store)
     costs = read_costs(costs_path) if costs_path is not None else None
     store = with_costs(store, costs)
     # links relative to the store, where the committed page lives, wherever `out` is (a rebuild compares bytes)

@@ -3,7 +3,7 @@
 import pytest
 
 from peftbench.report.__main__ import build_tables, write_reports
-from peftbench.report.aggregate import collapse_reason
+from peftbench.report.aggregate import collapse_reason, with_added_options
 from peftbench.report.render import RENDERERS, to_markdown
 from peftbench.report.specs import SPECS
 from peftbench.report.tables import Column, Row, TableSpec, build
@@ -234,3 +234,19 @@ def test_the_bootstrap_computes_each_resample_as_the_metric_does(metric):
     expected = [METRICS[metric].compute(predictions[sample], labels[sample]) for sample in samples]
     with np.errstate(all="ignore"):
         np.testing.assert_array_equal(resampled(metric, predictions, labels, samples), expected)  # nan == nan
+
+
+def test_an_option_added_to_a_method_after_a_run_does_not_split_its_seeds():
+    older = record("lora", "sst2", 0, 0.80)
+    newer = [record("lora", "sst2", s, 0.82) for s in (1, 2)]
+    for r in newer:
+        r["config"]["method"]["corda_batches"] = 8  # added to lora after the first run, read only under init=corda
+    ranked = record("lora", "sst2", 3, 0.90, r=4)
+    ranked["config"]["method"]["corda_batches"] = 16
+    filled = with_added_options([older, *newer])
+    assert filled[0]["config"]["method"]["corda_batches"] == 8 and "corda_batches" not in older["config"]["method"]
+    table = build_tables(filled, "minilm_l6", "sst2")["methods_measured"]
+    assert [key for key in table.entries if key[1] == "Accuracy"] == [("lora (family not recorded)", "Accuracy")]
+    assert table.entries[("lora (family not recorded)", "Accuracy")].ours.n == 3
+    # two values among the others: which one the earlier run had is unknown, so it stays a setting of its own
+    assert "corda_batches" not in with_added_options([older, *newer, ranked])[0]["config"]["method"]

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from peftbench.records import read_records
+from peftbench.report.aggregate import with_added_options
 from peftbench.report.explorer import record_links, write_explorer
 from peftbench.report.index import write_index
 from peftbench.report.plots import write_plots
@@ -57,8 +58,8 @@ def load_records(source: str) -> list[dict]:
     if source.startswith(WANDB_SOURCE):
         import wandb  # imported here: slow, and unused for local records
 
-        return read_wandb_records(wandb.Api(), source.removeprefix(WANDB_SOURCE))
-    return read_records(source)
+        return with_added_options(read_wandb_records(wandb.Api(), source.removeprefix(WANDB_SOURCE)))
+    return with_added_options(read_records(source))
 
 
 def parse_arguments(argv: list[str]) -> dict:

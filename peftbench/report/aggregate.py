@@ -78,6 +78,27 @@ def setting_options(record: dict) -> dict:
     return options
 
 
+def with_added_options(records: list[dict]) -> list[dict]:
+    """The records, where a run's method config lacks an option that every other run of its method sets to one
+    value given that value (in a copy): the option was added to the method after the run, at the behaviour the
+    run had (lora's corda_batches, read only under init=corda, came after the first lora runs), so it does not
+    make the earlier run a setting of its own. An option set to two values among the others stays missing."""
+    values: dict[str, dict[str, set[str]]] = {}
+    for r in records:
+        for name, value in ((r.get("config") or {}).get("method") or {}).items():
+            values.setdefault(r["run"]["method"], {}).setdefault(name, set()).add(json.dumps(value, default=str))
+    filled = []
+    for r in records:
+        method = (r.get("config") or {}).get("method")
+        added = {
+            name: json.loads(next(iter(held)))
+            for name, held in values.get(r["run"]["method"], {}).items()
+            if method is not None and name not in method and len(held) == 1
+        }
+        filled.append({**r, "config": {**r["config"], "method": {**method, **added}}} if added else r)
+    return filled
+
+
 def setting_key(record: dict) -> str:
     return json.dumps(setting_options(record), sort_keys=True, default=str)
 
