@@ -503,6 +503,59 @@ README_START = "<!-- published results: written by make report-published from re
 README_END = "<!-- end of the published results -->"
 
 
+def search_table(store: list[dict]) -> list[str]:
+    """Part 1b as one table: per method whose defaults collapsed, its default result on dev, each trial
+    learning rate's score on the held-out training data (the chosen one bold) and the chosen rate's result
+    on dev, so the searched result stands beside the default it replaces, labelled."""
+    from peftbench.report.aggregate import cell, collapse_reason
+
+    def summary(runs: list[dict]) -> str:
+        if not runs:
+            return "–"
+        metric = runs[0]["metrics"]["main_metric"]
+        found = cell([r["metrics"]["final"][metric] for r in runs])
+        text = f"{found.mean:.3f}" + (f" ± {found.std:.3f}" if found.std is not None else "") + f" (n={found.n}"
+        collapsed = sum(1 for r in runs if collapse_reason(r))
+        return text + (f", {collapsed} collapsed)" if collapsed else ")")
+
+    ok = [r for r in store if r.get("status") == "ok"]
+    defaults = [r for r in ok if any(answers(r, c) for c in headline())]
+    rows, held_out = [], set()
+    for method in collapsed_methods(store):
+        trials = {}
+        for rate in LEARNING_RATES:
+            trial = Cell("searched", (f"+method={method}", *HEADLINE, HELD_OUT, f"trainer.lr={rate}", "seed=0"))
+            trials[rate] = [r for r in ok if answers(r, trial)]
+            held_out |= {r["data"]["eval_examples"] for r in trials[rate]}
+        chosen = chosen_rate(store, method)
+        searched_runs = [
+            r
+            for r in ok
+            if chosen
+            and any(
+                answers(r, Cell("searched", (f"+method={method}", *HEADLINE, f"trainer.lr={chosen}", f"seed={s}")))
+                for s in SEEDS
+            )
+        ]
+        scores = [
+            f"**{summary(trials[rate])}**" if rate == chosen else summary(trials[rate]) for rate in LEARNING_RATES
+        ]
+        default = summary([r for r in defaults if r["run"]["method"] == method])
+        rows.append(f"| {method} | {default} | {' | '.join(scores)} | {chosen or '–'} | {summary(searched_runs)} |")
+    examples = ", ".join(f"{n:,}" for n in sorted(held_out)) or "–"
+    return [
+        "Methods whose defaults collapsed on SST-2 (MiniLM-L6, 5,000 training examples, 3 epochs): the main metric "
+        "at the default learning rate on dev (seeds 0-2), at each of the five trial rates (seed 0) on held-out "
+        f"training data ({examples} examples, never dev; the chosen, best one bold), and at the chosen rate on dev "
+        "(seeds 0-2). Mean ± std (n runs); collapsed runs are counted in their cells.",
+        "",
+        f"| Method | Default, dev | {' | '.join(f'lr {rate}, held out' for rate in LEARNING_RATES)} | Chosen lr | "
+        "Chosen, dev |",
+        "|---|" + "---|" * (len(LEARNING_RATES) + 3),
+        *rows,
+    ]
+
+
 def headline_block(store: list[dict], out: Path, costs: dict | None) -> str:
     """The repository README's Results block: the headline table and Pareto plot, as the report wrote them."""
     cells = PARTS["headline"]()
@@ -587,11 +640,19 @@ def report(
         if not any(record.get("status") == "ok" for record in records):
             lines += ["No finished runs yet.", ""]
             continue
+        search = []
+        if folder == "searched":  # the trials are scored on held-out training data: their own table, not dev's
+            search = [out / "report" / folder / "learning_rate_search.md"]
+            search[0].parent.mkdir(parents=True, exist_ok=True)
+            search[0].write_text("\n".join(search_table(store)) + "\n", encoding="utf-8")
+            records = [r for r in records if config_value(r, "task.heldout_fraction") is None]
         tables = {name: table for name, table in build_tables(records, model, task).items() if has_ours(table)}
         paths = write_tables(tables, out / "report" / folder) + write_plots(
             records, out / "report" / folder, model, task
         )
-        written += paths
+        written += search + paths
+        for path in search:
+            lines += ["### The learning-rate search", "", *path.read_text(encoding="utf-8").splitlines(), ""]
         lines += ["### Tables", "", *table_lines(paths, out), "", *plot_lines(paths, out)]
         refused = refusal_lines(records)
         if model == MODEL:  # cells the grid leaves out: the CLI would refuse them before any work

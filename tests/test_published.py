@@ -129,6 +129,25 @@ def test_methods_whose_defaults_collapse_get_the_same_five_trials_then_the_chose
     ]
 
 
+def test_the_search_table_puts_the_trials_held_out_scores_between_the_default_and_the_chosen_result():
+    store = [with_prediction(a_record(method="bitfit", seed=s), [1, 1], 0.51) for s in (0, 1)]  # collapsed
+    task = {"name": "sst2", "max_train_samples": 5000, "max_eval_samples": None, "heldout_fraction": 0.1}
+    for rate, accuracy in zip(published.LEARNING_RATES, (0.5, 0.6, 0.8, 0.7, 0.5)):
+        trial = with_prediction(a_record(method="bitfit", task=task, trainer={"lr": float(rate)}), [0, 1], accuracy)
+        store.append(trial | {"data": {"eval_examples": 6735}})
+    store += [
+        with_prediction(a_record(method="bitfit", seed=s, trainer={"lr": 2e-4}), [0, 1], a)
+        for s, a in ((0, 0.8), (1, 0.9))
+    ]
+    lines = published.search_table(store)
+    assert "(6,735 examples, never dev" in lines[0]
+    assert lines[-1] == (
+        "| bitfit | 0.510 ± 0.000 (n=2, 2 collapsed) | 0.500 (n=1) | 0.600 (n=1) | **0.800 (n=1)** | 0.700 (n=1) "
+        "| 0.500 (n=1) | 2e-4 | 0.850 ± 0.071 (n=2) |"
+    )
+    assert len(lines) == 5  # caption, blank line, header, rule and one row: the one method that collapsed
+
+
 def test_the_cost_benchmark_replaces_the_step_time_and_overheads_of_the_runs_it_measured():
     lora = a_record() | {"throughput": {"median_step_seconds": 0.5}}
     lora["latency"] = {"method": {"overhead_pct": 9.0}, "merged": {"overhead_pct": 7.0}}
