@@ -401,6 +401,10 @@ COSTS_FROM_BENCHMARK = (
 )
 
 
+OWN_COSTS = (
+    "Step time and latency here: {own} of the {total} finished runs keep their own, measured side by side "
+    "(indicative only), because the cost benchmark did not measure their method, model, task or size."
+)
 COUNTS_INTRODUCTION = (
     "Every count in `reference/published_param_counts.csv`, counted again by `python -m peftbench.count` on the "
     "meta device (the architecture at full size, no weights), beside the published number, with its verdict."
@@ -427,8 +431,9 @@ def costs_note(costs: dict | None) -> str:
 
 def with_costs(store: list[dict], costs: dict | None) -> list[dict]:
     """The records, with the step time and latency overheads of each ok run whose method, model and task the
-    cost benchmark measured replaced by the benchmark's (equal conditions for every method; the runs' own ran
-    side by side). A replaced record says so in `costs_source`; the files are not changed."""
+    cost benchmark measured, in the configuration it measured (the same trainable count: a matched-budget run
+    at another rank keeps its own), replaced by the benchmark's (equal conditions for every method; the runs'
+    own ran side by side). A replaced record says so in `costs_source`; the files are not changed."""
     if costs is None:
         return store
     settings, replaced = costs["settings"], []
@@ -438,7 +443,8 @@ def with_costs(store: list[dict], costs: dict | None) -> list[dict]:
         same_run = (config.get("model") or {}).get("name") == settings["model"] and (config.get("task") or {}).get(
             "name"
         ) == settings["task"]
-        if record.get("status") != "ok" or measured is None or not same_run:
+        same_size = measured is not None and (record.get("params") or {}).get("trainable") == measured["trainable"]
+        if record.get("status") != "ok" or not same_size or not same_run:
             replaced.append(record)
             continue
         record = copy.deepcopy(record)
@@ -640,6 +646,9 @@ def report(
         if not any(record.get("status") == "ok" for record in records):
             lines += ["No finished runs yet.", ""]
             continue
+        own = sum(1 for r in records if r.get("status") == "ok" and "costs_source" not in r)
+        if costs is not None and own:
+            lines += [OWN_COSTS.format(own=own, total=sum(1 for r in records if r.get("status") == "ok")), ""]
         search = []
         if folder == "searched":  # the trials are scored on held-out training data: their own table, not dev's
             search = [out / "report" / folder / "learning_rate_search.md"]
