@@ -183,7 +183,8 @@ class RunOutput:
 
 
 class RunInterrupted(BaseException):
-    """SIGTERM or SIGINT (a SLURM pre-emption, Ctrl-C) during a run: it stops with a failed record."""
+    """SIGTERM or SIGINT (a SLURM pre-emption, Ctrl-C) during a run: it stops with an `interrupted` record
+    that keeps the signal as its error, as a killed run reads; nothing about the configuration failed."""
 
 
 @contextmanager
@@ -251,7 +252,7 @@ def record_refusal(cfg: DictConfig, error: Exception, started: str) -> None:
 def run(cfg: DictConfig) -> RunOutput:
     """Fine-tune and evaluate one configuration; writes its record and returns it with the model.
     A bad config fails before any work (ConfigError); from the start of the work on, the record is on
-    disk: `running` while it runs (a killed run reads as `interrupted`), then `ok` or `failed`."""
+    disk: `running` while it runs (a killed or signalled run reads as `interrupted`), then `ok` or `failed`."""
     started, wall_start = records.utc_now(), time.perf_counter()
     before_run, phases = seconds_since_process_start(), Phases()
     try:
@@ -364,7 +365,7 @@ def run(cfg: DictConfig) -> RunOutput:
             tracker.summary(summary_values(record))
             tracker.finish()
     except BaseException as error:
-        record["status"] = "failed"
+        record["status"] = "interrupted" if isinstance(error, RunInterrupted) else "failed"
         record["error"] = error_section(error)
         record["run"]["finished_at"] = records.utc_now()
         record.setdefault("provenance", records.provenance(device))

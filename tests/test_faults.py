@@ -401,12 +401,12 @@ def killed_path(cfg, record) -> Path:
 
 
 @pytest.mark.slow
-def test_sigterm_writes_a_failed_record_with_the_reason(tiny_run_config):
+def test_sigterm_writes_an_interrupted_record_with_the_reason(tiny_run_config):
     cfg = tiny_run_config("lora")
     child = run_child(["+method=lora", "+task=rte", *TINY_RUN, *folders_of(cfg)], at_step=2, signal_name="SIGTERM")
     assert child.returncode != 0
     (record,) = records.read_records(cfg.results_dir)
-    assert record["status"] == "failed" and record["error"]["type"] == "RunInterrupted"
+    assert record["status"] == "interrupted" and record["error"]["type"] == "RunInterrupted"
     assert record["error"]["message"] == "The run was interrupted by SIGTERM."
 
 
