@@ -190,6 +190,12 @@ def word_ids(tokenizer, task) -> list[list[int]]:
     return [tokenizer(word, add_special_tokens=False).input_ids for word in task.label_words]
 
 
+def input_logits(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """The logits of the input's own positions. peft's prompt tuning, P-tuning and CPT prepend their
+    virtual tokens to a causal LM's input and return those positions' logits first."""
+    return logits[:, logits.shape[1] - ids.shape[1] :]
+
+
 def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Sum of log p(label token) over each row's non-ignored positions; logits[:, t] predicts labels[:, t]."""
     logprobs = logits.float().log_softmax(-1)
@@ -225,7 +231,7 @@ def causal_score_sequences(model, examples, words, setup: EvalSetup) -> torch.Te
     for chunk in batches(rows, setup.batch_size):
         ids = pad([r[2] for r in chunk], pad_id(tokenizer))
         mask = pad([[1] * len(r[2]) for r in chunk], 0)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        logits = input_logits(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits, ids)
         values = sequence_logprobs(logits, pad([r[3] for r in chunk], IGNORE).to(device)).cpu()
         for (i, c, _, _), value in zip(chunk, values):
             scores[i, c] = value
@@ -241,7 +247,7 @@ def causal_score_single_tokens(model, examples, words, setup: EvalSetup) -> torc
     scores = []
     for chunk in batches(prompts, setup.batch_size):
         ids, mask = pad(chunk, pad_id(tokenizer)), pad([[1] * len(p) for p in chunk], 0)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        logits = input_logits(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits, ids)
         last = logits[torch.arange(len(chunk)), torch.tensor([len(p) - 1 for p in chunk])].float().log_softmax(-1)
         scores.append(last[:, tokens.to(device)].cpu())
     return torch.stack(in_given_order(list(torch.cat(scores)), order))

@@ -232,6 +232,47 @@ def test_single_token_label_scores_equal_the_general_scoring(toy_data_dir):
         )
 
 
+@pytest.mark.parametrize("method", ["prompt_tuning", "p_tuning"])
+def test_label_scores_skip_the_virtual_tokens_a_prompt_method_puts_before_the_input(method, toy_data_dir):
+    """peft returns the logits of a causal LM's virtual tokens first: each label's score is read after them,
+    as one unpadded example at a time gives it (both scoring paths, padded batches of 4)."""
+    import torch
+
+    from peftbench import formats
+    from peftbench.plan import apply_method, build_base, plan_run
+
+    cfg = compose_config([f"+method={method}", "+task=rte", "model=tiny_gpt2_lm", f"data_dir={toy_data_dir}"])
+    plan = plan_run(cfg)
+    model, tokenizer = build_base(plan)
+    model = apply_method(model, plan).eval()
+    virtual = model.peft_config["default"].num_virtual_tokens
+    examples = data.load_task(cfg.task, cfg.data_dir, seed=0).validation[:6]
+    single, pair = formats.word_ids(tokenizer, cfg.task), [[17, 42], [99]]
+    setup = formats.EvalSetup(tokenizer, cfg.task, 64, 4, torch.device("cpu"))
+
+    def one_at_a_time(words):
+        scores = torch.empty(len(examples), len(words))
+        for i, example in enumerate(examples):
+            prompt = tokenizer(formats.prompt_text(example)).input_ids
+            assert len(prompt) + max(map(len, words)) <= 64  # no cut at the prompt's start to mirror
+            for c, word in enumerate(words):
+                logits = model(input_ids=torch.tensor([prompt + word])).logits[0].float().log_softmax(-1)
+                first = virtual + len(prompt) - 1  # the position that predicts the word's first token
+                scores[i, c] = sum(logits[first + j, token] for j, token in enumerate(word))
+        return scores
+
+    with torch.no_grad():
+        torch.testing.assert_close(
+            formats.causal_score_single_tokens(model, examples, single, setup),
+            one_at_a_time(single),
+            atol=1e-4,
+            rtol=0,
+        )
+        torch.testing.assert_close(
+            formats.causal_score_sequences(model, examples, pair, setup), one_at_a_time(pair), atol=1e-4, rtol=0
+        )
+
+
 def test_language_model_runs_record_what_tuning_cost_on_general_text(tiny_run_config):
     import torch
     from transformers import set_seed
