@@ -213,6 +213,7 @@ def check_method(cfg) -> None:
         check_whole(cfg, f"method.{method.size_knob}", 1)
     try:
         method.check_model_type(cfg.model.architecture.model_type)
+        method.check_auto_class(cfg.model.get("auto_class", "sequence_classification"))
         if method.check_trainer is not None:
             method.check_trainer(cfg.trainer)
     except ValueError as error:

@@ -32,14 +32,18 @@ LANGUAGE_MODEL_CASES = [
     ("lora", "tiny_gpt2_lm", "e2e_nlg"),
     ("prefix_tuning", "tiny_gpt2_lm", "e2e_nlg"),
     ("prompt_tuning", "tiny_llama_lm", "e2e_nlg"),
+    ("cpt", "tiny_llama_lm", "e2e_nlg"),
     ("adapter_houlsby", "tiny_llama_lm", "e2e_nlg"),
     ("ia3", "tiny_t5_lm", "e2e_nlg"),
 ]
 
 
 def classifier_for(method: str) -> str:
-    """The tiny BERT, or the tiny LLaMA for a method that does not serve encoders (LLaMA-Adapter)."""
-    types = METHODS[method].model_types
+    """The tiny BERT, or the tiny LLaMA for a method that does not serve encoders (LLaMA-Adapter), or the tiny
+    LLaMA language model (RTE by label words) for one that serves language models only (CPT)."""
+    types, classes = METHODS[method].model_types, METHODS[method].auto_classes
+    if classes is not None and "sequence_classification" not in classes:
+        return "tiny_llama_lm"
     return "tiny_bert" if types is None or "bert" in types else "tiny_llama"
 
 

@@ -304,6 +304,14 @@ CASES = {
         lambda L, d, i, C, total, B: L * (4 * d + 1) + d * C,
         None,
     ),
+    # on the LLaMA LM (RTE by label words): a context of 40 tokens of training examples, d numbers each; no head.
+    # A wide projection ball (20 x sqrt(d / 2048)) so that 24 steps on the 32-wide toy show in the loss
+    "cpt": (
+        "cpt",
+        ["model=tiny_llama_lm", "method.context_tokens=40", "method.input_epsilon=20"],
+        lambda L, d, i, C, total, B: 40 * d,
+        None,
+    ),
     "prompt_tuning": (
         "prompt_tuning",
         ["method.num_virtual_tokens=5"],

@@ -1,15 +1,19 @@
 """Behaviour particular to the peft-library methods beyond the shared method table."""
 
 import dataclasses
+import json
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
 from transformers import set_seed
 
-from peftbench.methods import METHODS, get_method
+from peftbench.methods import METHODS, cpt, get_method
 from peftbench.plan import apply_method, build_base, plan_run
 from peftbench.recipe import run
+from peftbench.validate import ConfigError
 
 
 def test_adalora_prunes_to_the_target_budget_unevenly(tiny_run_config):
@@ -111,6 +115,63 @@ def test_adaption_prompt_refuses_an_encoder_first(tiny_run_config):
         match="^Method 'adaption_prompt' cannot serve model type 'bert'; it supports: llama, mistral, gpt2.",
     ):
         run(tiny_run_config("adaption_prompt"))
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("tiny_bert", "cannot serve model type 'bert'; it supports: gpt2, llama."),
+        ("tiny_llama", "cannot serve a sequence_classification model; it supports: causal_lm."),
+    ],
+)
+def test_cpt_refuses_an_encoder_and_a_classifier_first(model, message, tiny_run_config):
+    cfg = tiny_run_config("cpt", f"model={model}")
+    with pytest.raises(ConfigError, match=f"^Method 'cpt' {re.escape(message)}$"):
+        run(cfg)
+    (refusal,) = [json.loads(path.read_text()) for path in Path(cfg.results_dir).rglob("*.json")]
+    assert refusal["status"] == "failed" and refusal["error"]["type"] == "ConfigError"  # before any work
+
+
+def test_cpt_context_is_the_first_training_examples_and_only_their_inputs_move(tiny_run_config, monkeypatch):
+    """The context is the last 40 tokens of the first training examples the run reads (padding dropped),
+    typed input (4i + 2) or label (4i + 4) by the example's own labels, and ends on a label; after training
+    only the input tokens have moved, each within the projection ball."""
+    read = []
+
+    def reading(model, total_steps, loader):
+        class Recorded:
+            def __iter__(self):
+                for batch in loader:
+                    read.append(batch)
+                    yield batch
+
+        return cpt.build_context(model, total_steps, Recorded())
+
+    monkeypatch.setitem(METHODS, "cpt", dataclasses.replace(METHODS["cpt"], on_train_start=reading))
+    output = run(tiny_run_config("cpt", "model=tiny_llama_lm", "method.context_tokens=40", "method.input_epsilon=20"))
+    assert len(read) == 1  # the first batch of 8 holds 40 tokens
+    ids, types, examples = [], [], 0
+    for row_ids, mask, labels in zip(read[0]["input_ids"], read[0]["attention_mask"], read[0]["labels"]):
+        ids += row_ids[mask.bool()].tolist()
+        types += [4 * examples + (4 if label != -100 else 2) for label in labels[mask.bool()].tolist()]
+        examples += 1
+        if len(ids) >= 40:
+            break
+    config = output.model.peft_config["default"]
+    assert (config.cpt_token_ids, config.cpt_tokens_type_mask) == (ids[-40:], types[-40:])
+    assert config.cpt_tokens_type_mask[-1] % 4 == 0 and 2 in {t % 4 for t in config.cpt_tokens_type_mask}
+    state = output.record["method_state"]
+    assert state == {
+        "examples": examples,
+        "input_tokens": sum(t % 4 == 2 for t in types[-40:]),
+        "label_tokens": sum(t % 4 == 0 for t in types[-40:]),
+    }
+
+    encoder = output.model.prompt_encoder["default"]
+    moved = encoder.get_projection().norm(dim=1)
+    is_input = torch.tensor(config.cpt_tokens_type_mask) % 4 == 2
+    assert (moved[~is_input] == 0).all() and (moved[is_input] > 0).all()
+    assert (moved <= 20 * (32 / 2048) ** 0.5 + 1e-6).all()  # input_epsilon x sqrt(width / 2048)
 
 
 def test_every_method_declares_its_family_and_merge():

@@ -41,6 +41,8 @@ BUDGET_CASES = [
 def test_budget_solver_is_within_one_knob_step(method, fraction):
     serves_bert = METHODS[method].model_types is None or "bert" in METHODS[method].model_types
     model = "tiny_bert" if serves_bert else "tiny_llama"  # LLaMA-Adapter serves decoders only
+    if METHODS[method].auto_classes == ("causal_lm",):  # CPT serves language models only
+        model = "tiny_llama_lm"
     model_overrides = [f"model={model}", *MODEL_OVERRIDES.get(method, [])]
     base = compose_config([f"+method={method}", "+task=rte", *model_overrides])
     knob, limit = METHODS[method].size_knob, METHODS[method].size_knob_limit

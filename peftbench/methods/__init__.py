@@ -11,6 +11,7 @@ from peftbench.methods import (  # noqa: F401  (importing registers them)
     boft,
     c3a,
     compacter,
+    cpt,
     deft,
     delora,
     diff_pruning,

@@ -63,6 +63,9 @@ class Method:
     load_options: Callable[[Any, Arch], dict] | None = None
     # Model types (transformers `model_type`) it can serve; None: any.
     model_types: tuple[str, ...] | None = None
+    # The model tasks (conf/model's `auto_class`: sequence_classification, causal_lm, seq2seq_lm) it can serve;
+    # None: any.
+    auto_classes: tuple[str, ...] | None = None
     # True: it wraps only torch.nn.Linear targets (peft's OFT, SHiRA ... layers), so the model types whose
     # projections are Conv1D (CONV1D_MODEL_TYPES) are refused and every other type is served.
     linear_targets_only: bool = False
@@ -107,6 +110,12 @@ class Method:
             raise ValueError(
                 f"Method '{self.name}' cannot serve model type '{model_type}'; it wraps only torch.nn.Linear "
                 f"projections, and those of {', '.join(CONV1D_MODEL_TYPES)} are transformers' Conv1D."
+            )
+
+    def check_auto_class(self, auto_class: str) -> None:
+        if self.auto_classes is not None and auto_class not in self.auto_classes:
+            raise ValueError(
+                f"Method '{self.name}' cannot serve a {auto_class} model; it supports: {', '.join(self.auto_classes)}."
             )
 
     def make_config(self, options: dict) -> Any:
