@@ -24,7 +24,7 @@ INPUT, LABEL = 2, 4  # peft's token types of the i-th example: 4i + 2 its input,
 
 @dataclass
 class CptConfig:
-    context_tokens: int = 64  # size knob: tokens of training examples in the context (context_tokens x width)
+    context_tokens: int = 256  # size knob: tokens of training examples in the context (context_tokens x width)
     input_epsilon: float = 0.1  # peft's: each input token moves at most this x sqrt(width / 2048)
     loss_decay: float = 1.0  # weight of each earlier example's label loss relative to the next; 1: unweighted
 
