@@ -10,6 +10,7 @@ import pytest
 import torch
 from transformers import set_seed
 
+from peftbench.budget import exact_counts
 from peftbench.methods import METHODS, cpt, get_method
 from peftbench.plan import apply_method, build_base, plan_run
 from peftbench.recipe import run
@@ -148,7 +149,10 @@ def test_cpt_context_is_the_first_training_examples_and_only_their_inputs_move(t
         return cpt.build_context(model, total_steps, Recorded())
 
     monkeypatch.setitem(METHODS, "cpt", dataclasses.replace(METHODS["cpt"], on_train_start=reading))
-    output = run(tiny_run_config("cpt", "model=tiny_llama_lm", "method.context_tokens=40", "method.input_epsilon=20"))
+    cfg = tiny_run_config("cpt", "model=tiny_llama_lm", "method.context_tokens=40", "method.input_epsilon=20")
+    output = run(cfg)
+    params = output.record["params"]
+    assert exact_counts(cfg) == (params["trainable"], params["total"]) == (40 * 32, params["total"])  # meta device
     assert len(read) == 1  # the first batch of 8 holds 40 tokens
     ids, types, examples = [], [], 0
     for row_ids, mask, labels in zip(read[0]["input_ids"], read[0]["attention_mask"], read[0]["labels"]):
