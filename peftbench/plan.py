@@ -14,6 +14,7 @@ from peftbench import data
 from peftbench.formats import Format, get_format
 from peftbench.methods import Arch, Method, get_method, method_options
 from peftbench.methods.modules import unfreeze_head
+from peftbench.methods.registry import DEFAULT_AUTO_CLASS
 from peftbench.models import build_model, model_source
 
 DEFAULT_NUM_LABELS = 2  # a model built without a task (the count tool) gets a two-way head
@@ -43,7 +44,7 @@ def arch_of(model_cfg) -> Arch:
     return Arch(
         modules=dict(model_cfg.modules),
         head=tuple(model_cfg.head),
-        auto_class=model_cfg.get("auto_class", "sequence_classification"),
+        auto_class=model_cfg.get("auto_class", DEFAULT_AUTO_CLASS),
         tokenizer=model_cfg.tokenizer or model_source(model_cfg),
     )
 

@@ -212,8 +212,7 @@ def check_method(cfg) -> None:
     if method.size_knob and getattr(options, method.size_knob) is not None:
         check_whole(cfg, f"method.{method.size_knob}", 1)
     try:
-        method.check_model_type(cfg.model.architecture.model_type)
-        method.check_auto_class(cfg.model.get("auto_class", "sequence_classification"))
+        method.check_serves(cfg.model)
         if method.check_trainer is not None:
             method.check_trainer(cfg.trainer)
     except ValueError as error:

@@ -9,6 +9,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
+from test_checkpoints import classifier_for
 from test_cli import peftbench
 
 from peftbench import CONF_DIR
@@ -39,11 +40,7 @@ BUDGET_CASES = [
 
 @pytest.mark.parametrize("method, fraction", BUDGET_CASES)
 def test_budget_solver_is_within_one_knob_step(method, fraction):
-    serves_bert = METHODS[method].model_types is None or "bert" in METHODS[method].model_types
-    model = "tiny_bert" if serves_bert else "tiny_llama"  # LLaMA-Adapter serves decoders only
-    if METHODS[method].auto_classes == ("causal_lm",):  # CPT serves language models only
-        model = "tiny_llama_lm"
-    model_overrides = [f"model={model}", *MODEL_OVERRIDES.get(method, [])]
+    model_overrides = [f"model={classifier_for(method)}", *MODEL_OVERRIDES.get(method, [])]
     base = compose_config([f"+method={method}", "+task=rte", *model_overrides])
     knob, limit = METHODS[method].size_knob, METHODS[method].size_knob_limit
     top = min(64, (limit(base) if limit else None) or 64)

@@ -22,13 +22,16 @@ def method_options(method_cfg) -> dict:
     return {k: v for k, v in OmegaConf.to_container(method_cfg, resolve=True).items() if k not in COMMON_METHOD_KEYS}
 
 
+DEFAULT_AUTO_CLASS = "sequence_classification"  # a model config without `auto_class` is a classifier
+
+
 @dataclass(frozen=True)
 class Arch:
     """Architecture knowledge a method needs, read from conf/model/*.yaml."""
 
     modules: dict[str, str]  # role (q, v, ffn_out ...) -> regex matched against module-name ends
     head: tuple[str, ...]  # names of the new task head's modules
-    auto_class: str = "sequence_classification"  # the model's task: sequence_classification, causal_lm, seq2seq_lm
+    auto_class: str = DEFAULT_AUTO_CLASS  # the model's task: sequence_classification, causal_lm, seq2seq_lm
     tokenizer: str | None = None  # where the tokenizer comes from (prompt tuning's init from a text)
 
 
@@ -111,6 +114,11 @@ class Method:
                 f"Method '{self.name}' cannot serve model type '{model_type}'; it wraps only torch.nn.Linear "
                 f"projections, and those of {', '.join(CONV1D_MODEL_TYPES)} are transformers' Conv1D."
             )
+
+    def check_serves(self, model_cfg) -> None:
+        """Raises ValueError (one sentence) for a model config this method cannot serve: its type or its task."""
+        self.check_model_type(model_cfg["architecture"]["model_type"])
+        self.check_auto_class(model_cfg.get("auto_class", DEFAULT_AUTO_CLASS))
 
     def check_auto_class(self, auto_class: str) -> None:
         if self.auto_classes is not None and auto_class not in self.auto_classes:
