@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from peftbench.validate import local_file
+
 SPLITS = ("train", "validation")
 
 
@@ -151,13 +153,7 @@ FORMATS = (*READERS, "json", "parquet")  # json: one JSON object per line, as js
 
 
 def local_path(task, data_dir: str, split: str) -> Path:
-    local = task.local
-    path = Path(data_dir) / local.dir / local.splits[split]
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Task '{task.name}' needs {path}; data_dir '{data_dir}' must hold the GLUE/SuperGLUE "
-            f"layout ({local.dir}/{local.splits[split]}), or set data_dir=null to load from the hub."
-        )
+    path, local = local_file(task, data_dir, split), task.local
     if local.format not in FORMATS:
         raise ValueError(f"Unknown file format '{local.format}' for task '{task.name}'; valid: {', '.join(FORMATS)}.")
     return path

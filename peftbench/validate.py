@@ -3,6 +3,7 @@ it and the valid choices (the CLI exits 2), before a model is built or data is r
 
 import importlib.util
 import math
+from pathlib import Path
 
 from peftbench.tracking import TRACKER_MODES, TRACKERS, wandb_key_configured
 
@@ -15,6 +16,11 @@ OFFLINE_MODELS = "model=minilm_l6 or model=smollm2_135m"  # installed with peftb
 
 class ConfigError(ValueError):
     """A composed config that cannot run: a usage error, raised before any work."""
+
+
+class MissingDataError(ConfigError, FileNotFoundError):
+    """A data folder without a task's file: this machine's setup, not the config's, so a grid that met it runs
+    the cell again once the file is there (its error type is not one of the published grid's refusals)."""
 
 
 def value_at(cfg, dotted: str):
@@ -231,6 +237,24 @@ def check_tracker(cfg) -> None:
         )
 
 
+def local_file(task, data_dir: str, split: str) -> Path:
+    """The task's file of `split` in the data folder; MissingDataError, in one sentence, where it is not there."""
+    local = task.local
+    path = Path(data_dir) / local.dir / local.splits[split]
+    if not path.is_file():
+        raise MissingDataError(
+            f"Task '{task.name}' needs {path}; data_dir '{data_dir}' must hold the GLUE/SuperGLUE "
+            f"layout ({local.dir}/{local.splits[split]}), or set data_dir=null to load from the hub."
+        )
+    return path
+
+
+def check_data(cfg) -> None:
+    if cfg.data_dir:
+        for split in ("train", "validation"):
+            local_file(cfg.task, cfg.data_dir, split)
+
+
 def validate(cfg):
     """Every check of a composed run config; raises ConfigError at the first bad value. Returns the
     torch device the run uses."""
@@ -246,6 +270,7 @@ def validate(cfg):
             f"budget.share={cfg.budget.share}; set one of them."
         )
     check_tracker(cfg)
+    check_data(cfg)  # before torch is imported: a missing file answers in a fraction of a second
     device = resolve_device(cfg.device)
     check_precision(cfg.trainer.precision, device)
     check_method(cfg)

@@ -70,22 +70,21 @@ def test_usage_errors_exit_2_with_one_sentence(arguments, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.slow
-def test_a_failing_run_exits_non_zero_and_records_failure(tmp_path):
+def test_a_missing_data_folder_exits_2_before_any_work(tmp_path):
+    missing = tmp_path / "missing"
     result = peftbench(
         "+method=bitfit",
         "+task=rte",
         f"hydra.run.dir={tmp_path / 'hydra'}",
         *TINY_RUN,
-        env_extra={
-            "PEFTBENCH_DATA_DIR": str(tmp_path / "missing"),
-            "PEFTBENCH_RESULTS_DIR": str(tmp_path / "results"),
-        },
+        env_extra={"PEFTBENCH_DATA_DIR": str(missing), "PEFTBENCH_RESULTS_DIR": str(tmp_path / "results")},
     )
-    assert result.returncode != 0
-    assert "rte/train.tsv" in result.stderr
-    (path,) = (tmp_path / "results").rglob("*.json")
-    assert json.loads(path.read_text())["status"] == "failed"
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: Task 'rte' needs {missing / 'rte' / 'train.tsv'}; data_dir '{missing}' must hold the "
+        "GLUE/SuperGLUE layout (rte/train.tsv), or set data_dir=null to load from the hub."
+    ]
+    assert not (tmp_path / "results").exists()  # no record: nothing ran
 
 
 @pytest.mark.slow

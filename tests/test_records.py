@@ -79,7 +79,7 @@ def test_a_failed_run_writes_a_failed_record_and_raises(tiny_run_config, tmp_pat
     written = [json.loads(p.read_text()) for p in Path(cfg.results_dir).rglob("*.json")]
     assert len(written) == 1
     assert written[0]["status"] == "failed"
-    assert written[0]["error"]["type"] == "FileNotFoundError" and "rte/train.tsv" in written[0]["error"]["message"]
+    assert written[0]["error"]["type"] == "MissingDataError" and "rte/train.tsv" in written[0]["error"]["message"]
     assert "metrics" not in written[0]
 
 
