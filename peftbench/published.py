@@ -317,6 +317,11 @@ class Queue:
             self.running.discard(cell.name)
             self.tried.add(cell.name)
 
+    def left(self) -> int:
+        """Cells not finished now, the running ones among them (others' runs and new methods counted)."""
+        with self.lock:
+            return len(self.remaining(read_store()))
+
 
 def run(parts: list[str], jobs: int) -> None:
     """Every cell not yet answered, `jobs` at a time (one thread each), in grid order."""
@@ -327,16 +332,17 @@ def run(parts: list[str], jobs: int) -> None:
 
     def work() -> None:
         while True:
-            cell, left = queue.take()
+            cell, _ = queue.take()
             if cell is None:
                 return
             code, seconds = run_cell(cell, threads=1)
             queue.done(cell)
             finished[0] += 1
+            left = queue.left()  # counted now: a long cell's neighbours finished while it ran
             per_cell = (time.perf_counter() - started) / finished[0]  # wall time per finished cell, all jobs
             print(
-                f"[{finished[0]} run, {left - 1} left] {cell.part}: {cell.name}: exit {code}, {seconds:.0f} s "
-                f"(about {per_cell * (left - 1) / 60:.0f} min left)",
+                f"[{finished[0]} run, {left} left] {cell.part}: {cell.name}: exit {code}, {seconds:.0f} s "
+                f"(about {per_cell * left / 60:.0f} min left)",
                 flush=True,
             )
 

@@ -94,6 +94,7 @@ def test_the_queue_hands_out_each_unanswered_cell_once(monkeypatch):
     assert first.name != second.name and CELL.name not in (first.name, second.name)
     assert left_after == left - 1  # the first is running: not handed out again
     queue.done(first)  # it failed, say: this runner does not try it again
+    assert queue.left() == left - 1  # counted when it finished: the second, still running, is left
     assert first.name not in {cell.name for cell in queue.remaining([])}
     assert CELL.name in {cell.name for cell in queue.remaining([])}  # unanswered in an empty store
 
