@@ -335,6 +335,11 @@ def load_task(task, data_dir: str | None, seed: int) -> Splits:
         # Tuning on a held-out part of the training data keeps dev for the final number only.
         shuffled = random.Random(seed).sample(range(len(train)), len(train))
         cut = int(round(task.heldout_fraction * len(shuffled)))
+        if not 0 < cut < len(shuffled):
+            raise DataError(
+                f"task.heldout_fraction={task.heldout_fraction} of {len(shuffled):,} training examples holds out "
+                f"{cut:,}: it must leave at least one to evaluate on and one to train on."
+            )
         validation = to_examples(train.select(shuffled[:cut]), task)
         chosen = shuffled[cut:]
     if task_type(task) == "generation":

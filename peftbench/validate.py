@@ -204,6 +204,25 @@ def check_trainer(cfg) -> None:
         check_choice(cfg, f"trainer.{key}", (True, False))
 
 
+ROLE_OPTIONS = ("target_modules", "feedforward_modules", "lora_roles")  # method options that list module roles
+
+
+def check_roles(cfg, key: str, roles) -> None:
+    """A method option naming module roles names roles the model config defines (conf/model/*.yaml `modules`)."""
+    if roles is None:
+        return
+    valid = ", ".join(cfg.model.modules)
+    if isinstance(roles, str):
+        raise ConfigError(
+            f"method.{key}={roles!r} is not valid: it must be a list of roles, e.g. [q, v]; valid: {valid}."
+        )
+    if unknown := [role for role in roles if role not in cfg.model.modules]:
+        raise ConfigError(
+            f"method.{key}={list(roles)} names unknown role(s) {', '.join(map(str, unknown))}; "
+            f"model '{cfg.model.name}' defines: {valid}."
+        )
+
+
 def check_method(cfg) -> None:
     from peftbench.methods import get_method, method_options  # imported here: slow (peft, transformers)
 
@@ -217,6 +236,8 @@ def check_method(cfg) -> None:
         raise ConfigError(str(error)) from error
     if method.size_knob and getattr(options, method.size_knob) is not None:
         check_whole(cfg, f"method.{method.size_knob}", 1)
+    for key in ROLE_OPTIONS:
+        check_roles(cfg, key, getattr(options, key, None))
     try:
         method.check_serves(cfg.model)
         if method.check_trainer is not None:
@@ -264,6 +285,7 @@ def validate(cfg):
     check_trainer(cfg)
     check_whole(cfg, "task.max_train_samples", 1, optional=True)
     check_whole(cfg, "task.max_eval_samples", 1, optional=True)
+    check_number(cfg, "task.heldout_fraction", 0.0, 1.0, low_open=True, optional=True)
     if cfg.budget.params is not None and cfg.budget.share is not None:
         raise ConfigError(
             f"Budget '{cfg.budget.name}' sets both budget.params={cfg.budget.params} and "

@@ -4,7 +4,7 @@ import collections
 
 import pytest
 
-from peftbench.data import label_id, load_task, read_tsv, stream_rows, to_examples
+from peftbench.data import DataError, label_id, load_task, read_tsv, stream_rows, to_examples
 from peftbench.metrics import compute_metrics, is_better
 
 from conftest import compose_config
@@ -71,6 +71,12 @@ def test_train_subset_is_seeded(toy_data_dir):
     task = task_cfg("rte", "task.max_train_samples=10")
     first, again, other = (load_task(task, str(toy_data_dir), seed).train_examples() for seed in (1, 1, 2))
     assert len(first) == 10 and first == again and first != other
+
+
+@pytest.mark.parametrize("fraction", ["0.0001", "0.9999"])
+def test_a_held_out_fraction_that_leaves_either_side_empty_is_refused(toy_data_dir, fraction):
+    with pytest.raises(DataError, match=rf"task.heldout_fraction={fraction} of .* training examples holds out"):
+        load_task(task_cfg("rte", f"task.heldout_fraction={fraction}"), str(toy_data_dir), seed=0)
 
 
 def test_missing_data_file_says_where_it_looked(tmp_path):

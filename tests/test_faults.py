@@ -58,6 +58,18 @@ BAD_COMMAND_LINES = [
         "Model 'roberta_base' (FacebookAI/roberta-base) could not be fetched: the hub cannot be reached and there "
         "is no cached copy; use model=minilm_l6 or model=smollm2_135m, or model.pretrained=false for random weights",
     ),
+    (
+        ["task.heldout_fraction=2"],
+        "task.heldout_fraction=2 is not valid: it must be a number above 0 and below 1 or null.",
+    ),
+    (
+        ["method.target_modules=[q,zz]"],
+        "method.target_modules=['q', 'zz'] names unknown role(s) zz; model 'tiny_bert' defines: q, k, v,",
+    ),
+    (["method.target_modules=q"], "method.target_modules='q' is not valid: it must be a list of roles, e.g. [q, v]"),
+    (["+method=ia3", "method.feedforward_modules=[ffn]"], "method.feedforward_modules=['ffn'] names unknown role(s)"),
+    (["+method=unipelt", "method.lora_roles=[query]"], "method.lora_roles=['query'] names unknown role(s) query"),
+    (["data_dir=/nonexistent"], "Task 'rte' needs /nonexistent/rte/train.tsv; data_dir '/nonexistent' must hold"),
     (["seed=-1"], "seed=-1 is not valid"),
     (["num_threads=0"], "num_threads=0 is not valid"),
     (["model=nope"], "unknown model 'nope'; available models: "),
