@@ -9,6 +9,7 @@ best value per method with the command that evaluates it on dev. Dev never takes
 import statistics
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 from peftbench.metrics import METRICS
 from peftbench.records import read_records
@@ -48,6 +49,11 @@ def choose(records: list[dict], key: str) -> list[dict]:
     return list(best.values())
 
 
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main() -> None:
     if any(argument in ("-h", "--help") for argument in sys.argv[1:]):
         print(__doc__)
@@ -57,7 +63,23 @@ def main() -> None:
         raise SystemExit(2)
     key, results_dir = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "results"
     task = sys.argv[3] if len(sys.argv) > 3 else None
-    chosen = [c for c in choose(read_records(results_dir), key) if task in (None, c["task"])]
+    if "=" in key:
+        fail(
+            f"'{key}' is not a config key: the arguments are positional, "
+            "<config key, e.g. trainer.lr> [results_dir] [task]."
+        )
+    if not Path(results_dir).is_dir():
+        fail(
+            f"results_dir '{results_dir}' is not a folder; give the folder the runs wrote their records to "
+            "(results by default)."
+        )
+    try:
+        chosen = [c for c in choose(read_records(results_dir), key) if task in (None, c["task"])]
+    except (KeyError, TypeError):
+        fail(
+            f"a held-out record under {results_dir} has no config key '{key}'; "
+            "name one such as trainer.lr or method.r."
+        )
     if not chosen:
         print(
             f"No ok records with task.heldout_fraction set under {results_dir}; run sweeps/lr_search.yaml first.",

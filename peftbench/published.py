@@ -714,6 +714,11 @@ def main(argv: list[str] | None = None) -> None:
     if unknown := [part for part in parts if part not in PARTS]:
         print(f"error: unknown part '{unknown[0]}'; valid: {', '.join(PARTS)}.", file=sys.stderr)
         raise SystemExit(2)
+    if not options["jobs"].isdigit() or int(options["jobs"]) < 1:
+        print(
+            f"error: jobs={options['jobs']!r} is not valid: it must be a whole number of at least 1.", file=sys.stderr
+        )
+        raise SystemExit(2)
     if argv[0] == "run":
         run(parts, int(options["jobs"]))
     elif argv[0] == "status":

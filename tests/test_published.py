@@ -174,3 +174,14 @@ def test_the_published_set_stays_small_enough_to_commit():
         pytest.skip("no published results in this checkout")
     size = sum(path.stat().st_size for path in committed.rglob("*") if path.is_file())
     assert size < 30 * 2**20, f"results/published holds {size / 2**20:.1f} MiB; the issue allows 30 MB"
+
+
+@pytest.mark.parametrize("jobs", ["0", "two", "-1"])
+def test_the_grid_refuses_a_job_count_that_is_not_a_whole_number_of_at_least_one(jobs, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        published.main(["run", f"jobs={jobs}"])
+    assert exit_info.value.code == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: jobs='{jobs}' is not valid: it must be a whole number of at least 1."
+    )

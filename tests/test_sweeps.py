@@ -1,6 +1,7 @@
 """Budgets, sweep files, launchers and resumable multiruns."""
 
 import json
+import sys
 
 import pytest
 import yaml
@@ -200,18 +201,20 @@ def test_parallel_multirun_is_resumable_and_survives_a_failing_job(tmp_path, toy
     assert (retried["run"]["method"], retried["status"]) == ("bitfit", "failed")
 
 
+def heldout_record(lr, heldout, score):
+    task = {"name": "rte", "heldout_fraction": 0.1 if heldout else None}
+    return {
+        "status": "ok",
+        "run": {"method": "lora", "task": "rte", "model": "m"},
+        "config": {"task": task, "trainer": {"lr": lr}},
+        "metrics": {"main_metric": "accuracy", "final": {"accuracy": score}},
+    }
+
+
 def test_choose_picks_by_heldout_metric_only():
     from peftbench.choose import choose
 
-    def record(lr, heldout, score):
-        task = {"name": "rte", "heldout_fraction": 0.1 if heldout else None}
-        return {
-            "status": "ok",
-            "run": {"method": "lora", "task": "rte", "model": "m"},
-            "config": {"task": task, "trainer": {"lr": lr}},
-            "metrics": {"main_metric": "accuracy", "final": {"accuracy": score}},
-        }
-
+    record = heldout_record
     records = [
         record(1e-4, True, 0.60),
         record(1e-4, True, 0.62),
@@ -222,6 +225,32 @@ def test_choose_picks_by_heldout_metric_only():
     (chosen,) = choose(records, "trainer.lr")
     assert chosen["value"] == 1e-4 and chosen["heldout_mean"] == pytest.approx(0.61) and chosen["seeds"] == 2
     assert chosen["command"] == "python -m peftbench +method=lora +task=rte model=m trainer.lr=0.0001"
+
+
+@pytest.mark.parametrize(
+    "arguments, sentence",
+    [
+        (["results_dir=results"], "error: 'results_dir=results' is not a config key: the arguments are positional"),
+        (["trainer.lr", "{tmp}/missing"], "error: results_dir '{tmp}/missing' is not a folder;"),
+        (
+            ["trainer.lrr", "{tmp}/results"],
+            "error: a held-out record under {tmp}/results has no config key 'trainer.lrr'",
+        ),
+    ],
+)
+def test_choose_answers_bad_arguments_in_one_sentence(arguments, sentence, tmp_path, monkeypatch, capsys):
+    from peftbench import choose
+    from peftbench.records import SCHEMA_VERSION
+
+    (tmp_path / "results").mkdir()
+    record = heldout_record(1e-4, True, 0.6) | {"schema_version": SCHEMA_VERSION}
+    (tmp_path / "results" / "run.json").write_text(json.dumps(record))
+    monkeypatch.setattr(sys, "argv", ["choose", *(a.format(tmp=tmp_path) for a in arguments)])
+    with pytest.raises(SystemExit) as exit_info:
+        choose.main()
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith(sentence.format(tmp=tmp_path)) and len(message.splitlines()) == 1, message
 
 
 def test_force_reruns_an_existing_configuration(tiny_run_config, tmp_path):
