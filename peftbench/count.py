@@ -62,8 +62,20 @@ def count(cfg: DictConfig) -> dict:
 def hydra_main(cfg: DictConfig) -> None:
     if "method" not in cfg:
         fail("no method given; add +method=<name>.")
-    result = count(cfg)
+    from peftbench.budget import BudgetError, solve_budget
+    from peftbench.hub_models import complete_model_config
+    from peftbench.validate import ConfigError, check_method
+
+    try:  # the run's own checks of the method's values, then its budget solver: the size a run would train
+        cfg.model = complete_model_config(cfg.model)
+        check_method(cfg)
+        cfg, budget = solve_budget(cfg)
+    except (ConfigError, BudgetError) as error:
+        fail(str(error))
+    result = count(cfg) | ({"budget": budget} if budget else {})
     print(f"{result['method']} on {result['model']} (meta device, no weights), options {result['options']}")
+    if budget and budget["knob"]:
+        print(f"  budget {budget['name']}: method.{budget['knob']}={budget['value']}")
     print(
         f"  method parameters: {result['method_params']:,} ({result['method_params'] / 1e6:.2f}M, "
         f"{100 * result['method_share']:.4f}% of {result['total']:,})"

@@ -71,6 +71,27 @@ def test_the_count_command_prints_the_split_as_a_user_runs_it(tmp_path):
     assert f"added {counts['added']:,}, existing unfrozen 0" in result.stdout
 
 
+@pytest.mark.slow
+def test_the_count_command_checks_the_method_values_and_solves_a_budget_as_a_run_does(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    def count_command(*overrides):
+        command = [sys.executable, "-m", "peftbench.count", "+method=lora", *overrides, f"hydra.run.dir={tmp_path}"]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+    bad = count_command("method.r=0")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: method.r=0 is not valid: it must be a whole number of at least 1."
+    solved = count_command("budget=params_0.3m")
+    assert solved.returncode == 0, solved.stderr[-2000:]
+    counts = json.loads(solved.stdout.strip().splitlines()[-1])
+    rank = counts["budget"]["value"]
+    assert counts["options"]["r"] == rank and f"budget params_0.3m: method.r={rank}" in solved.stdout
+    assert counts["budget"]["achieved_params"] == counts["method_params"]  # the head is not in a budget
+
+
 def test_the_committed_count_table_holds_every_published_row_with_its_verdict():
     """results/published/counts.json (make published-counts) is of the reference file as it is now; the counts
     themselves are checked by test_published_trainable_count above."""
