@@ -173,8 +173,15 @@ def test_cli_writes_tables_plots_and_index(tmp_path, capsys):
     assert exit_info.value.code == 2 and not results.exists()
     for r in RECORDS:
         write_record({"schema_version": 1, **r}, results / f"{r['run']['id']}.json")
+    for key, typo in (("task", "rtee"), ("model", "minilm")):  # a name no config nor run has: nothing is written
+        with pytest.raises(SystemExit) as exit_info:
+            main([f"results_dir={results}", f"out_dir={tmp_path / 'typo'}", f"{key}={typo}"])
+        assert exit_info.value.code == 2 and not (tmp_path / "typo").exists()
+        assert f"error: {key}='{typo}' is neither a {key} config nor a {key} of the runs" in capsys.readouterr().err
     main([f"results_dir={results}", f"out_dir={results / 'reports'}", "task=cola"])  # no runs of cola: no plots
-    printed = capsys.readouterr().out.split()
+    output = capsys.readouterr()
+    assert "no ok run of task=cola under" in output.err
+    printed = output.out.split()
     assert printed[-1] == str(results / "README.md") and all(
         p.endswith((".md", ".tex", ".html", ".csv")) for p in printed
     )

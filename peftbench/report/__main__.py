@@ -87,6 +87,31 @@ def found_text(records: list[dict], source: str) -> str:
     return f"found {len(records)} record(s) under {source}" + (f": {counts}" if counts else "")
 
 
+def check_plot_choice(args: dict, records: list[dict], source: str) -> None:
+    """`model` and `task` (what the plots and the methods table are of) name a config or a run under `source`:
+    else one sentence, exit 2. A known one without ok runs there only gets no plots, and says so."""
+    from peftbench import CONF_DIR
+
+    ok = [record for record in records if record.get("status") == "ok"]
+    for key, group in (("model", "model"), ("task", "task")):
+        ran = sorted({record["run"][key] for record in ok if record.get("run", {}).get(key)})
+        if args[key] in ran:
+            continue
+        known = sorted({path.stem for path in (CONF_DIR / group).glob("*.yaml")} | set(ran))
+        if args[key] not in known:
+            print(
+                f"error: {key}={args[key]!r} is neither a {key} config nor a {key} of the runs under {source}; "
+                f"valid: {', '.join(known)}.",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+        print(
+            f"no ok run of {key}={args[key]} under {source}: no plots or methods table ({key}s run there: "
+            f"{', '.join(ran)}).",
+            file=sys.stderr,
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
     source = args["results_dir"]
@@ -102,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     if not any(record.get("status") == "ok" for record in records):
         print(f"error: no ok records under {source}: there is nothing to report yet.", file=sys.stderr)
         raise SystemExit(2)
+    check_plot_choice(args, records, source)
     out_dir = Path(args["out_dir"])
     tables = build_tables(records, args["model"], args["task"])
     written = write_tables(tables, out_dir)
