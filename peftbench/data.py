@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from peftbench.validate import local_file
+from peftbench.local_files import local_file
 
 SPLITS = ("train", "validation")
 

@@ -3,8 +3,9 @@ it and the valid choices (the CLI exits 2), before a model is built or data is r
 
 import importlib.util
 import math
-from pathlib import Path
 
+from peftbench.errors import ConfigError
+from peftbench.local_files import local_file
 from peftbench.tracking import TRACKER_MODES, TRACKERS, wandb_key_configured
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
@@ -12,15 +13,6 @@ NAN_POLICIES = ("stop", "skip")  # trainer.nan_policy: what a non-finite loss do
 PRECISIONS = ("fp32", "bf16", "fp16")  # trainer.precision: the forward passes' autocast dtype
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")  # model.attn_implementation; null: the default
 OFFLINE_MODELS = "model=minilm_l6 or model=smollm2_135m"  # installed with peftbench: they need no hub
-
-
-class ConfigError(ValueError):
-    """A composed config that cannot run: a usage error, raised before any work."""
-
-
-class MissingDataError(ConfigError, FileNotFoundError):
-    """A data folder without a task's file: this machine's setup, not the config's, so a grid that met it runs
-    the cell again once the file is there (its error type is not one of the published grid's refusals)."""
 
 
 def value_at(cfg, dotted: str):
@@ -256,18 +248,6 @@ def check_tracker(cfg) -> None:
             "tracker.mode=online needs a W&B API key (WANDB_API_KEY or `wandb login`); "
             "use tracker.mode=offline (sync later) or tracker=none."
         )
-
-
-def local_file(task, data_dir: str, split: str) -> Path:
-    """The task's file of `split` in the data folder; MissingDataError, in one sentence, where it is not there."""
-    local = task.local
-    path = Path(data_dir) / local.dir / local.splits[split]
-    if not path.is_file():
-        raise MissingDataError(
-            f"Task '{task.name}' needs {path}; data_dir '{data_dir}' must hold the GLUE/SuperGLUE "
-            f"layout ({local.dir}/{local.splits[split]}), or set data_dir=null to load from the hub."
-        )
-    return path
 
 
 def check_data(cfg) -> None:

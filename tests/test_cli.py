@@ -169,11 +169,11 @@ def test_a_users_own_task_runs_from_their_config_folder(tmp_path):
 
 
 def test_the_name_checks_read_the_users_config_folders(tmp_path, capsys):
-    conf, _ = write_user_task(tmp_path)
-    assert preflight(["--config-dir", str(conf), "+method=bitfit", "+task=reviews"]).task.name == "reviews"
-    assert (
-        preflight([f"hydra.searchpath=[file://{conf}]", "+method=bitfit", "+task=reviews"]).task.local.format == "csv"
-    )
+    conf, data = write_user_task(tmp_path)
+    chosen = preflight(["--config-dir", str(conf), "+method=bitfit", "+task=reviews", f"data_dir={data}"])
+    assert chosen.task.name == "reviews"
+    searched = preflight([f"hydra.searchpath=[file://{conf}]", "+method=bitfit", "+task=reviews", f"data_dir={data}"])
+    assert searched.task.local.format == "csv"
     with pytest.raises(SystemExit):
         preflight(["--config-dir", str(conf), "+method=bitfit", "+task=reviewz"])
     assert "unknown task 'reviewz'; available tasks: cb, cola, e2e_nlg, mrpc, reviews, rte" in capsys.readouterr().err
