@@ -11,6 +11,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from peftbench.cli import fail
 from peftbench.metrics import METRICS
 from peftbench.records import read_records
 
@@ -47,11 +48,6 @@ def choose(records: list[dict], key: str) -> list[dict]:
                 "command": f"python -m peftbench +method={method} +task={task} model={model} {key}={value}",
             }
     return list(best.values())
-
-
-def fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def main() -> None:

@@ -72,7 +72,9 @@ def hydra_main(cfg: DictConfig) -> None:
         cfg, budget = solve_budget(cfg)
     except (ConfigError, BudgetError) as error:
         fail(str(error))
-    result = count(cfg) | ({"budget": budget} if budget else {})
+    result = count(cfg)
+    if budget:
+        result["budget"] = budget
     print(f"{result['method']} on {result['model']} (meta device, no weights), options {result['options']}")
     if budget and budget["knob"]:
         print(f"  budget {budget['name']}: method.{budget['knob']}={budget['value']}")

@@ -15,9 +15,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from peftbench.local_files import local_file
-
-SPLITS = ("train", "validation")
+from peftbench.local_files import SPLITS, local_file
 
 
 class DataError(ValueError):

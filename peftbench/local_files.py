@@ -5,6 +5,8 @@ from pathlib import Path
 
 from peftbench.errors import MissingDataError
 
+SPLITS = ("train", "validation")  # the splits a task reads: it trains on the first, evaluates on the second
+
 
 def local_file(task, data_dir: str, split: str) -> Path:
     """The task's file of `split` in the data folder; MissingDataError, in one sentence, where it is not there."""

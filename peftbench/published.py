@@ -75,10 +75,9 @@ def refused_for(model: str, names: tuple[str, ...]) -> tuple[tuple[str, str], ..
     model_cfg = yaml.safe_load((CONF_DIR / "model" / f"{model}.yaml").read_text())
     refused = {}
     for name in names:
+        method = get_method(yaml.safe_load((CONF_DIR / "method" / f"{name}.yaml").read_text())["name"])
         try:
-            get_method(yaml.safe_load((CONF_DIR / "method" / f"{name}.yaml").read_text())["name"]).check_serves(
-                model_cfg
-            )
+            method.check_serves(model_cfg)
         except ValueError as error:
             refused[name] = str(error)
     return tuple(refused.items())

@@ -5,7 +5,7 @@ import importlib.util
 import math
 
 from peftbench.errors import ConfigError
-from peftbench.local_files import local_file
+from peftbench.local_files import SPLITS, local_file
 from peftbench.tracking import TRACKER_MODES, TRACKERS, wandb_key_configured
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
@@ -252,7 +252,7 @@ def check_tracker(cfg) -> None:
 
 def check_data(cfg) -> None:
     if cfg.data_dir:
-        for split in ("train", "validation"):
+        for split in SPLITS:
             local_file(cfg.task, cfg.data_dir, split)
 
 

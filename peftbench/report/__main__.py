@@ -93,11 +93,11 @@ def check_plot_choice(args: dict, records: list[dict], source: str) -> None:
     from peftbench import CONF_DIR
 
     ok = [record for record in records if record.get("status") == "ok"]
-    for key, group in (("model", "model"), ("task", "task")):
+    for key in ("model", "task"):
         ran = sorted({record["run"][key] for record in ok if record.get("run", {}).get(key)})
         if args[key] in ran:
             continue
-        known = sorted({path.stem for path in (CONF_DIR / group).glob("*.yaml")} | set(ran))
+        known = sorted({path.stem for path in (CONF_DIR / key).glob("*.yaml")} | set(ran))
         if args[key] not in known:
             print(
                 f"error: {key}={args[key]!r} is neither a {key} config nor a {key} of the runs under {source}; "
