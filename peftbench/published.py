@@ -399,7 +399,8 @@ step times and latencies are disturbed by the neighbouring run.
 """
 COSTS_FROM_RUNS = "The step time and latency columns are the runs' own, measured side by side: indicative only."
 COSTS_FROM_BENCHMARK = (
-    "On {model} / {task}, the step time and latency columns come from `make bench-methods` (`costs.json`, "
+    "On {model} / {task}, the step time and latency columns, and the throughput and latency panels of its "
+    "plots, come from `make bench-methods` (`costs.json`, "
     "{finished}): every method in one process, one thread, the same {steps} training batches and the same "
     "inference batch, in {rounds} interleaved rounds; the runs' own, measured side by side, are in their records. "
     "Peak memory is each run's own process."
@@ -435,10 +436,12 @@ def costs_note(costs: dict | None) -> str:
 
 
 def with_costs(store: list[dict], costs: dict | None) -> list[dict]:
-    """The records, with the step time and latency overheads of each ok run whose method, model and task the
+    """The records, with the step time, throughput and latencies of each ok run whose method, model and task the
     cost benchmark measured, in the configuration it measured (the same trainable count: a matched-budget run
     at another rank keeps its own), replaced by the benchmark's (equal conditions for every method; the runs'
-    own ran side by side). A replaced record says so in `costs_source`; the files are not changed."""
+    own ran side by side). Throughput becomes the batch size over the benchmark's median step, so the plots'
+    panels and the tables read the same measurement. A replaced record says so in `costs_source`; the files
+    are not changed."""
     if costs is None:
         return store
     settings, replaced = costs["settings"], []
@@ -453,10 +456,17 @@ def with_costs(store: list[dict], costs: dict | None) -> list[dict]:
             replaced.append(record)
             continue
         record = copy.deepcopy(record)
-        record["throughput"]["median_step_seconds"] = measured["step_seconds"]["median"]
-        record["latency"]["method"]["overhead_pct"] = measured["overhead_pct"]
+        step = measured["step_seconds"]["median"]
+        record["throughput"] |= {"median_step_seconds": step, "samples_per_second": settings["batch_size"] / step}
+        record["latency"]["method"] |= {
+            "overhead_pct": measured["overhead_pct"],
+            "median_ms": measured["latency_ms"]["median"],
+        }
         if record["latency"].get("merged") and measured["merged_overhead_pct"] is not None:
-            record["latency"]["merged"]["overhead_pct"] = measured["merged_overhead_pct"]
+            record["latency"]["merged"] |= {
+                "overhead_pct": measured["merged_overhead_pct"],
+                "median_ms": measured["merged_latency_ms"]["median"],
+            }
         record["costs_source"] = COSTS.name
         replaced.append(record)
     return replaced

@@ -156,12 +156,20 @@ def test_the_cost_benchmark_replaces_the_step_time_and_overheads_of_the_runs_it_
     bitfit = a_record(method="bitfit") | {"throughput": {"median_step_seconds": 0.4}, "latency": {"method": {}}}
     other_task = a_record(task={"name": "rte"}) | {"throughput": {"median_step_seconds": 0.6}}
     other_size = a_record(budget={"name": "params_0.3m"}) | {"params": {"trainable": 301058}}  # lora at its rank
-    measured = {"step_seconds": {"median": 0.2}, "overhead_pct": 1.5, "merged_overhead_pct": -0.5, "trainable": 74498}
-    costs = {"settings": {"model": "minilm_l6", "task": "sst2"}, "methods": {"lora": measured}}
+    measured = {
+        "step_seconds": {"median": 0.2},
+        "latency_ms": {"median": 30.0},
+        "overhead_pct": 1.5,
+        "merged_latency_ms": {"median": 29.0},
+        "merged_overhead_pct": -0.5,
+        "trainable": 74498,
+    }
+    costs = {"settings": {"model": "minilm_l6", "task": "sst2", "batch_size": 16}, "methods": {"lora": measured}}
     replaced, kept, rte, matched = published.with_costs([lora, bitfit, other_task, other_size], costs)
     assert replaced["throughput"]["median_step_seconds"] == 0.2 and replaced["costs_source"] == "costs.json"
-    assert replaced["latency"]["method"]["overhead_pct"] == 1.5
-    assert replaced["latency"]["merged"]["overhead_pct"] == -0.5
+    assert replaced["throughput"]["samples_per_second"] == 80.0  # the plots' throughput: 16 samples per 0.2 s
+    assert replaced["latency"]["method"] == {"overhead_pct": 1.5, "median_ms": 30.0}
+    assert replaced["latency"]["merged"] == {"overhead_pct": -0.5, "median_ms": 29.0}
     assert lora["throughput"]["median_step_seconds"] == 0.5  # the record itself is not changed
     assert kept is bitfit and rte is other_task  # a method, or a task, the benchmark did not measure
     assert matched is other_size  # nor the size: a matched-budget run keeps its own step time
