@@ -304,12 +304,12 @@ class Queue:
     def remaining(self, store: list[dict]) -> list[Cell]:
         return [c for c in grid(self.parts) if c.name not in self.tried and cell_state(c, store) is None]
 
-    def take(self) -> tuple[Cell | None, int]:
+    def take(self) -> Cell | None:
         with self.lock:
             left = [cell for cell in self.remaining(read_store()) if cell.name not in self.running]
             if left:
                 self.running.add(left[0].name)
-            return (left[0] if left else None), len(left)
+            return left[0] if left else None
 
     def done(self, cell: Cell) -> None:
         with self.lock:
@@ -331,7 +331,7 @@ def run(parts: list[str], jobs: int) -> None:
 
     def work() -> None:
         while True:
-            cell, _ = queue.take()
+            cell = queue.take()
             if cell is None:
                 return
             code, seconds = run_cell(cell, threads=1)

@@ -89,12 +89,12 @@ def test_the_grid_covers_every_method_and_the_survey_parts():
 def test_the_queue_hands_out_each_unanswered_cell_once(monkeypatch):
     monkeypatch.setattr(published, "read_store", lambda: [a_record()])  # answers CELL: lora, seed 0
     queue = published.Queue(["headline"])
-    first, left = queue.take()
-    second, left_after = queue.take()
-    assert first.name != second.name and CELL.name not in (first.name, second.name)
-    assert left_after == left - 1  # the first is running: not handed out again
+    unanswered = queue.left()
+    first, second = queue.take(), queue.take()
+    assert first.name != second.name and CELL.name not in (first.name, second.name)  # the first is running
+    assert queue.left() == unanswered  # running cells are not finished
     queue.done(first)  # it failed, say: this runner does not try it again
-    assert queue.left() == left - 1  # counted when it finished: the second, still running, is left
+    assert queue.left() == unanswered - 1  # counted when it finished: the second, still running, is left
     assert first.name not in {cell.name for cell in queue.remaining([])}
     assert CELL.name in {cell.name for cell in queue.remaining([])}  # unanswered in an empty store
 
