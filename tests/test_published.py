@@ -193,3 +193,11 @@ def test_the_grid_refuses_a_job_count_that_is_not_a_whole_number_of_at_least_one
         capsys.readouterr().err.strip()
         == f"error: jobs='{jobs}' is not valid: it must be a whole number of at least 1."
     )
+
+
+def test_the_parts_said_to_run_every_method_are_the_ones_whose_cells_do():
+    served = set(published.method_names()) - set(published.unserved())
+    for part, cells in published.PARTS.items():
+        methods = {o.removeprefix("+method=") for cell in cells() for o in cell.overrides if o.startswith("+method=")}
+        # only these sections list the methods the grid leaves out (the others never meant to run them)
+        assert (methods == served) == (part in published.EVERY_METHOD), part
