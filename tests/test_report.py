@@ -250,3 +250,38 @@ def test_an_option_added_to_a_method_after_a_run_does_not_split_its_seeds():
     assert table.entries[("lora (family not recorded)", "Accuracy")].ours.n == 3
     # two values among the others: which one the earlier run had is unknown, so it stays a setting of its own
     assert "corda_batches" not in with_added_options([older, *newer, ranked])[0]["config"]["method"]
+
+
+def test_full_data_rows_read_a_named_subset_of_one_task_and_the_caption_says_so():
+    full = {"task.max_train_samples": None}
+    spec = TableSpec(
+        name="subset",
+        title="Full data",
+        reference=None,
+        paper_setting="full training sets",
+        task=None,
+        columns=(
+            Column("SST-2", ours="metrics.final.accuracy", task="sst2", scale=100.0),
+            Column("RTE", ours="metrics.final.accuracy", task="rte", scale=100.0),
+        ),
+        rows=(Row("LoRA", method="lora", where=full),),
+    )
+
+    def run(task, seed, value, samples):
+        r = record("lora", task, seed, value)
+        return r | {"config": r["config"] | {"task": {"name": task, "max_train_samples": samples}}}
+
+    runs = [
+        run("sst2", 0, 0.80, 5000),
+        run("sst2", 1, 0.82, 5000),
+        run("sst2", 0, 0.99, 100),
+        run("rte", 0, 0.55, None),
+    ]
+    runs += [run("rte", 1, 0.99, 5000)]  # a subset of RTE: the row asks for RTE's full training set
+    table = build(spec, runs, "minilm_l6", subsets={"sst2": 5000})
+    assert [row.label for row in table.rows] == ["LoRA"]  # SST-2's subset and RTE's full set: one setting, per column
+    sst2, rte = table.entries[("LoRA", "SST-2")].ours, table.entries[("LoRA", "RTE")].ours
+    assert (round(sst2.mean, 6), sst2.n) == (81.0, 2) and (round(rte.mean, 6), rte.n) == (55.0, 1)
+    assert "Ours on sst2: a seeded 5,000-example subset of its training set." in to_markdown(table)
+    without = build(spec, runs, "minilm_l6")  # no subset named: full training sets only, and no such sentence
+    assert without.entries[("LoRA", "SST-2")].ours is None and "subset" not in to_markdown(without)

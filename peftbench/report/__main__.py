@@ -32,10 +32,13 @@ DEFAULTS = {
 WANDB_MODES = ("none", "offline", "online", "auto")
 
 
-def build_tables(records: list[dict], model: str, task: str = DEFAULTS["task"]) -> dict[str, BuiltTable]:
-    """Every spec's table; those that follow the report's task (TableSpec.report_task) are built for `task`."""
+def build_tables(
+    records: list[dict], model: str, task: str = DEFAULTS["task"], subsets: dict[str, int] | None = None
+) -> dict[str, BuiltTable]:
+    """Every spec's table; those that follow the report's task (TableSpec.report_task) are built for `task`.
+    `subsets`: see tables.build."""
     specs = {name: replace(spec, task=task) if spec.report_task else spec for name, spec in SPECS.items()}
-    return {name: build(spec, records, model) for name, spec in specs.items()}
+    return {name: build(spec, records, model, subsets) for name, spec in specs.items()}
 
 
 def write_tables(tables: dict[str, BuiltTable], out_dir: Path) -> list[Path]:

@@ -63,17 +63,18 @@ def cell(values: list[float]) -> Cell | None:
     return Cell(statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None, len(values))
 
 
-def setting_options(record: dict) -> dict:
+def setting_options(record: dict, pinned: frozenset[str] = frozenset()) -> dict:
     """What a run's experiment is besides its method, task, model and seed: the method's options (bare
-    names), the budget, the trainer's options and the task's subset options (dotted). Only runs with
-    the same setting are seeds of one result."""
+    names), the budget, the trainer's options and the task's subset options (dotted), but those of the
+    `pinned` task options (dotted: a table's row fixes them per column). Only runs with the same setting are
+    seeds of one result."""
     config = record.get("config") or {}
     options = {k: v for k, v in (config.get("method") or {}).items() if k != "name"}
     options["budget"] = lookup(record, "budget.name") or lookup(config, "budget.name")
     trainer = {k: v for k, v in (config.get("trainer") or {}).items() if k not in UNHASHED_TRAINER_KEYS}
     options |= {f"trainer.{k}": v for k, v in trainer.items()}
     for key in TASK_SETTINGS:
-        if (value := lookup(config, f"task.{key}")) is not None:
+        if f"task.{key}" not in pinned and (value := lookup(config, f"task.{key}")) is not None:
             options[f"task.{key}"] = value
     return options
 
@@ -99,8 +100,8 @@ def with_added_options(records: list[dict]) -> list[dict]:
     return filled
 
 
-def setting_key(record: dict) -> str:
-    return json.dumps(setting_options(record), sort_keys=True, default=str)
+def setting_key(record: dict, pinned: frozenset[str] = frozenset()) -> str:
+    return json.dumps(setting_options(record, pinned), sort_keys=True, default=str)
 
 
 def option_text(name: str, value) -> str:

@@ -87,6 +87,9 @@ def caption(table: BuiltTable) -> str:
         f"different from it (paired bootstrap over evaluation examples where predictions are recorded, "
         f"else Welch's t over seeds; p >= 0.05)"
         + (". Δ: ours minus paper, the same model." if same_setting(table) else ".")
+        + "".join(
+            f" Ours on {task}: a seeded {n:,}-example subset of its training set." for task, n in table.subsets.items()
+        )
         + collapsed_text(table)
     )
 

@@ -99,6 +99,7 @@ class BuiltTable:
     best: dict  # column label -> row label with our best mean
     rows: tuple[Row, ...] = ()  # the spec's rows, each split by setting where its runs differ in more than the seed
     collapsed: dict = field(default_factory=dict)  # row label -> Collapsed, over its task-metric cells
+    subsets: dict = field(default_factory=dict)  # task -> the training subset its full-data rows read (see build)
 
 
 def published_value(reference: list[dict], selector: dict, column: str | None) -> float | None:
@@ -111,11 +112,29 @@ def published_value(reference: list[dict], selector: dict, column: str | None) -
     return None
 
 
-def our_runs(records: list[dict], spec: TableSpec, row: Row, column: Column, model: str) -> list[dict]:
+def pinned(row: Row) -> frozenset[str]:
+    """The task options the row fixes for each column (the full training set): not part of its runs' setting."""
+    return frozenset(key for key in row.where if key.startswith("task."))
+
+
+def column_where(row: Row, task: str | None, subsets: dict[str, int]) -> dict:
+    """The config values the row's runs must have in a column of `task`: where the row asks for the full
+    training set and `subsets` names a subset for the task, that subset instead."""
+    if task in subsets and "task.max_train_samples" in row.where and row.where["task.max_train_samples"] is None:
+        return {**row.where, "task.max_train_samples": subsets[task]}
+    return row.where
+
+
+def our_runs(
+    records: list[dict], spec: TableSpec, row: Row, column: Column, model: str, subsets: dict[str, int]
+) -> list[dict]:
     if row.method is None or column.ours is None:
         return []
-    runs = matching(records, row.method, column.task or spec.task, model, row.where)
-    return [r for r in runs if lookup(r, column.ours) is not None and row.setting in (None, setting_key(r))]
+    task = column.task or spec.task
+    runs = matching(records, row.method, task, model, column_where(row, task, subsets))
+    return [
+        r for r in runs if lookup(r, column.ours) is not None and row.setting in (None, setting_key(r, pinned(row)))
+    ]
 
 
 def recorded_method_rows(records: list[dict], spec: TableSpec, model: str) -> tuple[Row, ...]:
@@ -125,13 +144,16 @@ def recorded_method_rows(records: list[dict], spec: TableSpec, model: str) -> tu
     return tuple(Row(f"{method} ({family})", method=method) for method, family in method_families(runs).items())
 
 
-def split_by_setting(records: list[dict], spec: TableSpec, rows: tuple[Row, ...], model: str) -> tuple[Row, ...]:
-    """Each row as one row per setting of its runs: runs that differ in more than the seed are never
-    pooled as seeds; a split row's label says what differs ("lora (reparametrised) [trainer.lr=0]")."""
+def split_by_setting(
+    records: list[dict], spec: TableSpec, rows: tuple[Row, ...], model: str, subsets: dict[str, int]
+) -> tuple[Row, ...]:
+    """Each row as one row per setting of its runs: runs that differ in more than the seed (and the task
+    options the row fixes per column) are never pooled as seeds; a split row's label says what differs
+    ("lora (reparametrised) [trainer.lr=0]")."""
     split = []
     for row in rows:
-        runs = {id(r): r for column in spec.columns for r in our_runs(records, spec, row, column, model)}
-        settings = {setting_key(r): setting_options(r) for r in runs.values()}
+        runs = {id(r): r for column in spec.columns for r in our_runs(records, spec, row, column, model, subsets)}
+        settings = {setting_key(r, pinned(row)): setting_options(r, pinned(row)) for r in runs.values()}
         if len(settings) <= 1:
             split.append(row)
             continue
@@ -181,15 +203,22 @@ def welch_not_worse(best: list[float], other: list[float]) -> bool:
         return bool(stats.ttest_ind(best, other, equal_var=False).pvalue >= SIGNIFICANCE_LEVEL)
 
 
-def build(spec: TableSpec, records: list[dict], model: str) -> BuiltTable:
+def build(spec: TableSpec, records: list[dict], model: str, subsets: dict[str, int] | None = None) -> BuiltTable:
+    """The table from the records. `subsets` (task -> training examples) lets the rows that ask for a task's
+    full training set read runs on a seeded subset of it instead (the published grid's SST-2 is 5,000
+    examples); the caption says so for each task where it filled a cell."""
+    subsets = subsets or {}
     reference = list(csv.DictReader(open(REFERENCE_DIR / spec.reference, encoding="utf-8"))) if spec.reference else []
-    entries, best, collapsed, measured = {}, {}, {}, {}
+    entries, best, collapsed, measured, used = {}, {}, {}, {}, {}
     rows = spec.rows
     if spec.method_rows:
         rows += recorded_method_rows(records, spec, model)
-    rows = split_by_setting(records, spec, rows, model)
+    rows = split_by_setting(records, spec, rows, model, subsets)
     for column in spec.columns:
-        runs = {row.label: our_runs(records, spec, row, column, model) for row in rows}
+        task = column.task or spec.task
+        runs = {row.label: our_runs(records, spec, row, column, model, subsets) for row in rows}
+        if any(runs[row.label] and column_where(row, task, subsets) != row.where for row in rows):
+            used[task] = subsets[task]
         scale = column.ours_scale() if column.ours else None
         metric = metric_of(column.ours) if column.ours else None
         reasons = {label: [collapse_reason(r) for r in rs] if metric else [] for label, rs in runs.items()}
@@ -229,7 +258,7 @@ def build(spec: TableSpec, records: list[dict], model: str) -> BuiltTable:
         label: Collapsed(len(measured[label]), {reason: len(ids) for reason, ids in sorted(found.items())})
         for label, found in collapsed.items()
     }
-    return BuiltTable(spec, model, entries, best, rows, counts)
+    return BuiltTable(spec, model, entries, best, rows, counts, used)
 
 
 def id_of(record: dict) -> str:
