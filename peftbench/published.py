@@ -606,7 +606,8 @@ def headline_block(store: list[dict], out: Path, costs: dict | None) -> str:
         "MiniLM-L6 (pretrained), a seeded "
         "5,000-example subset of SST-2's training set, the full dev set (872), 3 epochs, every method at its "
         "defaults. SST-2 is the headline because it separates methods on this model (RTE does not: every method "
-        "measured sits at 0.53-0.58 there). The runs ran two at a time.",
+        "measured sits at 0.53-0.58 there). The runs ran two at a time, each one "
+        f"`python -m peftbench +method=<method> {' '.join(HEADLINE)} seed=<0, 1 or 2>`.",
         "",
         costs_note(costs),
         "",
