@@ -206,6 +206,14 @@ def searched() -> list[Cell]:
 # A section's tasks whose runs are a seeded subset of the training set, read by its full-data table rows (the
 # caption says so): the survey tables' SST-2 columns are part 1's runs.
 SUBSETS = {"survey_glue": {"sst2": int(HEADLINE[1].removeprefix("task.max_train_samples="))}}
+# Sections on part 1's data whose own parts run no full fine-tuning (the searched rates; a budget full_ft
+# cannot be fitted to): part 1's full_ft runs are the base of their columns relative to full fine-tuning.
+BASE = "full_ft"
+BORROWED_BASE = {"searched", "matched_budget"}
+BASE_NOTE = (
+    f"The `{BASE}` row is part 1's (its defaults, on the same 5,000 SST-2 examples): the base of the columns "
+    "relative to full fine-tuning, as this part runs none."
+)
 EVERY_METHOD = {"headline", "rte", "matched_budget"}  # the parts whose cells are every method the model serves
 PARTS = {
     "headline": headline,
@@ -681,6 +689,9 @@ def report(
             search[0].parent.mkdir(parents=True, exist_ok=True)
             search[0].write_text("\n".join(search_table(store)) + "\n", encoding="utf-8")
             records = [r for r in records if config_value(r, "task.heldout_fraction") is None]
+        if folder in BORROWED_BASE and not any(r["run"]["method"] == BASE and r["status"] == "ok" for r in records):
+            records = records + [r for r in section_records(store, ("headline",)) if r["run"]["method"] == BASE]
+            lines += [BASE_NOTE, ""]
         built = build_tables(records, model, task, SUBSETS.get(folder))
         tables = {name: table for name, table in built.items() if has_ours(table)}
         paths = write_tables(tables, out / "report" / folder) + write_plots(

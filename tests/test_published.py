@@ -201,3 +201,14 @@ def test_the_parts_said_to_run_every_method_are_the_ones_whose_cells_do():
         methods = {o.removeprefix("+method=") for cell in cells() for o in cell.overrides if o.startswith("+method=")}
         # only these sections list the methods the grid leaves out (the others never meant to run them)
         assert (methods == served) == (part in published.EVERY_METHOD), part
+
+
+def test_the_sections_that_borrow_part_1s_full_fine_tuning_run_on_its_data_and_have_none_of_their_own():
+    for part in published.BORROWED_BASE:
+        cells = published.PARTS[part]()
+        assert cells and all(set(published.HEADLINE) <= set(cell.overrides) for cell in cells), part
+        own = [
+            c for c in cells if f"+method={published.BASE}" in c.overrides and "budget=params_0.3m" not in c.overrides
+        ]
+        assert not own, part  # a budget full_ft is refused: it has no size to fit
+    assert published.BASE in published.served_methods()
