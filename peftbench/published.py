@@ -2,6 +2,7 @@
 
     python -m peftbench.published run [jobs=2] [parts=headline,survey_glue,...]   # make published-grid
     python -m peftbench.published status
+    python -m peftbench.published finished      # the finished records git does not track yet: commit them
     python -m peftbench.published report                                          # make report-published
     python -m peftbench.published counts        # make published-counts: the published parameter counts again
 
@@ -16,6 +17,7 @@ import copy
 import functools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -154,6 +156,7 @@ def generation() -> list[Cell]:
                 "model=smollm2_135m",
                 "task.max_train_samples=1000",
                 "task.max_eval_samples=500",
+                "trainer.eval_every_epoch=false",  # 500 generations take minutes: the final epoch's only, as reported
                 "seed=0",
             ),
         )
@@ -280,12 +283,15 @@ def answers(record: dict, cell: Cell) -> bool:
 
 
 def cell_state(cell: Cell, store: list[dict]) -> str | None:
-    """ok / refused when the store answers the cell (nothing to run), else None."""
+    """ok / refused when the store answers the cell (nothing to run); running while a live process runs it
+    (this runner's, or another's on the same store: a runner stopped and started again leaves it be); else None."""
     found = [record for record in store if answers(record, cell)]
     if any(record.get("status") == "ok" for record in found):
         return "ok"
     if any((record.get("error") or {}).get("type") in REFUSALS for record in found):
         return "refused"
+    if any(record.get("status") == "running" for record in found):  # a killed run's record reads `interrupted`
+        return "running"
     return None
 
 
@@ -314,11 +320,14 @@ class Queue:
         self.parts, self.lock, self.running, self.tried = parts, threading.Lock(), set(), set()
 
     def remaining(self, store: list[dict]) -> list[Cell]:
-        return [c for c in grid(self.parts) if c.name not in self.tried and cell_state(c, store) is None]
+        """Cells not finished: unanswered, or running here or in another process."""
+        return [c for c in grid(self.parts) if c.name not in self.tried and cell_state(c, store) in (None, "running")]
 
     def take(self) -> Cell | None:
         with self.lock:
-            left = [cell for cell in self.remaining(read_store()) if cell.name not in self.running]
+            store = read_store()
+            free = (cell for cell in self.remaining(store) if cell.name not in self.running)
+            left = [cell for cell in free if cell_state(cell, store) is None]
             if left:
                 self.running.add(left[0].name)
             return left[0] if left else None
@@ -328,18 +337,49 @@ class Queue:
             self.running.discard(cell.name)
             self.tried.add(cell.name)
 
-    def left(self) -> int:
+    def left(self, store: list[dict]) -> list[Cell]:
         """Cells not finished now, the running ones among them (others' runs and new methods counted)."""
         with self.lock:
-            return len(self.remaining(read_store()))
+            return self.remaining(store)
+
+
+def shape(values) -> tuple:
+    """What a cell's run time depends on most: its task, model and training-set size (`values` reads a key)."""
+    return tuple(values(key) for key in ("task", "model", "task.max_train_samples"))
+
+
+def cell_value(cell: Cell, key: str):
+    found = [o.partition("=")[2] for o in cell.overrides if o.lstrip("+~").partition("=")[0] == key]
+    return override_value(found[0]) if found else UNSET_MEANS.get(key)
+
+
+def minutes_left(cells: list[Cell], store: list[dict], jobs: int) -> float:
+    """The cells' wall time at `jobs` side by side: each at the median wall time of the store's finished runs of
+    its shape, a shape without any at the median over all of them (one long cell does not swing the estimate)."""
+    seconds = {}
+    for record in store:
+        wall = (record.get("time") or {}).get("wall_seconds")
+        if record.get("status") == "ok" and wall:
+            seconds.setdefault(shape(functools.partial(config_value, record)), []).append(wall)
+    if not seconds:
+        return 0.0
+    typical = {key: statistics.median(walls) for key, walls in seconds.items()}
+    fallback = statistics.median(wall for walls in seconds.values() for wall in walls)
+    total = sum(typical.get(shape(functools.partial(cell_value, cell)), fallback) for cell in cells)
+    return total / jobs / 60
 
 
 def run(parts: list[str], jobs: int) -> None:
     """Every cell not yet answered, `jobs` at a time (one thread each), in grid order."""
-    queue = Queue(parts)
-    todo = len(queue.remaining(read_store()))
-    print(f"{len(grid(parts)) - todo} cell(s) answered, {todo} to run with {jobs} job(s)", flush=True)
-    started, finished = time.perf_counter(), [0]
+    queue, store = Queue(parts), read_store()
+    todo = queue.remaining(store)
+    elsewhere = sum(1 for cell in todo if cell_state(cell, store) == "running")
+    print(
+        f"{len(grid(parts)) - len(todo)} cell(s) answered, {elsewhere} running in another process, "
+        f"{len(todo) - elsewhere} to run with {jobs} job(s) (about {minutes_left(todo, store, jobs):.0f} min)",
+        flush=True,
+    )
+    finished = [0]
 
     def work() -> None:
         while True:
@@ -349,11 +389,11 @@ def run(parts: list[str], jobs: int) -> None:
             code, seconds = run_cell(cell, threads=1)
             queue.done(cell)
             finished[0] += 1
-            left = queue.left()  # counted now: a long cell's neighbours finished while it ran
-            per_cell = (time.perf_counter() - started) / finished[0]  # wall time per finished cell, all jobs
+            store = read_store()
+            left = queue.left(store)  # counted now: a long cell's neighbours finished while it ran
             print(
-                f"[{finished[0]} run, {left} left] {cell.part}: {cell.name}: exit {code}, {seconds:.0f} s "
-                f"(about {per_cell * left / 60:.0f} min left)",
+                f"[{finished[0]} run, {len(left)} left] {cell.part}: {cell.name}: exit {code}, {seconds:.0f} s "
+                f"(about {minutes_left(left, store, jobs):.0f} min left)",
                 flush=True,
             )
 
@@ -371,7 +411,7 @@ def status(parts: list[str]) -> None:
         states = [cell_state(cell, store) for cell in cells]
         print(
             f"{part}: {len(cells)} cells, {states.count('ok')} ok, {states.count('refused')} refused, "
-            f"{states.count(None)} to run"
+            f"{states.count('running')} running, {states.count(None)} to run"
         )
 
 
@@ -525,17 +565,42 @@ def status_lines(store: list[dict]) -> list[str]:
     return lines
 
 
-def committed_records() -> list[dict]:
-    """The store's records that git tracks (all of them outside a git checkout): what the committed report is of."""
+def finished_uncommitted() -> list[Path]:
+    """The store's records of finished cells (ok, or refused before any work) that git does not track yet: what
+    to commit while the grid runs (a running, failed or interrupted record is no result)."""
     from peftbench.records import load_record
 
+    tracked = tracked_records()
+    if tracked is None:  # no git checkout: nothing to commit
+        return []
+    tracked, finished = set(tracked), []
+    for path in sorted(RECORDS.rglob("*.json")) if RECORDS.is_dir() else []:
+        record = load_record(path)
+        refused = record and (record.get("error") or {}).get("type") in REFUSALS
+        if record and path not in tracked and (record.get("status") == "ok" or refused):
+            finished.append(path)
+    return finished
+
+
+def tracked_records() -> list[Path] | None:
+    """The store's record files that git tracks; None outside a git checkout."""
     try:
         listed = subprocess.run(
             ["git", "ls-files", "-z", str(RECORDS)], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout
     except (OSError, subprocess.CalledProcessError):
+        return None
+    return [ROOT / name for name in sorted(filter(None, listed.split("\0")))]
+
+
+def committed_records() -> list[dict]:
+    """The store's records that git tracks (all of them outside a git checkout): what the committed report is of."""
+    from peftbench.records import load_record
+
+    tracked = tracked_records()
+    if tracked is None:
         return read_store()
-    return [record for name in sorted(filter(None, listed.split("\0"))) if (record := load_record(ROOT / name))]
+    return [record for path in tracked if (record := load_record(path))]
 
 
 README_START = "<!-- published results: written by make report-published from results/published/records -->"
@@ -731,7 +796,7 @@ def report(
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"run", "status", "report", "counts"}
+    commands = {"run", "status", "report", "counts", "finished"}
     if not argv or argv[0] not in commands or argv[0] in ("-h", "--help"):
         print(__doc__)
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
@@ -755,6 +820,9 @@ def main(argv: list[str] | None = None) -> None:
         run(parts, int(options["jobs"]))
     elif argv[0] == "status":
         status(parts)
+    elif argv[0] == "finished":
+        for path in finished_uncommitted():
+            print(path.relative_to(ROOT))
     elif argv[0] == "counts":
         document = paper_counts.write(COUNTS)
         print(f"wrote {COUNTS}: {sum(r['matches'] for r in document['rows'])} of {len(document['rows'])} match")

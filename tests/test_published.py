@@ -89,14 +89,43 @@ def test_the_grid_covers_every_method_and_the_survey_parts():
 def test_the_queue_hands_out_each_unanswered_cell_once(monkeypatch):
     monkeypatch.setattr(published, "read_store", lambda: [a_record()])  # answers CELL: lora, seed 0
     queue = published.Queue(["headline"])
-    unanswered = queue.left()
+    unanswered = len(queue.left([a_record()]))
     first, second = queue.take(), queue.take()
     assert first.name != second.name and CELL.name not in (first.name, second.name)  # the first is running
-    assert queue.left() == unanswered  # running cells are not finished
+    assert len(queue.left([a_record()])) == unanswered  # running cells are not finished
     queue.done(first)  # it failed, say: this runner does not try it again
-    assert queue.left() == unanswered - 1  # counted when it finished: the second, still running, is left
+    assert len(queue.left([a_record()])) == unanswered - 1  # counted when it finished: the second is left
     assert first.name not in {cell.name for cell in queue.remaining([])}
     assert CELL.name in {cell.name for cell in queue.remaining([])}  # unanswered in an empty store
+
+
+def test_a_cell_a_live_process_runs_is_left_to_it_and_a_killed_ones_runs_again(monkeypatch):
+    running = a_record(status="running")  # a killed run's record reads `interrupted` (records.effective_status)
+    assert cell_state(CELL, [running]) == "running"
+    monkeypatch.setattr(published, "read_store", lambda: [running])
+    queue = published.Queue(["headline"])
+    taken = [queue.take() for _ in range(3)]
+    assert CELL.name not in {cell.name for cell in taken}  # another runner has it: a restarted runner waits
+    assert CELL.name in {cell.name for cell in queue.left([running])}  # and counts it as not finished
+    monkeypatch.setattr(published, "read_store", lambda: [a_record(status="interrupted")])
+    queue = published.Queue(["headline"])
+    assert CELL.name in {cell.name for cell in iter(queue.take, None)}
+
+
+def timed(record, seconds):
+    return record | {"time": {"wall_seconds": seconds}}
+
+
+def test_the_time_left_is_each_cells_typical_run_not_the_average_since_the_start():
+    store = [timed(a_record(seed=s), wall) for s, wall in ((0, 100.0), (1, 300.0), (2, 5000.0))]
+    headline = [Cell("headline", (*CELL.overrides[:3], f"seed={s}")) for s in (3, 4)]
+    assert published.minutes_left(headline, store, jobs=2) == 2 * 300 / 2 / 60  # the median, not the mean
+    few = Cell("low_resource", ("+method=lora", "+task=sst2", "task.max_train_samples=100", "seed=0"))
+    store.append(timed(a_record(task={"name": "sst2", "max_train_samples": 100}), 20.0))
+    assert published.minutes_left([few], store, jobs=1) == 20 / 60  # its own shape's runs
+    rte = Cell("rte", ("+method=lora", "+task=rte", "seed=0"))
+    assert published.minutes_left([rte], store, jobs=1) == 200 / 60  # no run of its shape: the median of all
+    assert published.minutes_left([rte], [], jobs=1) == 0.0
 
 
 def test_a_cell_means_the_defaults_of_what_it_does_not_set():
@@ -212,3 +241,27 @@ def test_the_sections_that_borrow_part_1s_full_fine_tuning_run_on_its_data_and_h
         ]
         assert not own, part  # a budget full_ft is refused: it has no size to fit
     assert published.BASE in published.served_methods()
+
+
+def test_the_records_to_commit_are_the_finished_ones_git_does_not_track_yet(tmp_path, monkeypatch):
+    import json
+    import subprocess
+
+    records = tmp_path / "results" / "published" / "records"
+    monkeypatch.setattr(published, "ROOT", tmp_path)
+    monkeypatch.setattr(published, "RECORDS", records)
+    states = {
+        "committed": a_record(),
+        "ok": a_record(seed=1),
+        "refused": a_record(status="failed", error_type="BudgetError"),
+        "crashed": a_record(status="failed", error_type="RuntimeError"),
+        "running": a_record(status="running"),
+        "interrupted": a_record(status="interrupted"),
+    }
+    records.mkdir(parents=True)
+    for name, record in states.items():
+        (records / f"{name}.json").write_text(json.dumps(record | {"schema_version": 1}))
+    assert published.finished_uncommitted() == []  # no git checkout: nothing to commit
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "results/published/records/committed.json"], cwd=tmp_path, check=True)
+    assert published.finished_uncommitted() == [records / "ok.json", records / "refused.json"]
