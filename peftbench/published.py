@@ -17,6 +17,7 @@ import copy
 import functools
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -301,9 +302,35 @@ def read_store() -> list[dict]:
     return read_records(str(RECORDS)) if RECORDS.is_dir() else []
 
 
+def cell_file(cell: Cell, suffix: str) -> Path:
+    """The cell's log (.log) or claim (.claim) in LOGS."""
+    return LOGS / (cell.name.replace(" ", "_").replace("+", "").replace("=", "-") + suffix)
+
+
+def claim(cell: Cell) -> bool:
+    """Claims the cell for this runner: a file made only if none exists, naming the host and process. False while
+    a live process on this host, or any on another host, holds it; the claim of a runner that was killed is
+    taken over. Its run's `running` record appears only once the run has started: the claim covers the gap."""
+    from peftbench.records import process_alive
+
+    LOGS.mkdir(parents=True, exist_ok=True)
+    path, host = cell_file(cell, ".claim"), socket.gethostname()
+    for _ in range(2):
+        try:
+            with open(path, "x") as file:
+                file.write(f"{host} {os.getpid()}")
+            return True
+        except FileExistsError:
+            owner, _, pid = path.read_text().partition(" ")  # "" while its maker writes it: held
+            if owner != host or not pid.isdigit() or process_alive(int(pid)):
+                return False
+            path.unlink(missing_ok=True)
+    return False
+
+
 def run_cell(cell: Cell, threads: int) -> tuple[int, float]:
     LOGS.mkdir(parents=True, exist_ok=True)
-    log = LOGS / (cell.name.replace(" ", "_").replace("+", "").replace("=", "-") + ".log")
+    log = cell_file(cell, ".log")
     start = time.perf_counter()
     with open(log, "w") as out:
         command = [sys.executable, "-m", "peftbench", *cell.overrides, *FIXED, f"num_threads={threads}"]
@@ -327,15 +354,17 @@ class Queue:
         with self.lock:
             store = read_store()
             free = (cell for cell in self.remaining(store) if cell.name not in self.running)
-            left = [cell for cell in free if cell_state(cell, store) is None]
-            if left:
-                self.running.add(left[0].name)
-            return left[0] if left else None
+            for cell in (cell for cell in free if cell_state(cell, store) is None):
+                if claim(cell):
+                    self.running.add(cell.name)
+                    return cell
+            return None
 
     def done(self, cell: Cell) -> None:
         with self.lock:
             self.running.discard(cell.name)
             self.tried.add(cell.name)
+            cell_file(cell, ".claim").unlink(missing_ok=True)
 
     def left(self, store: list[dict]) -> list[Cell]:
         """Cells not finished now, the running ones among them (others' runs and new methods counted)."""

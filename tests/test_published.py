@@ -38,6 +38,12 @@ def a_record(status="ok", error_type=None, method="lora", **config):
     return record
 
 
+@pytest.fixture(autouse=True)
+def logs_in_a_temporary_folder(tmp_path, monkeypatch):
+    """The runner's logs and claims: never the real store's, which a grid may be using."""
+    monkeypatch.setattr(published, "LOGS", tmp_path / "logs")
+
+
 CELL = Cell("headline", ("+method=lora", "+task=sst2", "task.max_train_samples=5000", "seed=0"))
 
 
@@ -110,6 +116,30 @@ def test_a_cell_a_live_process_runs_is_left_to_it_and_a_killed_ones_runs_again(m
     monkeypatch.setattr(published, "read_store", lambda: [a_record(status="interrupted")])
     queue = published.Queue(["headline"])
     assert CELL.name in {cell.name for cell in iter(queue.take, None)}
+
+
+def test_a_cell_another_live_runner_has_claimed_is_left_to_it_and_a_killed_runners_claim_is_taken_over(
+    monkeypatch,
+):
+    import os
+    import socket
+    import subprocess
+
+    monkeypatch.setattr(published, "read_store", lambda: [])
+    first = published.Queue(["headline"]).take()
+    claim = published.cell_file(first, ".claim")
+    assert claim.read_text() == f"{socket.gethostname()} {os.getpid()}"
+    assert published.Queue(["headline"]).take().name != first.name  # a second runner: the next cell
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for owner, taken in ((f"{socket.gethostname()} {os.getppid()}", False), ("other-host 1", False), ("", False)):
+        claim.write_text(owner)
+        assert (published.Queue(["headline"]).take().name == first.name) is taken, owner
+    claim.write_text(f"{socket.gethostname()} {gone.pid}")  # its runner was killed
+    queue = published.Queue(["headline"])
+    assert queue.take().name == first.name
+    queue.done(first)
+    assert not claim.exists()
 
 
 def timed(record, seconds):
