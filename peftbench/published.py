@@ -10,8 +10,10 @@ Each cell of the grid is one `python -m peftbench` command (its overrides). A ce
 store holds an `ok` record whose config has every one of the cell's values, or a record of its refusal
 (a budget the method's size knob cannot reach, a model type it does not serve): so the runner can be
 stopped and started again, on this machine or another, and new config keys with defaults do not make
-finished cells run again. Runs side by side take one thread each; their cost columns are not the
-published costs (see the report's caption)."""
+finished cells run again. A cell a live process runs (its claim, then its `running` record) is left to it:
+a runner started again while a killed one's runs finish, or a second runner on the same store, takes other
+cells. Runs side by side take one thread each; their cost columns are not the published costs (see the
+report's caption)."""
 
 import copy
 import functools
@@ -39,7 +41,8 @@ LOGS = STORE / "logs"  # one log per cell's latest attempt (git-ignored)
 REPORT = STORE / "report"
 COSTS = STORE / "costs.json"  # make bench-methods: every method's step time and latency under equal conditions
 COUNTS = STORE / "counts.json"  # make published-counts: the published parameter counts, counted again
-HEADLINE = ("+task=sst2", "task.max_train_samples=5000")  # the headline task: SST-2, a seeded 5,000-example subset
+HEADLINE_SAMPLES = 5000  # the headline task's training set: a seeded subset of SST-2's
+HEADLINE = ("+task=sst2", f"task.max_train_samples={HEADLINE_SAMPLES}")
 SEEDS = (0, 1, 2)
 MODEL = "minilm_l6"  # the default model: every part but generation
 # Refusals before any work: the cell is answered (the record says why), running it again changes nothing.
@@ -209,14 +212,14 @@ def searched() -> list[Cell]:
 
 # A section's tasks whose runs are a seeded subset of the training set, read by its full-data table rows (the
 # caption says so): the survey tables' SST-2 columns are part 1's runs.
-SUBSETS = {"survey_glue": {"sst2": int(HEADLINE[1].removeprefix("task.max_train_samples="))}}
+SUBSETS = {"survey_glue": {"sst2": HEADLINE_SAMPLES}}
 # Sections on part 1's data whose own parts run no full fine-tuning (the searched rates; a budget full_ft
 # cannot be fitted to): part 1's full_ft runs are the base of their columns relative to full fine-tuning.
 BASE = "full_ft"
 BORROWED_BASE = {"searched", "matched_budget"}
 BASE_NOTE = (
-    f"The `{BASE}` row is part 1's (its defaults, on the same 5,000 SST-2 examples): the base of the columns "
-    "relative to full fine-tuning, as this part runs none."
+    f"The `{BASE}` row is part 1's (its defaults, on the same {HEADLINE_SAMPLES:,} SST-2 examples): the base of "
+    "the columns relative to full fine-tuning, as this part runs none."
 )
 EVERY_METHOD = {"headline", "rte", "matched_budget"}  # the parts whose cells are every method the model serves
 PARTS = {
@@ -446,7 +449,13 @@ def status(parts: list[str]) -> None:
 
 # The report's sections: (folder, title, the parts whose records it reads, model, task of its plots and methods table)
 SECTIONS = (
-    ("headline", "1. Every method on SST-2 (5,000 training examples, full dev set)", ("headline",), MODEL, "sst2"),
+    (
+        "headline",
+        f"1. Every method on SST-2 ({HEADLINE_SAMPLES:,} training examples, full dev set)",
+        ("headline",),
+        MODEL,
+        "sst2",
+    ),
     (
         "searched",
         "1b. Methods whose defaults collapsed: the learning rate chosen from the same five trials on held-out data",
@@ -463,7 +472,7 @@ SECTIONS = (
     ),
     (
         "survey_glue",
-        "2. The survey tables' GLUE columns (full training sets; SST-2 is part 1's, 5,000 examples)",
+        f"2. The survey tables' GLUE columns (full training sets; SST-2 is part 1's, {HEADLINE_SAMPLES:,} examples)",
         ("survey_glue", "headline"),
         MODEL,
         "rte",
@@ -482,7 +491,8 @@ cells not yet answered, so another machine can repeat or extend the set; `python
 status` counts them.
 
 Runs of the grid ran two at a time with one thread each: accuracy does not depend on that, but their
-step times and latencies are disturbed by the neighbouring run.
+step times and latencies are disturbed by the neighbouring run. Runners started side by side on one store
+share its cells; `python -m peftbench.published finished` lists the finished records not yet committed.
 """
 COSTS_FROM_RUNS = "The step time and latency columns are the runs' own, measured side by side: indicative only."
 COSTS_FROM_BENCHMARK = (
@@ -677,7 +687,8 @@ def search_table(store: list[dict]) -> list[str]:
         rows.append(f"| {method} | {default} | {' | '.join(scores)} | {chosen or '–'} | {summary(searched_runs)} |")
     examples = ", ".join(f"{n:,}" for n in sorted(held_out)) or "–"
     return [
-        "Methods whose defaults collapsed on SST-2 (MiniLM-L6, 5,000 training examples, 3 epochs): the main metric "
+        f"Methods whose defaults collapsed on SST-2 (MiniLM-L6, {HEADLINE_SAMPLES:,} training examples, 3 epochs): "
+        "the main metric "
         "at the default learning rate on dev (seeds 0-2), at each of the five trial rates (seed 0) on held-out "
         f"training data ({examples} examples, never dev; the chosen, best one bold), and at the chosen rate on dev "
         "(seeds 0-2). Mean ± std (n runs); collapsed runs are counted in their cells.",
@@ -705,10 +716,10 @@ def headline_block(store: list[dict], out: Path, costs: dict | None) -> str:
         f"**Every method on SST-2** ({states.count('ok')} of {len(cells)} runs finished: "
         f"{len(served_methods())} methods x seeds 0-2, filled in as the grid runs; "
         f"{', '.join(f'`{m}`' for m in unserved()) or 'no method'} cannot serve a BERT-type model). "
-        "MiniLM-L6 (pretrained), a seeded "
-        "5,000-example subset of SST-2's training set, the full dev set (872), 3 epochs, every method at its "
-        "defaults. SST-2 is the headline because it separates methods on this model (RTE does not: every method "
-        "measured sits at 0.53-0.58 there). The runs ran two at a time, each one "
+        f"MiniLM-L6 (pretrained), a seeded {HEADLINE_SAMPLES:,}-example subset of SST-2's training set, the full "
+        "dev set (872), 3 epochs, every method at its defaults. SST-2 is the headline because it separates "
+        "methods on this model (RTE does not: every method measured sits at 0.53-0.58 there). The runs ran two "
+        "at a time, each one "
         f"`python -m peftbench +method=<method> {' '.join(HEADLINE)} seed=<0, 1 or 2>`.",
         "",
         costs_note(costs),
@@ -742,7 +753,8 @@ def report(
 ) -> list[Path]:
     """Every section's tables (those with a number of ours) and plots under out/report/, the results explorer
     (out/index.html, linking the records under records/) and out/README.md, from `store` (by default every
-    record in the published store) with the cost benchmark's numbers at `costs_path` where it measured them, and
+    record git tracks, staged ones included: a running or unstaged record is no part of it; outside a git checkout,
+    every record in the store) with the cost benchmark's numbers at `costs_path` where it measured them, and
     the published-count table from `counts_path`; and the headline block of `readme` (the repository's README)."""
     from peftbench.report.__main__ import build_tables, write_tables
     from peftbench.report.aggregate import with_added_options
@@ -750,7 +762,7 @@ def report(
     from peftbench.report.index import explorer_line, plot_lines, table_lines
     from peftbench.report.plots import write_plots
 
-    store = with_added_options(read_store() if store is None else store)
+    store = with_added_options(committed_records() if store is None else store)
     costs = read_costs(costs_path) if costs_path is not None else None
     store = with_costs(store, costs)
     # links relative to the store, where the committed page lives, wherever `out` is (a rebuild compares bytes)
@@ -858,6 +870,12 @@ def main(argv: list[str] | None = None) -> None:
     else:
         for path in report():
             print(path.relative_to(ROOT))
+        if left_out := finished_uncommitted():
+            print(
+                f"note: {len(left_out)} finished record(s) git does not track are not in the report: git add them "
+                "(python -m peftbench.published finished lists them) and run it again.",
+                file=sys.stderr,
+            )
 
 
 if __name__ == "__main__":

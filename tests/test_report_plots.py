@@ -1,6 +1,7 @@
 """Plots, the results index and W&B reporting: pure functions of fixture records."""
 
 import math
+import re
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -112,6 +113,18 @@ def test_every_plot_is_written_valid_and_byte_identical(tmp_path):
             assert matplotlib.image.imread(path).ndim == 3
         else:
             assert b"<svg" in path.read_bytes() and b"<dc:date>" not in path.read_bytes()
+
+
+def test_an_svg_does_not_depend_on_the_last_bits_of_its_coordinates(tmp_path, monkeypatch):
+    """Its ids hash the coordinates' full float text, which differs between CPUs: a salt changes every hash."""
+    import peftbench.report.plots as plots
+
+    first = [p for p in write_plots(RECORDS, tmp_path / "a", MODEL, TASK) if p.suffix == ".svg"]
+    monkeypatch.setitem(plots.STYLE, "svg.hashsalt", "another machine")
+    second = [p for p in write_plots(RECORDS, tmp_path / "b", MODEL, TASK) if p.suffix == ".svg"]
+    for path, again in zip(first, second, strict=True):
+        assert re.search(r'clip-path="url\(#p\d+\)"', path.read_text()), path.name  # numbered, not hashed
+        assert path.read_bytes() == again.read_bytes(), path.name
 
 
 def test_panels_without_data_are_skipped_and_no_data_writes_nothing(tmp_path):

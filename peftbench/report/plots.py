@@ -5,6 +5,7 @@ Pure functions of the records: runs are grouped and sorted before drawing, means
 (`statistics`), and files carry no date or version (SVG with a fixed id salt), so the same records give
 byte-identical PNG and SVG files. Figures are built without pyplot: no global state, Agg for PNG."""
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -339,6 +340,19 @@ def lora_heatmap_figure(records: list[dict], task: str, model: str) -> Figure | 
     return figure
 
 
+HASHED_SVG_ID = r"(?:[pm]|image|C\d+_\d+_)[0-9a-f]{10}"  # clip path, marker, image, collection member: a hash
+
+
+def numbered_svg_ids(svg: str) -> str:
+    """matplotlib names an SVG's clip paths, markers, images and collection paths by a hash of their content,
+    coordinates in full float text whose last bits differ between CPUs (AVX-512 or not) where the drawn ones,
+    printed to 6 decimals, do not: numbered in order of appearance, one figure gives one file on any machine."""
+    names: dict[str, str] = {}
+    for old in re.findall(f'id="({HASHED_SVG_ID})"', svg):
+        names.setdefault(old, f"{old[:-10]}{len(names)}")
+    return re.sub(rf"\b{HASHED_SVG_ID}\b", lambda found: names.get(found[0], found[0]), svg)
+
+
 def save(figure: Figure | None, stem: Path) -> list[Path]:
     """stem.png and stem.svg, without date or version; nothing for no figure."""
     if figure is None:
@@ -348,6 +362,8 @@ def save(figure: Figure | None, stem: Path) -> list[Path]:
     for extension in ("png", "svg"):
         path = stem.with_name(f"{stem.name}.{extension}")
         figure.savefig(path, format=extension, dpi=PNG_DPI, metadata=FILE_METADATA[extension])
+        if extension == "svg":
+            path.write_text(numbered_svg_ids(path.read_text(encoding="utf-8")), encoding="utf-8")
         paths.append(path)
     return paths
 
