@@ -6,6 +6,7 @@ import functools
 import importlib
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -93,10 +94,15 @@ def converted_gguf(model_cfg) -> str:
         # transformers marks a GGUF load as quantized, but the weights are de-quantised floats: a plain model
         model.hf_quantizer = None
         model.config.__dict__.pop("quantization_config", None)
-        partial = cache.with_name(cache.name + ".partial")
+        partial = cache.with_name(f"{cache.name}.partial-{os.getpid()}")  # runs side by side convert apart
         model.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
-        partial.rename(cache)  # complete or absent: an interrupted conversion is redone
+        try:
+            partial.rename(cache)  # complete or absent: an interrupted conversion is redone
+        except OSError:
+            if not (cache / "config.json").is_file():
+                raise
+            shutil.rmtree(partial)  # a run beside this one converted it first: the same weights
     return str(cache)
 
 

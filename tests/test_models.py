@@ -1,5 +1,7 @@
 """Where models come from: the bundled offline copy, the hub id, or config numbers."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -107,3 +109,34 @@ def test_the_tiny_language_models_tokenizer_is_minilms_cut_down_and_reads_any_as
     )
     bart = compose_config(["+method=lora", "+task=e2e_nlg", "model=tiny_bart_lm"]).model.architecture
     assert (bart.bos_token_id, bart.eos_token_id) == (tokenizer.cls_token_id, tokenizer.sep_token_id)
+
+
+def test_two_runs_converting_the_gguf_model_at_once_both_load_the_one_converted_copy(tmp_path, monkeypatch):
+    """Two generation runs started together (a grid's two jobs) both find no converted copy and convert it."""
+    from types import SimpleNamespace
+
+    from peftbench import models
+
+    cache = tmp_path / "smollm2_135m"
+
+    class Converted:
+        hf_quantizer, config = None, SimpleNamespace()
+
+        def parameters(self):
+            return [torch.zeros(1)]
+
+        def save_pretrained(self, folder):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            (Path(folder) / "config.json").write_text("{}")
+            if not cache.exists():  # the run beside this one finishes its conversion first
+                cache.mkdir()
+                (cache / "config.json").write_text('{"first": true}')
+
+    monkeypatch.setenv("PEFTBENCH_MODEL_CACHE", str(tmp_path))
+    monkeypatch.setattr(models, "local_package_dir", lambda cfg: str(tmp_path / "package"))
+    monkeypatch.setattr(models.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: Converted())
+    monkeypatch.setattr(models.AutoTokenizer, "from_pretrained", lambda *a, **k: Converted())
+    config = OmegaConf.create({"name": "smollm2_135m", "gguf_file": "model.gguf"})
+    assert models.converted_gguf(config) == str(cache)
+    assert (cache / "config.json").read_text() == '{"first": true}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["smollm2_135m"]  # no half-written copy left behind
