@@ -607,13 +607,13 @@ def status_lines(store: list[dict]) -> list[str]:
 def finished_uncommitted() -> list[Path]:
     """The store's records of finished cells (ok, or refused before any work) that git does not track yet: what
     to commit while the grid runs (a running, failed or interrupted record is no result)."""
-    from peftbench.records import load_record
+    from peftbench.records import load_record, record_paths
 
     tracked = tracked_records()
     if tracked is None:  # no git checkout: nothing to commit
         return []
     tracked, finished = set(tracked), []
-    for path in sorted(RECORDS.rglob("*.json")) if RECORDS.is_dir() else []:
+    for path in record_paths(RECORDS):
         record = load_record(path)
         refused = record and (record.get("error") or {}).get("type") in REFUSALS
         if record and path not in tracked and (record.get("status") == "ok" or refused):

@@ -233,7 +233,11 @@ def write_record(record: dict, path: Path) -> Path:
     return path
 
 
+def record_paths(results_dir: str | Path) -> list[Path]:
+    """Every record file under `results_dir`, not those being written (.tmp-*)."""
+    return sorted(p for p in Path(results_dir).rglob("*.json") if not p.name.startswith(".tmp-"))
+
+
 def read_records(results_dir: str) -> list[dict]:
     """Every readable record under `results_dir` (unreadable ones are skipped with a warning)."""
-    paths = sorted(p for p in Path(results_dir).rglob("*.json") if not p.name.startswith(".tmp-"))
-    return [record for record in map(load_record, paths) if record is not None]
+    return [record for record in map(load_record, record_paths(results_dir)) if record is not None]
