@@ -295,3 +295,27 @@ def test_the_records_to_commit_are_the_finished_ones_git_does_not_track_yet(tmp_
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run(["git", "add", "results/published/records/committed.json"], cwd=tmp_path, check=True)
     assert published.finished_uncommitted() == [records / "ok.json", records / "refused.json"]
+
+
+def test_every_low_resource_cell_fills_its_row_of_unipelt_table_1():
+    """Part 4 runs UniPELT Table 1's methods: each cell's composed config is one its spec row reads."""
+    from omegaconf import OmegaConf
+
+    from peftbench.report.aggregate import matching
+    from peftbench.report.specs.unipelt import UNIPELT_TABLE1
+
+    from conftest import compose_config
+
+    filled = set()
+    for cell in (c for c in published.low_resource() if published.seed_of(c) == 0):
+        config = OmegaConf.to_container(compose_config(list(cell.overrides)), resolve=True)
+        record = {"status": "ok", "run": {"method": config["method"]["name"], "task": "sst2", "model": "minilm_l6"}}
+        record["config"] = config
+        rows = [
+            row
+            for row in UNIPELT_TABLE1.rows
+            if row.method and matching([record], row.method, "sst2", "minilm_l6", row.where)
+        ]
+        assert len(rows) == 1, f"{cell.name} fills {[row.label for row in rows]}"
+        filled.add(rows[0].label)
+    assert len(filled) == len(published.LOW_RESOURCE_METHODS) * 3  # 3 sizes

@@ -12,16 +12,20 @@ from peftbench.report.specs.common import (
 from peftbench.report.tables import Column, Row, TableSpec
 
 PREFIX_L10 = {"num_virtual_tokens": 10}  # the paper's prefix length L
-# UniPELT's methods, ours where we have them (prefix length L=10, LoRA rank 8 on Wq,Wv, as in the paper).
+# The paper's adapter is its code's default (adapter-transformers' PfeifferConfig): one adapter after the FFN,
+# bottleneck d / 16 (48 on BERT-base)
+ADAPTER_R16 = {"reduction_factor": 16}
+APL, AP = {"parts": ["adapter", "prefix", "lora"]}, {"parts": ["adapter", "prefix"]}  # UniPELT's submodules
+# UniPELT's methods as ours (prefix length L=10, LoRA rank 8 on Wq,Wv, the adapter above, as in the paper).
 UNIPELT_METHODS = (
     ("Fine-tuning", "full_ft", {}),
     ("BitFit", "bitfit", {}),
-    ("Adapter", None, {}),
+    ("Adapter", "adapter_pfeiffer", ADAPTER_R16),
     ("Prefix-tuning", "prefix_tuning", PREFIX_L10),
     ("Prefix-tuning (L=50)", "prefix_tuning", {"num_virtual_tokens": 50}),  # printed at K=100 only
     ("LoRA", "lora", LORA_R8_QV),
-    ("UniPELT (AP)", None, {}),
-    ("UniPELT (APL)", None, {}),
+    ("UniPELT (AP)", "unipelt", AP),
+    ("UniPELT (APL)", "unipelt", APL),
 )
 
 
@@ -76,12 +80,12 @@ UNIPELT_TABLE3 = TableSpec(
     columns=unipelt_columns(),
     rows=(
         full_ft_row("Fine-tuning"),
-        paper_row("Adapter"),
+        paper_row("Adapter", "adapter_pfeiffer", full_data(**ADAPTER_R16)),
         paper_row("Prefix-tuning", "prefix_tuning", full_data(**PREFIX_L10)),
         paper_row("LoRA", "lora", full_data(**LORA_R8_QV)),
-        paper_row("UniPELT (AP)"),
-        paper_row("UniPELT (AP) -NoGate"),
-        paper_row("UniPELT (APL)"),
+        paper_row("UniPELT (AP)", "unipelt", full_data(**AP)),
+        paper_row("UniPELT (AP) -NoGate", "unipelt_nogate", full_data(**AP)),
+        paper_row("UniPELT (APL)", "unipelt", full_data(**APL)),
     ),
 )
 
