@@ -319,3 +319,11 @@ def test_every_low_resource_cell_fills_its_row_of_unipelt_table_1():
         assert len(rows) == 1, f"{cell.name} fills {[row.label for row in rows]}"
         filled.add(rows[0].label)
     assert len(filled) == len(published.LOW_RESOURCE_METHODS) * 3  # 3 sizes
+
+
+def test_a_table_or_plot_the_records_no_longer_make_leaves_the_report(tmp_path):
+    stale = tmp_path / "report" / "low_resource" / "unipelt_table1.md"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("a table of runs since dropped from the set\n")
+    written = published.report(out=tmp_path, store=[], readme=None, costs_path=None, counts_path=None)
+    assert not stale.exists() and all(path.exists() for path in written)
