@@ -131,6 +131,18 @@ def test_paired_bootstrap_over_examples_when_predictions_are_recorded():
     assert build(SMALL, RECORDS, "minilm_l6").entries[("LoRA", "RTE")].test == "welch"  # no predictions recorded
 
 
+def test_generated_texts_are_compared_over_seeds_not_resampled():
+    """A generation run records each example's text and its list of references: no bootstrap, Welch's t."""
+    texts, references = ["a red cafe", "a cheap pub"], [["a red cafe", "the red cafe"], ["a cheap pub"]]
+    runs = [
+        with_predictions(record(method, "rte", seed, score), texts, references)
+        for method, score in (("full_ft", 0.7), ("lora", 0.6))
+        for seed in (0, 1)
+    ]
+    entry = build(SMALL, runs, "minilm_l6").entries[("LoRA", "RTE")]
+    assert entry.test == "welch" and not entry.indistinguishable_from_best  # 0.6 twice against 0.7 twice
+
+
 def test_difference_is_shown_only_for_the_papers_model():
     from dataclasses import replace
 

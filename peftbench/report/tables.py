@@ -174,6 +174,8 @@ def paired_bootstrap_not_worse(best_runs: list[dict], other_runs: list[dict], me
     predictions = [r.get("predictions") for r in best_runs + other_runs]
     if not best_runs or not other_runs or any(p is None for p in predictions):
         return None
+    if any(isinstance(label, list) for label in predictions[0]["labels"]):
+        return None  # generated text against its references: a corpus score, not resampled here (Welch's t)
     labels = np.asarray(predictions[0]["labels"])
     if any(p["labels"] != predictions[0]["labels"] for p in predictions):
         return None
