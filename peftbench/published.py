@@ -292,14 +292,19 @@ def override_value(text: str):
     return value
 
 
+def cell_settings(cell: Cell) -> dict:
+    """The values the cell's overrides set, by config key (`+method=lora` -> {"method": "lora"})."""
+    settings = {}
+    for override in cell.overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        settings[key] = override_value(value)
+    return settings
+
+
 def answers(record: dict, cell: Cell) -> bool:
     """The record is of this cell: its config has every value the cell's overrides set, and the defaults
     for the keys of UNSET_MEANS and the method's own learning rate where the cell does not set them."""
-    expected = dict(UNSET_MEANS)
-    expected["trainer.lr"] = config_value(record, "method.lr")
-    for override in cell.overrides:
-        key, _, value = override.lstrip("+~").partition("=")
-        expected[key] = override_value(value)
+    expected = {**UNSET_MEANS, "trainer.lr": config_value(record, "method.lr"), **cell_settings(cell)}
     return all(config_value(record, key) == value for key, value in expected.items())
 
 
@@ -398,8 +403,7 @@ def shape(values) -> tuple:
 
 
 def cell_value(cell: Cell, key: str):
-    found = [o.partition("=")[2] for o in cell.overrides if o.lstrip("+~").partition("=")[0] == key]
-    return override_value(found[0]) if found else UNSET_MEANS.get(key)
+    return cell_settings(cell).get(key, UNSET_MEANS.get(key))
 
 
 def minutes_left(cells: list[Cell], store: list[dict], jobs: int) -> float:
