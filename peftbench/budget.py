@@ -23,15 +23,27 @@ class BudgetError(ValueError):
 def exact_counts(cfg: DictConfig, method: Method | None = None) -> tuple[int, int]:
     """(trainable, total) of the configured method on the configured model, on the meta device."""
     plan = plan_run(cfg, method)
-    with shapes_only():
-        model = apply_method(build_meta_model(cfg.model, plan.num_labels), plan)
+    try:
+        with shapes_only():
+            model = apply_method(build_meta_model(cfg.model, plan.num_labels), plan)
+    except NotImplementedError as error:  # torch's "Cannot copy out of meta tensor": the method read a weight
+        if "meta tensor" not in str(error):
+            raise
+        raise BudgetError(
+            f"Method '{plan.method.name}' reads the base model's weights as it is set up, so its size cannot be "
+            "counted on the meta device as a budget needs; run it without a budget."
+        ) from error
     split = parameter_split(model, set(), set())
     return split["trainable"], split["total"]
 
 
-def with_knob(cfg: DictConfig, knob: str, value: int) -> DictConfig:
+def with_knob(cfg: DictConfig, method: Method, value: int) -> DictConfig:
+    """The config at knob `value`; the method's follower options keep their ratio to the configured knob."""
     candidate = copy.deepcopy(cfg)
+    knob = method.size_knob
     with open_dict(candidate):
+        for follower in method.size_knob_followers:
+            candidate.method[follower] = max(1, cfg.method[follower] * value // cfg.method[knob])
         candidate.method[knob] = value
     return candidate
 
@@ -70,16 +82,17 @@ def solve_budget(cfg: DictConfig) -> tuple[DictConfig, dict | None]:
 
     def measure(value):
         if value not in counts_at:
-            counts_at[value] = exact_counts(with_knob(cfg, knob, value), method)
+            counts_at[value] = exact_counts(with_knob(cfg, method, value), method)
         return size(counts_at[value])
 
-    if target < measure(1):
+    smallest = method.size_knob_min
+    if target < measure(smallest):
         raise BudgetError(
             f"A budget of {describe_target(budget)} is below the smallest that {method.name} reaches "
-            f"on {cfg.model.name}: {counts_at[1][0]:,} trainable parameters ({knob}=1)."
+            f"on {cfg.model.name}: {counts_at[smallest][0]:,} trainable parameters ({knob}={smallest})."
         )
     limit = min(KNOB_LIMIT, (method.size_knob_limit(cfg) if method.size_knob_limit else None) or KNOB_LIMIT)
-    high = 1
+    high = smallest
     while measure(high) < target:  # grow, then bisect: sizes rise with the knob (until they stop rising)
         grown = min(2 * high, limit)
         if grown == high or measure(grown) <= measure(high):
@@ -88,12 +101,12 @@ def solve_budget(cfg: DictConfig) -> tuple[DictConfig, dict | None]:
                 f"on {cfg.model.name}: {counts_at[high][0]:,} trainable parameters ({knob}={high})."
             )
         high = grown
-    low = max(1, high // 2)
+    low = max(smallest, high // 2)
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (middle, high) if measure(middle) < target else (low, middle)
     value = min((low, high), key=lambda v: abs(measure(v) - target))
-    return with_knob(cfg, knob, value), budget_record(budget, counts_at[value], knob, value)
+    return with_knob(cfg, method, value), budget_record(budget, counts_at[value], knob, value)
 
 
 def budget_record(budget, counts: tuple[int, int], knob: str | None, value: int | None) -> dict:

@@ -43,6 +43,7 @@ COSTS = STORE / "costs.json"  # make bench-methods: every method's step time and
 COUNTS = STORE / "counts.json"  # make published-counts: the published parameter counts, counted again
 HEADLINE_SAMPLES = 5000  # the headline task's training set: a seeded subset of SST-2's
 HEADLINE = ("+task=sst2", f"task.max_train_samples={HEADLINE_SAMPLES}")
+MATCHED_BUDGET = "params_0.3m"  # part 3's budget (conf/budget)
 SEEDS = (0, 1, 2)
 MODEL = "minilm_l6"  # the default model: every part but generation
 # Refusals before any work: the cell is answered (the record says why), running it again changes nothing.
@@ -119,12 +120,39 @@ def survey_glue() -> list[Cell]:
     return cells
 
 
+@functools.cache
+def has_size_knob(name: str) -> bool:
+    from peftbench import CONF_DIR
+    from peftbench.methods import get_method
+
+    return get_method(yaml.safe_load((CONF_DIR / "method" / f"{name}.yaml").read_text())["name"]).size_knob is not None
+
+
 def matched_budget() -> list[Cell]:
-    """3. budget=params_0.3m on the headline task, every method; those whose knob cannot reach it are refused."""
+    """3. budget=params_0.3m on the headline task, every method with a size knob (those whose knob cannot reach it
+    are refused). A method without one would run part 1's cell again at its one size: the report lists its size."""
     return [
-        Cell("matched_budget", (f"+method={m}", *HEADLINE, "budget=params_0.3m", f"seed={s}"))
+        Cell("matched_budget", (f"+method={m}", *HEADLINE, f"budget={MATCHED_BUDGET}", f"seed={s}"))
         for s in SEEDS
         for m in served_methods()
+        if has_size_knob(m)
+    ]
+
+
+def fixed_size_lines(store: list[dict]) -> list[str]:
+    """One line per method without a size knob: its one size (part 1's runs), under or above the budget."""
+    from peftbench import CONF_DIR
+
+    budget = yaml.safe_load((CONF_DIR / "budget" / f"{MATCHED_BUDGET}.yaml").read_text())["params"]
+    sizes = {}
+    for record in section_records(store, ("headline",)):
+        method = record["run"]["method"]
+        if record.get("status") == "ok" and not has_size_knob(method):
+            sizes.setdefault(method, record["params"]["trainable"])
+    return [
+        f"- `{method}`: {size:,} trainable parameters, "
+        + ("under the budget: part 1's runs are its result" if size <= budget else "above the budget")
+        for method, size in sorted(sizes.items())
     ]
 
 
@@ -232,7 +260,7 @@ BASE_NOTE = (
     f"The `{BASE}` row is part 1's (its defaults, on the same {HEADLINE_SAMPLES:,} SST-2 examples): the base of "
     "the columns relative to full fine-tuning, as this part runs none."
 )
-EVERY_METHOD = {"headline", "rte", "matched_budget"}  # the parts whose cells are every method the model serves
+EVERY_METHOD = {"headline", "rte"}  # the parts whose cells are every method the model serves
 PARTS = {
     "headline": headline,
     "searched": searched,
@@ -839,6 +867,8 @@ def report(
             refused += [f"- `{method}`: {sentence}" for method, sentence in unserved(model).items()]
         if refused:
             lines += ["### Refused before any work", "", *sorted(refused), ""]
+        if folder == "matched_budget" and (fixed := fixed_size_lines(store)):
+            lines += ["### Not run: no size knob (their one size, from part 1)", "", *fixed, ""]
     lines += ["## 6. Paper-scale parameter counts (meta device)", ""]
     if counts_path is not None and counts_path.is_file():
         table = out / "report" / "counts" / "published_counts.md"

@@ -42,6 +42,18 @@ def test_adalora_needs_room_for_its_schedule(tiny_run_config):
         run(tiny_run_config("adalora", "method.tinit=20", "method.tfinal=10"))
 
 
+@pytest.mark.parametrize("target_r", [12, 13, 0])
+def test_adalora_refuses_a_final_rank_not_below_its_initial_rank_before_any_work(target_r, tiny_run_config):
+    from peftbench.validate import validate
+
+    with pytest.raises(
+        ConfigError,
+        match=f"AdaLoRA prunes each matrix from method.init_r=12 to an average of method.target_r={target_r}: "
+        "target_r must be at least 1 and below init_r.",
+    ):
+        validate(tiny_run_config("adalora", f"method.target_r={target_r}"))
+
+
 def test_a_method_refuses_a_model_type_it_cannot_serve(tiny_run_config):
     with pytest.raises(
         ValueError, match="Method 'prefix_tuning' cannot serve model type 'deberta-v2'; it supports: bert, roberta"

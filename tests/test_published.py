@@ -92,6 +92,30 @@ def test_the_grid_covers_every_method_and_the_survey_parts():
     assert sum("+method=bitfit" in c.overrides for c in survey) == 4  # seed 0 only
 
 
+def test_the_matched_budget_runs_the_methods_with_a_size_knob_and_lists_the_one_size_of_the_rest():
+    methods = {o.removeprefix("+method=") for c in published.matched_budget() for o in c.overrides if "+method" in o}
+    assert {"lora", "adalora", "adapter_houlsby", "prefix_tuning"} <= methods  # prefix_tuning: refused, too big
+    assert not {"bitfit", "full_ft", "ia3", "adamss", "frod"} & methods
+    assert all(
+        "budget=params_0.3m" in c.overrides and published.seed_of(c) in (0, 1, 2) for c in published.matched_budget()
+    )
+
+    def sized(method, trainable, **config):
+        return a_record(method=method, **config) | {"params": {"trainable": trainable}}
+
+    store = [
+        sized("bitfit", 26_882),
+        sized("bitfit", 26_882, seed=1),
+        sized("full_ft", 22_713_986),
+        sized("lora", 295_682),  # it has a knob: part 3 runs it
+        sized("ia3", 14_594, budget={"name": "params_0.3m"}),  # not part 1's run
+    ]
+    assert published.fixed_size_lines(store) == [
+        "- `bitfit`: 26,882 trainable parameters, under the budget: part 1's runs are its result",
+        "- `full_ft`: 22,713,986 trainable parameters, above the budget",
+    ]
+
+
 def test_the_queue_hands_out_each_unanswered_cell_once(monkeypatch):
     monkeypatch.setattr(published, "read_store", lambda: [a_record()])  # answers CELL: lora, seed 0
     queue = published.Queue(["headline"])

@@ -29,6 +29,13 @@ class AdaLoraConfig:
     beta2: float = 0.85  # EMA of uncertainty
     orth_reg_weight: float = 0.1  # weight of the orthogonality regulariser on P and Q
 
+    def __post_init__(self):  # checked when the config is made: peft would fail only when pruning starts (step tinit)
+        if not 1 <= self.target_r < self.init_r:
+            raise ValueError(
+                f"AdaLoRA prunes each matrix from method.init_r={self.init_r} to an average of "
+                f"method.target_r={self.target_r}: target_r must be at least 1 and below init_r."
+            )
+
 
 def apply_adalora(model: nn.Module, cfg: AdaLoraConfig, arch: Arch) -> nn.Module:
     peft_config = peft.AdaLoraConfig(
@@ -82,7 +89,9 @@ register_method(
         AdaLoraConfig,
         apply_adalora,
         family="reparametrised",
-        size_knob="init_r",
+        size_knob="init_r",  # what trains (P, E, Q at init_r); pruning zeroes entries of E, it does not remove them
+        size_knob_min=2,  # the final rank must stay below it, and is at least 1
+        size_knob_followers=("target_r",),  # a budget's init_r keeps the final rank's share of it (8 of 12: 2/3)
         on_train_start=set_total_steps,
         on_step=allocate_ranks,
         report=final_ranks,

@@ -57,6 +57,11 @@ class Method:
     family: str
     # The integer option that sets the method's size (LoRA's r), for matched parameter budgets.
     size_knob: str | None = None
+    # The smallest knob value the method takes (AdaLoRA's init_r must exceed its final rank, at least 1).
+    size_knob_min: int = 1
+    # Integer options a budget scales with the knob, keeping their configured ratio to it rounded down, at least 1
+    # (AdaLoRA's target_r: the final rank stays 2/3 of init_r); the user's values, unscaled, without a budget.
+    size_knob_followers: tuple[str, ...] = ()
     # The largest knob value the run's model can take (from the composed run config), or None.
     size_knob_limit: Callable[[Any], int | None] | None = None
     # Folds the method's weights into the base model (returns the plain merged model); None: cannot.
