@@ -10,8 +10,8 @@ from omegaconf import DictConfig, open_dict
 
 from peftbench.measure import parameter_split
 from peftbench.methods import Method, get_method
-from peftbench.models import build_meta_model, shapes_only
-from peftbench.plan import apply_method, plan_run
+from peftbench.models import build_meta_model
+from peftbench.plan import NotCountable, apply_on_meta, plan_run
 
 KNOB_LIMIT = 2**16  # no size knob goes beyond this
 
@@ -24,15 +24,9 @@ def exact_counts(cfg: DictConfig, method: Method | None = None) -> tuple[int, in
     """(trainable, total) of the configured method on the configured model, on the meta device."""
     plan = plan_run(cfg, method)
     try:
-        with shapes_only():
-            model = apply_method(build_meta_model(cfg.model, plan.num_labels), plan)
-    except NotImplementedError as error:  # torch's "Cannot copy out of meta tensor": the method read a weight
-        if "meta tensor" not in str(error):
-            raise
-        raise BudgetError(
-            f"Method '{plan.method.name}' reads the base model's weights as it is set up, so its size cannot be "
-            "counted on the meta device as a budget needs; run it without a budget."
-        ) from error
+        model = apply_on_meta(build_meta_model(cfg.model, plan.num_labels), plan)
+    except NotCountable as error:
+        raise BudgetError(f"{error}, as a budget needs; run it without a budget.") from error
     split = parameter_split(model, set(), set())
     return split["trainable"], split["total"]
 

@@ -23,8 +23,8 @@ def count(cfg: DictConfig) -> dict:
     from peftbench.measure import parameter_split
     from peftbench.methods import method_options
     from peftbench.methods.modules import head_parameters
-    from peftbench.models import build_meta_model, shapes_only
-    from peftbench.plan import apply_method, plan_run
+    from peftbench.models import build_meta_model
+    from peftbench.plan import apply_on_meta, plan_run
 
     started = time.perf_counter()
     cfg.model = complete_model_config(cfg.model)
@@ -32,8 +32,7 @@ def count(cfg: DictConfig) -> dict:
     method = plan.method
     model = build_meta_model(cfg.model, plan.num_labels)
     base_ids = {id(p) for p in model.parameters()}
-    with shapes_only():
-        model = apply_method(model, plan)  # the head is counted apart
+    model = apply_on_meta(model, plan)  # the head is counted apart
     head = head_parameters(model, plan.arch)  # after apply: peft may hold a trained copy of it
     split = parameter_split(model, base_ids, {id(p) for p in head})
     head_size = sum(p.numel() for p in {id(p): p for p in head}.values())
@@ -72,7 +71,12 @@ def hydra_main(cfg: DictConfig) -> None:
         cfg, budget = solve_budget(cfg)
     except (ConfigError, BudgetError) as error:
         fail(str(error))
-    result = count(cfg)
+    from peftbench.plan import NotCountable
+
+    try:
+        result = count(cfg)
+    except NotCountable as error:
+        fail(f"{error}.")
     if budget:
         result["budget"] = budget
     print(f"{result['method']} on {result['model']} (meta device, no weights), options {result['options']}")

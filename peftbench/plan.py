@@ -15,7 +15,7 @@ from peftbench.formats import Format, get_format
 from peftbench.methods import Arch, Method, get_method, method_options
 from peftbench.methods.modules import unfreeze_head
 from peftbench.methods.registry import DEFAULT_AUTO_CLASS
-from peftbench.models import build_model, model_source
+from peftbench.models import build_model, model_source, shapes_only
 
 DEFAULT_NUM_LABELS = 2  # a model built without a task (the count tool) gets a two-way head
 
@@ -103,3 +103,21 @@ def apply_method(model, plan: RunPlan):
     if plan.format is not None and plan.format.new_head:
         unfreeze_head(model, plan.arch)
     return model
+
+
+class NotCountable(ValueError):
+    """A method that reads the base weights as it is set up (FRoD's shared basis): the meta device has none."""
+
+
+def apply_on_meta(model, plan: RunPlan):
+    """apply_method on a meta-device model, for its exact counts; NotCountable where the method reads a weight."""
+    try:
+        with shapes_only():
+            return apply_method(model, plan)
+    except NotImplementedError as error:  # torch's "Cannot copy out of meta tensor"
+        if "meta tensor" not in str(error):
+            raise
+        raise NotCountable(
+            f"Method '{plan.method.name}' reads the base model's weights as it is set up, so its size cannot be "
+            "counted on the meta device"
+        ) from error

@@ -130,3 +130,16 @@ def test_counting_with_the_identity_permutation_changes_no_count(method, options
     assert torch.randperm is randperm
     slow = parameter_split(apply_method(build_meta_model(cfg.model, plan.num_labels), plan), set(), set())
     assert fast == slow and fast["trainable"] > 0
+
+
+def test_a_method_that_reads_the_weights_as_it_is_set_up_is_not_counted_and_says_so():
+    from peftbench.plan import NotCountable
+
+    with pytest.raises(NotCountable, match="^Method 'frod' reads the base model's weights as it is set up"):
+        count(compose_config(["+method=frod", "model=tiny_bert"]))
+
+
+def test_adamss_is_counted_on_the_meta_device_at_k_times_r_plus_out_per_matrix():
+    cfg = compose_config(["+method=adamss", "model=tiny_bert", "method.r=8", "method.num_subspaces=3"])
+    width, layers = cfg.model.architecture.hidden_size, cfg.model.architecture.num_hidden_layers
+    assert count(cfg)["method_params"] == 2 * layers * (3 * 8 + width)  # q and v in every layer
