@@ -64,8 +64,8 @@ report-published: $(STAMP) ## results/published/: its README and report rebuilt 
 published-counts: $(STAMP) ## results/published/counts.json: every published parameter count counted again (meta device), with its verdict
 	$(PYTHON) -m peftbench.published counts
 
-published-grid: $(STAMP) ## run the published grid's unanswered cells, 2 at a time (resumable: stop and start it any time)
-	$(PYTHON) -m peftbench.published run jobs=$${JOBS:-2}
+published-grid: $(STAMP) ## run the published grid's unanswered cells, 2 at a time (resumable; MINUTES=N: only cells expected to end within N)
+	$(PYTHON) -m peftbench.published run jobs=$${JOBS:-2} $${MINUTES:+minutes=$$MINUTES}
 
 bench: $(STAMP) ## cost-measurement benchmarks: latency repeatability, harness overhead, 175B count time
 	$(PYTHON) benchmarks/bench_costs.py

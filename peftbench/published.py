@@ -1,6 +1,6 @@
 """The published results set: its grid of runs, a resumable runner for it, and its report.
 
-    python -m peftbench.published run [jobs=2] [parts=headline,survey_glue,...]   # make published-grid
+    python -m peftbench.published run [jobs=2] [parts=headline,survey_glue,...] [minutes=N]   # make published-grid
     python -m peftbench.published status
     python -m peftbench.published finished      # the finished records git does not track yet: commit them
     python -m peftbench.published report                                          # make report-published
@@ -12,7 +12,9 @@ store holds an `ok` record whose config has every one of the cell's values, or a
 stopped and started again, on this machine or another, and new config keys with defaults do not make
 finished cells run again. A cell a live process runs (its claim, then its `running` record) is left to it:
 a runner started again while a killed one's runs finish, or a second runner on the same store, takes other
-cells. Runs side by side take one thread each; their cost columns are not the published costs (see the
+cells. With `minutes=N` it starts only the cells expected to end within N minutes (each at the median wall time
+of the finished runs of its task, model and training-set size), so a session that ends then loses no run half done.
+Runs side by side take one thread each; their cost columns are not the published costs (see the
 report's caption)."""
 
 import copy
@@ -396,8 +398,12 @@ class Queue:
     pick, so cells other runs answered are skipped and methods added since the start are run too. A cell
     that failed (not refused) is not tried again by the same runner."""
 
-    def __init__(self, parts: list[str]):
+    def __init__(self, parts: list[str], deadline: float | None = None):
         self.parts, self.lock, self.running, self.tried = parts, threading.Lock(), set(), set()
+        self.deadline = deadline  # time.time() by which every cell it hands out is expected to end; None: no limit
+
+    def fits(self, cell: Cell, store: list[dict]) -> bool:
+        return self.deadline is None or time.time() + typical_seconds(store)(cell) <= self.deadline
 
     def remaining(self, store: list[dict]) -> list[Cell]:
         """Cells not finished: unanswered, or running here or in another process."""
@@ -407,7 +413,7 @@ class Queue:
         with self.lock:
             store = read_store()
             free = (cell for cell in self.remaining(store) if cell.name not in self.running)
-            for cell in (cell for cell in free if cell_state(cell, store) is None):
+            for cell in (cell for cell in free if cell_state(cell, store) is None and self.fits(cell, store)):
                 if claim(cell):
                     self.running.add(cell.name)
                     return cell
@@ -434,25 +440,32 @@ def cell_value(cell: Cell, key: str):
     return cell_settings(cell).get(key, UNSET_MEANS.get(key))
 
 
-def minutes_left(cells: list[Cell], store: list[dict], jobs: int) -> float:
-    """The cells' wall time at `jobs` side by side: each at the median wall time of the store's finished runs of
-    its shape, a shape without any at the median over all of them (one long cell does not swing the estimate)."""
+def typical_seconds(store: list[dict]):
+    """cell -> its expected wall time: the median of the store's finished runs of its shape, a shape without any
+    at the median over all of them (one long cell does not swing the estimate); 0 for an empty store."""
     seconds = {}
     for record in store:
         wall = (record.get("time") or {}).get("wall_seconds")
         if record.get("status") == "ok" and wall:
             seconds.setdefault(shape(functools.partial(config_value, record)), []).append(wall)
     if not seconds:
-        return 0.0
+        return lambda cell: 0.0
     typical = {key: statistics.median(walls) for key, walls in seconds.items()}
     fallback = statistics.median(wall for walls in seconds.values() for wall in walls)
-    total = sum(typical.get(shape(functools.partial(cell_value, cell)), fallback) for cell in cells)
-    return total / jobs / 60
+    return lambda cell: typical.get(shape(functools.partial(cell_value, cell)), fallback)
 
 
-def run(parts: list[str], jobs: int) -> None:
-    """Every cell not yet answered, `jobs` at a time (one thread each), in grid order."""
-    queue, store = Queue(parts), read_store()
+def minutes_left(cells: list[Cell], store: list[dict], jobs: int) -> float:
+    """The cells' wall time at `jobs` side by side, each at its typical_seconds."""
+    expected = typical_seconds(store)
+    return sum(expected(cell) for cell in cells) / jobs / 60
+
+
+def run(parts: list[str], jobs: int, minutes: float | None = None) -> None:
+    """Every cell not yet answered, `jobs` at a time (one thread each), in grid order; with `minutes`, only cells
+    expected to end within that many minutes from now (a session that ends then loses no run half done)."""
+    deadline = None if minutes is None else time.time() + 60 * minutes
+    queue, store = Queue(parts, deadline), read_store()
     todo = queue.remaining(store)
     elsewhere = sum(1 for cell in todo if cell_state(cell, store) == "running")
     print(
@@ -483,6 +496,8 @@ def run(parts: list[str], jobs: int) -> None:
         worker.start()
     for worker in workers:
         worker.join()
+    if deadline is not None and (left := queue.left(read_store())):
+        print(f"stopped at the {minutes:g}-minute limit: {len(left)} cell(s) left for the next run", flush=True)
 
 
 def status(parts: list[str]) -> None:
@@ -785,7 +800,8 @@ def headline_block(store: list[dict], out: Path, costs: dict | None) -> str:
         "",
         f"The whole set: [{where}/README.md]({where}/README.md) (every part's tables and plots) and "
         f"[{where}/index.html]({where}/index.html) (filter, sort, hover). Rebuilt by `make report-published`; "
-        "the grid runs with `make published-grid` (resumable).",
+        "the grid runs with `make published-grid` (resumable; `MINUTES=170` starts only the cells expected to end "
+        "within 170 minutes).",
         README_END,
     ]
     return "\n".join(lines)
@@ -901,7 +917,7 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] not in commands or argv[0] in ("-h", "--help"):
         print(__doc__)
         raise SystemExit(0 if argv and argv[0] in ("-h", "--help") else 2)
-    options = {"jobs": "2", "parts": ",".join(PARTS)}
+    options = {"jobs": "2", "parts": ",".join(PARTS), "minutes": ""}
     for argument in argv[1:]:
         key, _, value = argument.partition("=")
         if key not in options:
@@ -917,8 +933,12 @@ def main(argv: list[str] | None = None) -> None:
             f"error: jobs={options['jobs']!r} is not valid: it must be a whole number of at least 1.", file=sys.stderr
         )
         raise SystemExit(2)
+    minutes = options["minutes"]
+    if minutes and not (minutes.replace(".", "", 1).isdigit() and float(minutes) > 0):
+        print(f"error: minutes={minutes!r} is not valid: it must be a positive number of minutes.", file=sys.stderr)
+        raise SystemExit(2)
     if argv[0] == "run":
-        run(parts, int(options["jobs"]))
+        run(parts, int(options["jobs"]), float(minutes) if minutes else None)
     elif argv[0] == "status":
         status(parts)
     elif argv[0] == "finished":

@@ -129,6 +129,35 @@ def test_the_queue_hands_out_each_unanswered_cell_once(monkeypatch):
     assert CELL.name in {cell.name for cell in queue.remaining([])}  # unanswered in an empty store
 
 
+def test_with_a_time_limit_the_queue_hands_out_only_the_cells_expected_to_end_within_it(monkeypatch):
+    def timed(seconds, **config):
+        return a_record(**config) | {"time": {"wall_seconds": seconds}}
+
+    # SST-2 at 5,000 examples typically takes 300 s here (the median: one slow run does not move it); RTE 900 s
+    store = [timed(290), timed(300, seed=1), timed(5000, seed=2), timed(900, task={"name": "rte"})]
+    monkeypatch.setattr(published, "read_store", lambda: store)
+    now = published.time.time()
+    sst2 = Cell("headline", ("+method=bitfit", *published.HEADLINE, "seed=0"))
+    rte = Cell("rte", ("+method=bitfit", "+task=rte", "seed=0"))
+    assert published.typical_seconds(store)(sst2) == 300 and published.typical_seconds(store)(rte) == 900
+    assert published.Queue(["headline"], deadline=now + 310).fits(sst2, store)
+    assert not published.Queue(["headline"], deadline=now + 290).fits(sst2, store)
+    assert not published.Queue(["rte"], deadline=now + 600).fits(rte, store)
+    assert published.Queue(["rte"], deadline=None).fits(rte, store)
+    assert published.Queue(["headline"], deadline=now + 200).take() is None  # nothing fits: the runner stops
+    assert published.Queue(["headline"], deadline=now + 400).take() is not None
+
+
+@pytest.mark.parametrize("minutes", ["0", "-5", "soon"])
+def test_the_grid_refuses_a_time_limit_that_is_not_a_positive_number_of_minutes(minutes, capsys):
+    with pytest.raises(SystemExit) as stop:
+        published.main(["run", f"minutes={minutes}"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: minutes={minutes!r} is not valid: it must be a positive number of minutes."
+    )
+
+
 def test_a_cell_a_live_process_runs_is_left_to_it_and_a_killed_ones_runs_again(monkeypatch):
     running = a_record(status="running")  # a killed run's record reads `interrupted` (records.effective_status)
     assert cell_state(CELL, [running]) == "running"
