@@ -63,18 +63,16 @@ def hydra_main(cfg: DictConfig) -> None:
         fail("no method given; add +method=<name>.")
     from peftbench.budget import BudgetError, solve_budget
     from peftbench.hub_models import complete_model_config
+    from peftbench.plan import NotCountable
     from peftbench.validate import ConfigError, check_method
 
     try:  # the run's own checks of the method's values, then its budget solver: the size a run would train
         cfg.model = complete_model_config(cfg.model)
         check_method(cfg)
         cfg, budget = solve_budget(cfg)
+        result = count(cfg)
     except (ConfigError, BudgetError) as error:
         fail(str(error))
-    from peftbench.plan import NotCountable
-
-    try:
-        result = count(cfg)
     except NotCountable as error:
         fail(f"{error}.")
     if budget:

@@ -79,14 +79,12 @@ def unserved(model: str = MODEL) -> dict[str, str]:
 @functools.cache  # the grid asks at every pick; a method added since is a new set of names
 def refused_for(model: str, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     from peftbench import CONF_DIR
-    from peftbench.methods import get_method
 
     model_cfg = yaml.safe_load((CONF_DIR / "model" / f"{model}.yaml").read_text())
     refused = {}
     for name in names:
-        method = get_method(yaml.safe_load((CONF_DIR / "method" / f"{name}.yaml").read_text())["name"])
         try:
-            method.check_serves(model_cfg)
+            registered(name).check_serves(model_cfg)
         except ValueError as error:
             refused[name] = str(error)
     return tuple(refused.items())
@@ -123,11 +121,16 @@ def survey_glue() -> list[Cell]:
 
 
 @functools.cache
-def has_size_knob(name: str) -> bool:
+def registered(name: str):
+    """The registry's method for conf/method/<name>.yaml."""
     from peftbench import CONF_DIR
     from peftbench.methods import get_method
 
-    return get_method(yaml.safe_load((CONF_DIR / "method" / f"{name}.yaml").read_text())["name"]).size_knob is not None
+    return get_method(yaml.safe_load((CONF_DIR / "method" / f"{name}.yaml").read_text())["name"])
+
+
+def has_size_knob(name: str) -> bool:
+    return registered(name).size_knob is not None
 
 
 def matched_budget() -> list[Cell]:
