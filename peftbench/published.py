@@ -439,23 +439,36 @@ def shape(values) -> tuple:
     return tuple(values(key) for key in ("task", "model", "task.max_train_samples"))
 
 
+def setting(values) -> tuple:
+    """A cell's shape with its method and budget: the runs of one setting at other seeds."""
+    return ("setting", values("method"), values("budget"), *shape(values))
+
+
 def cell_value(cell: Cell, key: str):
     return cell_settings(cell).get(key, UNSET_MEANS.get(key))
 
 
 def typical_seconds(store: list[dict]):
-    """cell -> its expected wall time: the median of the store's finished runs of its shape, a shape without any
-    at the median over all of them (one long cell does not swing the estimate); 0 for an empty store."""
-    seconds = {}
+    """cell -> its expected wall time: the median of the store's finished runs of the same method and budget at
+    other seeds (a method's size under a budget can change its time tenfold), else of its shape, a shape without
+    any at the median over all of them (one long cell does not swing the estimate); 0 for an empty store."""
+    by_setting, by_shape = {}, {}
     for record in store:
         wall = (record.get("time") or {}).get("wall_seconds")
         if record.get("status") == "ok" and wall:
-            seconds.setdefault(shape(functools.partial(config_value, record)), []).append(wall)
-    if not seconds:
+            values = functools.partial(config_value, record)
+            by_setting.setdefault(setting(values), []).append(wall)
+            by_shape.setdefault(shape(values), []).append(wall)
+    if not by_shape:
         return lambda cell: 0.0
-    typical = {key: statistics.median(walls) for key, walls in seconds.items()}
-    fallback = statistics.median(wall for walls in seconds.values() for wall in walls)
-    return lambda cell: typical.get(shape(functools.partial(cell_value, cell)), fallback)
+    typical = {key: statistics.median(walls) for key, walls in (by_shape | by_setting).items()}
+    fallback = statistics.median(wall for walls in by_shape.values() for wall in walls)
+
+    def expected(cell: Cell) -> float:
+        values = functools.partial(cell_value, cell)
+        return typical.get(setting(values), typical.get(shape(values), fallback))
+
+    return expected
 
 
 def minutes_left(cells: list[Cell], store: list[dict], jobs: int) -> float:

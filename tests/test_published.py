@@ -148,6 +148,27 @@ def test_with_a_time_limit_the_queue_hands_out_only_the_cells_expected_to_end_wi
     assert published.Queue(["headline"], deadline=now + 400).take() is not None
 
 
+def test_a_cell_expects_the_time_its_own_setting_took_at_another_seed():
+    def timed(seconds, method, **config):
+        return a_record(method=method, **config) | {"time": {"wall_seconds": seconds}}
+
+    # VeRA at 0.3M trainable parameters takes rank 24,552: ten times the time of the budget's other runs
+    budget = {"name": "params_0.3m"}
+    store = [
+        timed(300, "lora", budget=budget),
+        timed(320, "bitfit", budget=budget),
+        timed(4000, "vera", budget=budget),
+    ]
+    expected = published.typical_seconds(store)
+    vera, ia3 = (
+        Cell("matched_budget", (f"+method={m}", *published.HEADLINE, "budget=params_0.3m", "seed=1"))
+        for m in ("vera", "ia3")
+    )
+    assert expected(vera) == 4000  # its seed 0
+    assert expected(ia3) == 320  # no run of its own: the median of its shape
+    assert expected(Cell("headline", ("+method=vera", *published.HEADLINE, "seed=1"))) == 320  # another budget
+
+
 @pytest.mark.parametrize("minutes", ["0", "-5", "soon"])
 def test_the_grid_refuses_a_time_limit_that_is_not_a_positive_number_of_minutes(minutes, capsys):
     with pytest.raises(SystemExit) as stop:
