@@ -216,20 +216,47 @@ LEARNING_RATES = ("1e-5", "5e-5", "2e-4", "1e-3", "5e-3")  # sweeps/lr_search.ya
 HELD_OUT = "task.heldout_fraction=0.1"  # the trials are scored on 10% of the training data, never on dev
 
 
-def collapsed_methods(store: list[dict]) -> list[str]:
-    """Methods with a headline run that collapsed at their defaults (one answer for all, or a stuck loss)."""
+# The searches: a part whose defaults collapsed -> the part that searches them. Part 1c (every method on RTE) is not
+# searched: MiniLM-L6 sits near chance on RTE for every method, so its runs rank nothing (part 2's RTE column is).
+SEARCHES = {
+    "headline": "searched",
+    "survey_glue": "searched_glue",
+    "low_resource": "searched_low_resource",
+    "generation": "searched_generation",
+}
+SEARCHED_OF = {search: part for part, search in SEARCHES.items()}
+
+
+def settings_of(part: str) -> dict[tuple[str, ...], list[int]]:
+    """The part's settings (a cell's overrides but its seed), in grid order, each with the seeds the part runs."""
+    settings = {}
+    for cell in PARTS[part]():
+        settings.setdefault(tuple(o for o in cell.overrides if not o.startswith("seed=")), []).append(seed_of(cell))
+    return settings
+
+
+def collapsed_settings(store: list[dict], part: str) -> list[tuple[str, ...]]:
+    """The part's settings with a run that collapsed at their defaults (one answer for all, or a stuck loss)."""
     from peftbench.report.aggregate import collapse_reason
 
-    runs = [r for r in store if r.get("status") == "ok" and any(answers(r, cell) for cell in headline())]
-    return sorted({r["run"]["method"] for r in runs if collapse_reason(r)})
+    collapsed = [r for r in store if r.get("status") == "ok" and collapse_reason(r)]
+    return [
+        setting
+        for setting, seeds in settings_of(part).items()
+        if any(answers(r, Cell(part, (*setting, f"seed={s}"))) for r in collapsed for s in seeds)
+    ]
 
 
-def chosen_rate(store: list[dict], method: str) -> str | None:
+def trial(search: str, setting: tuple[str, ...], rate: str) -> Cell:
+    """One learning-rate trial of a setting: seed 0, scored on held-out training data."""
+    return Cell(search, (*setting, HELD_OUT, f"trainer.lr={rate}", "seed=0"))
+
+
+def chosen_rate(store: list[dict], search: str, setting: tuple[str, ...]) -> str | None:
     """The trial learning rate with the best held-out main metric, once every trial has a record."""
     scores = {}
     for rate in LEARNING_RATES:
-        trial = Cell("searched", (f"+method={method}", *HEADLINE, HELD_OUT, f"trainer.lr={rate}", "seed=0"))
-        found = [r for r in store if r.get("status") == "ok" and answers(r, trial)]
+        found = [r for r in store if r.get("status") == "ok" and answers(r, trial(search, setting, rate))]
         if not found:
             return None
         metric = found[0]["metrics"]["main_metric"]
@@ -237,21 +264,37 @@ def chosen_rate(store: list[dict], method: str) -> str | None:
     return max(LEARNING_RATES, key=lambda rate: scores[rate])  # the first of equal scores: the smallest rate
 
 
-def searched() -> list[Cell]:
-    """Methods whose defaults collapsed on the headline task: the same five learning-rate trials as every
-    method would get (seed 0, scored on held-out training data), then the chosen rate on dev, seeds 0-2.
-    Published beside the default result, labelled by its learning rate."""
-    store, cells = read_store(), []
-    for method in collapsed_methods(store):
-        trials = [
-            (f"+method={method}", *HEADLINE, HELD_OUT, f"trainer.lr={rate}", "seed=0") for rate in LEARNING_RATES
-        ]
-        cells += [Cell("searched", trial) for trial in trials]
-        if rate := chosen_rate(store, method):
-            cells += [
-                Cell("searched", (f"+method={method}", *HEADLINE, f"trainer.lr={rate}", f"seed={s}")) for s in SEEDS
-            ]
+def search_cells(search: str) -> list[Cell]:
+    """The settings of SEARCHED_OF[search] whose defaults collapsed: the same five learning-rate trials as every
+    method would get (seed 0, scored on held-out training data), then the chosen rate on dev at the seeds the
+    part runs. Published beside the default result, labelled by its learning rate."""
+    part, store, cells = SEARCHED_OF[search], read_store(), []
+    seeds = settings_of(part)
+    for setting in collapsed_settings(store, part):
+        cells += [trial(search, setting, rate) for rate in LEARNING_RATES]
+        if rate := chosen_rate(store, search, setting):
+            cells += [Cell(search, (*setting, f"trainer.lr={rate}", f"seed={s}")) for s in seeds[setting]]
     return cells
+
+
+def searched() -> list[Cell]:
+    """1b. Part 1's methods whose defaults collapsed on SST-2."""
+    return search_cells("searched")
+
+
+def searched_glue() -> list[Cell]:
+    """2b. Part 2's methods and tasks whose defaults collapsed."""
+    return search_cells("searched_glue")
+
+
+def searched_low_resource() -> list[Cell]:
+    """4b. Part 4's methods and sizes K whose defaults collapsed."""
+    return search_cells("searched_low_resource")
+
+
+def searched_generation() -> list[Cell]:
+    """5b. Part 5's methods whose defaults collapsed on E2E."""
+    return search_cells("searched_generation")
 
 
 # A section's tasks whose runs are a seeded subset of the training set, read by its full-data table rows (the
@@ -271,9 +314,12 @@ PARTS = {
     "searched": searched,
     "rte": rte,
     "survey_glue": survey_glue,
+    "searched_glue": searched_glue,
     "matched_budget": matched_budget,
     "low_resource": low_resource,
+    "searched_low_resource": searched_low_resource,
     "generation": generation,
+    "searched_generation": searched_generation,
 }
 
 
@@ -557,6 +603,13 @@ SECTIONS = (
         MODEL,
         "rte",
     ),
+    (
+        "searched_glue",
+        "2b. Part 2's collapsed defaults: the learning rate chosen from the same five trials on held-out data",
+        ("searched_glue",),
+        MODEL,
+        "rte",
+    ),
     ("matched_budget", "3. A matched budget: 0.3M trainable parameters on SST-2", ("matched_budget",), MODEL, "sst2"),
     (
         "low_resource",
@@ -565,8 +618,25 @@ SECTIONS = (
         MODEL,
         "sst2",
     ),
+    (
+        "searched_low_resource",
+        "4b. Part 4's collapsed defaults: the learning rate chosen from the same five trials on held-out data",
+        ("searched_low_resource",),
+        MODEL,
+        "sst2",
+    ),
     ("generation", "5. Generation: SmolLM2-135M on E2E", ("generation",), "smollm2_135m", "e2e_nlg"),
+    (
+        "searched_generation",
+        "5b. Part 5's collapsed defaults: the learning rate chosen from the same five trials on held-out data",
+        ("searched_generation",),
+        "smollm2_135m",
+        "e2e_nlg",
+    ),
 )
+# Sections whose only table is their search's: their runs span tasks or sizes that the survey tables, built for
+# one task, would mix (part 1b's are all on part 1's data and have its tables too)
+SEARCH_ONLY = {"searched_glue", "searched_low_resource", "searched_generation"}
 INTRODUCTION = """# The published results
 
 Real runs of `python -m peftbench` on one machine (its CPU, threads and package versions are in every
@@ -732,8 +802,25 @@ README_START = "<!-- published results: written by make report-published from re
 README_END = "<!-- end of the published results -->"
 
 
-def search_table(store: list[dict]) -> list[str]:
-    """Part 1b as one table: per method whose defaults collapsed, its default result on dev, each trial
+# What a search's caption says of the runs whose defaults it searches
+SEARCH_CAPTIONS = {
+    "searched": f"on SST-2 (MiniLM-L6, {HEADLINE_SAMPLES:,} training examples, 3 epochs)",
+    "searched_glue": "in part 2 (MiniLM-L6, the tasks' full training sets, 3 epochs)",
+    "searched_low_resource": f"in part 4 (MiniLM-L6, K SST-2 training examples, {LOW_RESOURCE_STEPS} steps)",
+    "searched_generation": "in part 5 (SmolLM2-135M, 1,000 E2E training pairs, 3 epochs)",
+}
+EVALUATED_ON = {"searched_generation": "test"}  # part 5 scores the first 500 E2E test pairs; the others GLUE dev
+
+
+def setting_label(setting: tuple[str, ...], part: str) -> str:
+    """What tells the setting from the part's others: `lora` in part 1, `lora, rte` in part 2."""
+    common = set.intersection(*(set(other) for other in settings_of(part)))
+    shown = [o.partition("=")[2] if o.startswith("+") else o.rsplit(".", 1)[-1] for o in setting if o not in common]
+    return ", ".join(shown)
+
+
+def search_table(store: list[dict], search: str = "searched") -> list[str]:
+    """A search as one table: per setting whose defaults collapsed, its default result on dev, each trial
     learning rate's score on the held-out training data (the chosen one bold) and the chosen rate's result
     on dev, so the searched result stands beside the default it replaces, labelled."""
     from peftbench.report.aggregate import cell, collapse_reason
@@ -747,41 +834,35 @@ def search_table(store: list[dict]) -> list[str]:
         collapsed = sum(1 for r in runs if collapse_reason(r))
         return text + (f", {collapsed} collapsed)" if collapsed else ")")
 
-    ok = [r for r in store if r.get("status") == "ok"]
-    defaults = [r for r in ok if any(answers(r, c) for c in headline())]
-    rows, held_out = [], set()
-    for method in collapsed_methods(store):
-        trials = {}
-        for rate in LEARNING_RATES:
-            trial = Cell("searched", (f"+method={method}", *HEADLINE, HELD_OUT, f"trainer.lr={rate}", "seed=0"))
-            trials[rate] = [r for r in ok if answers(r, trial)]
-            held_out |= {r["data"]["eval_examples"] for r in trials[rate]}
-        chosen = chosen_rate(store, method)
-        searched_runs = [
-            r
-            for r in ok
-            if chosen
-            and any(
-                answers(r, Cell("searched", (f"+method={method}", *HEADLINE, f"trainer.lr={chosen}", f"seed={s}")))
-                for s in SEEDS
-            )
-        ]
+    def answering(cells: list[Cell]) -> list[dict]:
+        return [r for r in ok if any(answers(r, c) for c in cells)]
+
+    part, ok, rows = SEARCHED_OF[search], [r for r in store if r.get("status") == "ok"], []
+    scored = EVALUATED_ON.get(search, "dev")
+    seeds = settings_of(part)
+    for setting in collapsed_settings(store, part):
+        trials = {rate: answering([trial(search, setting, rate)]) for rate in LEARNING_RATES}
+        held_out = sorted({r["data"]["eval_examples"] for runs in trials.values() for r in runs})
+        chosen = chosen_rate(store, search, setting)
+        finals = [Cell(search, (*setting, f"trainer.lr={chosen}", f"seed={s}")) for s in seeds[setting] if chosen]
         scores = [
             f"**{summary(trials[rate])}**" if rate == chosen else summary(trials[rate]) for rate in LEARNING_RATES
         ]
-        default = summary([r for r in defaults if r["run"]["method"] == method])
-        rows.append(f"| {method} | {default} | {' | '.join(scores)} | {chosen or '–'} | {summary(searched_runs)} |")
-    examples = ", ".join(f"{n:,}" for n in sorted(held_out)) or "–"
+        default = summary(answering([Cell(part, (*setting, f"seed={s}")) for s in seeds[setting]]))
+        rows.append(
+            f"| {setting_label(setting, part)} | {', '.join(f'{n:,}' for n in held_out) or '–'} | {default} | "
+            f"{' | '.join(scores)} | {chosen or '–'} | {summary(answering(finals))} |"
+        )
     return [
-        f"Methods whose defaults collapsed on SST-2 (MiniLM-L6, {HEADLINE_SAMPLES:,} training examples, 3 epochs): "
-        "the main metric "
-        "at the default learning rate on dev (seeds 0-2), at each of the five trial rates (seed 0) on held-out "
-        f"training data ({examples} examples, never dev; the chosen, best one bold), and at the chosen rate on dev "
-        "(seeds 0-2). Mean ± std (n runs); collapsed runs are counted in their cells.",
+        f"Settings whose defaults collapsed {SEARCH_CAPTIONS[search]}: the main metric at the default learning rate "
+        f"on {scored} (the seeds its part runs), at each of the five trial rates (seed 0) on held-out training data "
+        f"(never {scored}; the chosen, best one bold), and at the chosen rate on {scored} (the same seeds). Mean "
+        "± std (n runs); collapsed runs are counted in their cells.",
         "",
-        f"| Method | Default, dev | {' | '.join(f'lr {rate}, held out' for rate in LEARNING_RATES)} | Chosen lr | "
-        "Chosen, dev |",
-        "|---|" + "---|" * (len(LEARNING_RATES) + 3),
+        f"| Setting | Held-out examples | Default, {scored} | "
+        + " | ".join(f"lr {rate}, held out" for rate in LEARNING_RATES)
+        + f" | Chosen lr | Chosen, {scored} |",
+        "|---|" + "---|" * (len(LEARNING_RATES) + 4),
         *rows,
     ]
 
@@ -874,26 +955,29 @@ def report(
             lines += ["No finished runs yet.", ""]
             continue
         own = sum(1 for r in records if r.get("status") == "ok" and "costs_source" not in r)
-        if costs is not None and own:
+        if costs is not None and own and folder not in SEARCH_ONLY:
             lines += [OWN_COSTS.format(own=own, total=sum(1 for r in records if r.get("status") == "ok")), ""]
         search = []
-        if folder == "searched":  # the trials are scored on held-out training data: their own table, not dev's
+        if folder in SEARCHED_OF:  # the trials are scored on held-out training data: their own table, not dev's
             search = [out / "report" / folder / "learning_rate_search.md"]
             search[0].parent.mkdir(parents=True, exist_ok=True)
-            search[0].write_text("\n".join(search_table(store)) + "\n", encoding="utf-8")
+            search[0].write_text("\n".join(search_table(store, folder)) + "\n", encoding="utf-8")
             records = [r for r in records if config_value(r, "task.heldout_fraction") is None]
         if folder in BORROWED_BASE and not any(r["run"]["method"] == BASE and r["status"] == "ok" for r in records):
             records = records + [r for r in section_records(store, ("headline",)) if r["run"]["method"] == BASE]
             lines += [BASE_NOTE, ""]
-        built = build_tables(records, model, task, SUBSETS.get(folder))
-        tables = {name: table for name, table in built.items() if has_ours(table)}
-        paths = write_tables(tables, out / "report" / folder) + write_plots(
-            records, out / "report" / folder, model, task
-        )
+        paths = []
+        if folder not in SEARCH_ONLY:
+            built = build_tables(records, model, task, SUBSETS.get(folder))
+            tables = {name: table for name, table in built.items() if has_ours(table)}
+            paths = write_tables(tables, out / "report" / folder) + write_plots(
+                records, out / "report" / folder, model, task
+            )
         written += search + paths
         for path in search:
             lines += ["### The learning-rate search", "", *path.read_text(encoding="utf-8").splitlines(), ""]
-        lines += ["### Tables", "", *table_lines(paths, out), "", *plot_lines(paths, out)]
+        if paths:
+            lines += ["### Tables", "", *table_lines(paths, out), "", *plot_lines(paths, out)]
         refused = refusal_lines(records)
         if model == MODEL and set(parts) <= EVERY_METHOD:  # left out of the grid: the CLI refuses them first
             refused += [f"- `{method}`: {sentence}" for method, sentence in unserved(model).items()]

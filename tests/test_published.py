@@ -275,12 +275,45 @@ def test_the_search_table_puts_the_trials_held_out_scores_between_the_default_an
         for s, a in ((0, 0.8), (1, 0.9))
     ]
     lines = published.search_table(store)
-    assert "(6,735 examples, never dev" in lines[0]
     assert lines[-1] == (
-        "| bitfit | 0.510 ± 0.000 (n=2, 2 collapsed) | 0.500 (n=1) | 0.600 (n=1) | **0.800 (n=1)** | 0.700 (n=1) "
-        "| 0.500 (n=1) | 2e-4 | 0.850 ± 0.071 (n=2) |"
+        "| bitfit | 6,735 | 0.510 ± 0.000 (n=2, 2 collapsed) | 0.500 (n=1) | 0.600 (n=1) | **0.800 (n=1)** "
+        "| 0.700 (n=1) | 0.500 (n=1) | 2e-4 | 0.850 ± 0.071 (n=2) |"
     )
     assert len(lines) == 5  # caption, blank line, header, rule and one row: the one method that collapsed
+
+
+def test_part_2_searches_each_task_a_default_collapsed_on_at_the_seeds_part_2_runs(monkeypatch):
+    def on(name, method, seed=0, held_out=None, **config):
+        task = {"name": name, "max_train_samples": None, "heldout_fraction": held_out}
+        return a_record(method=method, seed=seed, task=task, **config) | {"data": {"eval_examples": 855}}
+
+    store = [with_prediction(on("cola", "bitfit"), [1, 1], 0.0)]  # one class for every sentence
+    store += [with_prediction(on("cola", "lora", seed=s), [0, 1], 0.4) for s in (0, 1, 2)]  # lora learned CoLA
+    store += [with_prediction(on("rte", "bitfit"), [0, 1], 0.6)]
+    monkeypatch.setattr(published, "read_store", lambda: store)
+    assert {c.name for c in published.searched_glue()} == {
+        f"+method=bitfit +task=cola task.heldout_fraction=0.1 trainer.lr={rate} seed=0"
+        for rate in published.LEARNING_RATES
+    }
+    for rate, score in zip(published.LEARNING_RATES, (0.1, 0.3, 0.2, 0.0, 0.0)):
+        store.append(with_prediction(on("cola", "bitfit", held_out=0.1, trainer={"lr": float(rate)}), [0, 1], score))
+    finals = [c.name for c in published.searched_glue() if "task.heldout_fraction=0.1" not in c.overrides]
+    assert finals == ["+method=bitfit +task=cola trainer.lr=5e-5 seed=0"]  # part 2 runs bitfit at seed 0 only
+    row = published.search_table(store, "searched_glue")[-1]
+    assert row.startswith("| bitfit, cola | 855 | 0.000 (n=1, 1 collapsed) | 0.100 (n=1) | **0.300 (n=1)** |")
+    assert row.endswith("| 5e-5 | – |")  # the chosen rate has no run on dev yet
+
+
+def test_a_low_resource_search_keeps_its_size_and_its_steps():
+    settings = published.settings_of("low_resource")
+    prefix = next(s for s in settings if "+method=prefix_tuning" in s and "task.max_train_samples=100" in s)
+    trial = published.trial("searched_low_resource", prefix, "1e-3")
+    assert {"task.max_train_samples=100", "trainer.max_steps=189", "task.heldout_fraction=0.1"} <= set(trial.overrides)
+    assert settings[prefix] == [0, 1, 2]
+    assert (
+        published.setting_label(prefix, "low_resource")
+        == "prefix_tuning, num_virtual_tokens=10, max_train_samples=100"
+    )
 
 
 def test_the_cost_benchmark_replaces_the_step_time_and_overheads_of_the_runs_it_measured():
