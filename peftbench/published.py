@@ -952,7 +952,10 @@ def report(
         records = section_records(store, parts)
         lines += [f"## {title}", ""]
         if not any(record.get("status") == "ok" for record in records):
+            planned = search_table(store, folder) if folder in SEARCH_ONLY else []
             lines += ["No finished runs yet.", ""]
+            if planned[4:]:  # the settings to search, beside their defaults: the trials are still to run
+                lines += ["### The learning-rate search (to run)", "", *planned, ""]
             continue
         own = sum(1 for r in records if r.get("status") == "ok" and "costs_source" not in r)
         if costs is not None and own and folder not in SEARCH_ONLY:

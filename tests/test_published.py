@@ -434,3 +434,16 @@ def test_a_table_or_plot_the_records_no_longer_make_leaves_the_report(tmp_path):
     stale.write_text("a table of runs since dropped from the set\n")
     written = published.report(out=tmp_path, store=[], readme=None, costs_path=None, counts_path=None)
     assert not stale.exists() and all(path.exists() for path in written)
+
+
+def test_a_search_not_yet_run_shows_its_settings_beside_their_collapsed_defaults(tmp_path, monkeypatch):
+    from peftbench.records import load_record
+
+    # part 2's one BitFit run on CoLA, committed: it answers one class for every sentence
+    (path,) = (published.RECORDS / "cola" / "minilm_l6" / "bitfit").glob("*.json")
+    store = [load_record(path)]
+    monkeypatch.setattr(published, "read_store", lambda: store)
+    published.report(out=tmp_path, store=store, readme=None, costs_path=None, counts_path=None)
+    section = (tmp_path / "README.md").read_text().split("## 2b.")[1].split("\n## ")[0]
+    assert "### The learning-rate search (to run)" in section
+    assert "| bitfit, cola | – | 0.000 (n=1, 1 collapsed) | – |" in section
