@@ -221,6 +221,7 @@ HELD_OUT = "task.heldout_fraction=0.1"  # the trials are scored on 10% of the tr
 SEARCHES = {
     "headline": "searched",
     "survey_glue": "searched_glue",
+    "matched_budget": "searched_budget",
     "low_resource": "searched_low_resource",
     "generation": "searched_generation",
 }
@@ -287,6 +288,11 @@ def searched_glue() -> list[Cell]:
     return search_cells("searched_glue")
 
 
+def searched_budget() -> list[Cell]:
+    """3b. Part 3's methods whose defaults collapsed at the matched budget."""
+    return search_cells("searched_budget")
+
+
 def searched_low_resource() -> list[Cell]:
     """4b. Part 4's methods and sizes K whose defaults collapsed."""
     return search_cells("searched_low_resource")
@@ -316,6 +322,7 @@ PARTS = {
     "survey_glue": survey_glue,
     "searched_glue": searched_glue,
     "matched_budget": matched_budget,
+    "searched_budget": searched_budget,
     "low_resource": low_resource,
     "searched_low_resource": searched_low_resource,
     "generation": generation,
@@ -612,6 +619,13 @@ SECTIONS = (
     ),
     ("matched_budget", "3. A matched budget: 0.3M trainable parameters on SST-2", ("matched_budget",), MODEL, "sst2"),
     (
+        "searched_budget",
+        "3b. Part 3's collapsed defaults: the learning rate chosen from the same five trials on held-out data",
+        ("searched_budget",),
+        MODEL,
+        "sst2",
+    ),
+    (
         "low_resource",
         f"4. Low resource: K = 100, 500, 1000 SST-2 examples, {LOW_RESOURCE_STEPS} optimizer steps at every K",
         ("low_resource",),
@@ -636,7 +650,7 @@ SECTIONS = (
 )
 # Sections whose only table is their search's: their runs span tasks or sizes that the survey tables, built for
 # one task, would mix (part 1b's are all on part 1's data and have its tables too)
-SEARCH_ONLY = {"searched_glue", "searched_low_resource", "searched_generation"}
+SEARCH_ONLY = {"searched_glue", "searched_budget", "searched_low_resource", "searched_generation"}
 INTRODUCTION = """# The published results
 
 Real runs of `python -m peftbench` on one machine (its CPU, threads and package versions are in every
@@ -806,6 +820,7 @@ README_END = "<!-- end of the published results -->"
 SEARCH_CAPTIONS = {
     "searched": f"on SST-2 (MiniLM-L6, {HEADLINE_SAMPLES:,} training examples, 3 epochs)",
     "searched_glue": "in part 2 (MiniLM-L6, the tasks' full training sets, 3 epochs)",
+    "searched_budget": f"at the matched budget of part 3 (MiniLM-L6, {HEADLINE_SAMPLES:,} SST-2 training examples)",
     "searched_low_resource": f"in part 4 (MiniLM-L6, K SST-2 training examples, {LOW_RESOURCE_STEPS} steps)",
     "searched_generation": "in part 5 (SmolLM2-135M, 1,000 E2E training pairs, 3 epochs)",
 }

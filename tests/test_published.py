@@ -447,3 +447,13 @@ def test_a_search_not_yet_run_shows_its_settings_beside_their_collapsed_defaults
     section = (tmp_path / "README.md").read_text().split("## 2b.")[1].split("\n## ")[0]
     assert "### The learning-rate search (to run)" in section
     assert "| bitfit, cola | – | 0.000 (n=1, 1 collapsed) | – |" in section
+
+
+def test_every_part_that_ranks_has_a_search_and_a_budget_search_keeps_its_budget():
+    assert set(published.SEARCHES) == {"headline", "survey_glue", "matched_budget", "low_resource", "generation"}
+    assert set(published.SEARCHES.values()) <= set(published.PARTS)  # each search is a part of the grid
+    fourierft = next(s for s in published.settings_of("matched_budget") if "+method=fourierft" in s)
+    trial = published.trial("searched_budget", fourierft, "5e-3")
+    assert (
+        "budget=params_0.3m" in trial.overrides and published.setting_label(fourierft, "matched_budget") == "fourierft"
+    )
