@@ -13,7 +13,10 @@ stopped and started again, on this machine or another, and new config keys with 
 finished cells run again. A cell a live process runs (its claim, then its `running` record) is left to it:
 a runner started again while a killed one's runs finish, or a second runner on the same store, takes other
 cells. With `minutes=N` it starts only the cells expected to end within N minutes (each at the median wall time
-of the finished runs of its task, model and training-set size), so a session that ends then loses no run half done.
+of the finished runs of its method and budget at other seeds, else of its task, model and training-set size), so a
+session that ends then loses no run half done. A part's settings whose defaults collapsed (one answer for every
+example, or a loss that never fell) get its search part: the same five learning-rate trials on held-out training
+data, then the chosen rate at the part's seeds (`searched`, `searched_glue`, `searched_budget`, ...).
 Runs side by side take one thread each; their cost columns are not the published costs (see the
 report's caption)."""
 
