@@ -495,9 +495,9 @@ def shape(values) -> tuple:
     return tuple(values(key) for key in ("task", "model", "task.max_train_samples"))
 
 
-def setting(values) -> tuple:
-    """A cell's shape with its method and budget: the runs of one setting at other seeds."""
-    return ("setting", values("method"), values("budget"), *shape(values))
+def run_kind(values) -> tuple:
+    """A cell's shape with its method and budget: the same run at other seeds (its own time, not its shape's)."""
+    return ("kind", values("method"), values("budget"), *shape(values))
 
 
 def cell_value(cell: Cell, key: str):
@@ -508,21 +508,21 @@ def typical_seconds(store: list[dict]):
     """cell -> its expected wall time: the median of the store's finished runs of the same method and budget at
     other seeds (a method's size under a budget can change its time tenfold), else of its shape, a shape without
     any at the median over all of them (one long cell does not swing the estimate); 0 for an empty store."""
-    by_setting, by_shape = {}, {}
+    by_kind, by_shape = {}, {}
     for record in store:
         wall = (record.get("time") or {}).get("wall_seconds")
         if record.get("status") == "ok" and wall:
             values = functools.partial(config_value, record)
-            by_setting.setdefault(setting(values), []).append(wall)
+            by_kind.setdefault(run_kind(values), []).append(wall)
             by_shape.setdefault(shape(values), []).append(wall)
     if not by_shape:
         return lambda cell: 0.0
-    typical = {key: statistics.median(walls) for key, walls in (by_shape | by_setting).items()}
+    typical = {key: statistics.median(walls) for key, walls in (by_shape | by_kind).items()}
     fallback = statistics.median(wall for walls in by_shape.values() for wall in walls)
 
     def expected(cell: Cell) -> float:
         values = functools.partial(cell_value, cell)
-        return typical.get(setting(values), typical.get(shape(values), fallback))
+        return typical.get(run_kind(values), typical.get(shape(values), fallback))
 
     return expected
 
