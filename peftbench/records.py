@@ -37,14 +37,21 @@ def config_hash(config: dict, data_identity: dict | None = None) -> str:
     return hashlib.sha256(json.dumps(experiment, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def git_commit() -> dict:
-    root = Path(__file__).resolve().parent.parent
+# Where runs write their outputs in the repository: not code, so a grid's records written beside a run (the
+# published ones are not git-ignored) leave that run's code as committed.
+OUTPUTS = "results"
+
+
+def git_commit(root: Path | None = None) -> dict:
+    """The commit the code ran at, and whether anything but run outputs differed from it (edits, new files)."""
+    root = root or Path(__file__).resolve().parent.parent
 
     def git(*args):
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
 
     try:
-        return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
+        changed = git("status", "--porcelain", "--", ".", f":(exclude){OUTPUTS}")
+        return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(changed)}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
 

@@ -1,6 +1,7 @@
 """The run record: schema, config hash, atomic writes, failed runs."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,26 @@ def test_record_schema_and_path(tiny_run_config, tmp_path):
     assert prov["packages"]["torch"].startswith("2.13") and prov["packages"]["peft"]
     assert set(prov["git"]) == {"commit", "dirty"} and prov["device"] == "cpu"
     assert list(path.parent.glob(".tmp-*")) == []
+
+
+def test_git_dirty_means_code_changed_not_that_runs_wrote_records(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True)
+
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", "code.py")
+    git("commit", "-qm", "code")
+    assert records.git_commit(tmp_path)["dirty"] is False
+    (tmp_path / "results" / "published").mkdir(parents=True)
+    (tmp_path / "results" / "published" / "run.json").write_text("{}")  # a sibling run's record, untracked
+    assert records.git_commit(tmp_path)["dirty"] is False
+    (tmp_path / "new.py").write_text("y = 2\n")  # code not committed
+    assert records.git_commit(tmp_path)["dirty"] is True
+    (tmp_path / "new.py").unlink()
+    (tmp_path / "code.py").write_text("x = 2\n")  # committed code edited
+    assert records.git_commit(tmp_path)["dirty"] is True
+    assert len(records.git_commit(tmp_path)["commit"]) == 40
 
 
 def test_config_hash_tracks_the_experiment_not_where_it_is_written():
