@@ -867,9 +867,13 @@ def search_table(store: list[dict], search: str = "searched") -> list[str]:
             f"**{summary(trials[rate])}**" if rate == chosen else summary(trials[rate]) for rate in LEARNING_RATES
         ]
         default = summary(answering([Cell(part, (*setting, f"seed={s}")) for s in seeds[setting]]))
+        if chosen and all(collapse_reason(r) for runs in trials.values() for r in runs):
+            chosen_text = f"{chosen} (no rate learned: every trial collapsed)"  # the best of five collapses
+        else:
+            chosen_text = chosen or "–"
         rows.append(
             f"| {setting_label(setting, part)} | {', '.join(f'{n:,}' for n in held_out) or '–'} | {default} | "
-            f"{' | '.join(scores)} | {chosen or '–'} | {summary(answering(finals))} |"
+            f"{' | '.join(scores)} | {chosen_text} | {summary(answering(finals))} |"
         )
     return [
         f"Settings whose defaults collapsed {SEARCH_CAPTIONS[search]}: the main metric at the default learning rate "

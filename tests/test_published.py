@@ -282,6 +282,19 @@ def test_the_search_table_puts_the_trials_held_out_scores_between_the_default_an
     assert len(lines) == 5  # caption, blank line, header, rule and one row: the one method that collapsed
 
 
+def test_a_search_whose_every_trial_collapsed_says_no_rate_learned():
+    store = [with_prediction(a_record(method="bitfit", seed=s), [1, 1], 0.51) for s in (0, 1)]
+    task = {"name": "sst2", "max_train_samples": 5000, "max_eval_samples": None, "heldout_fraction": 0.1}
+    for rate, accuracy in zip(published.LEARNING_RATES, (0.52, 0.5, 0.49, 0.5, 0.5)):
+        trial = a_record(method="bitfit", task=task, trainer={"lr": float(rate)})
+        store.append(with_prediction(trial, [1, 1], accuracy) | {"data": {"eval_examples": 6735}})  # one class
+    row = published.search_table(store)[-1]
+    assert "| **0.520 (n=1, 1 collapsed)** |" in row
+    assert row.endswith("| 1e-5 (no rate learned: every trial collapsed) | – |")
+    store[-1] = with_prediction(store[-1], [0, 1], 0.5)  # one trial that learned: the best is a real choice
+    assert published.search_table(store)[-1].endswith("| 1e-5 | – |")
+
+
 def test_part_2_searches_each_task_a_default_collapsed_on_at_the_seeds_part_2_runs(monkeypatch):
     def on(name, method, seed=0, held_out=None, **config):
         task = {"name": name, "max_train_samples": None, "heldout_fraction": held_out}
