@@ -359,7 +359,9 @@ def test_the_published_set_stays_small_enough_to_commit():
     committed = published.ROOT / "results" / "published"
     if not committed.is_dir():
         pytest.skip("no published results in this checkout")
-    size = sum(path.stat().st_size for path in committed.rglob("*") if path.is_file())
+    # the runner's logs beside the records are git-ignored: not part of the set
+    files = [path for path in committed.rglob("*") if path.is_file() and published.LOGS not in path.parents]
+    size = sum(path.stat().st_size for path in files)
     assert size < 30 * 2**20, f"results/published holds {size / 2**20:.1f} MiB; the issue allows 30 MB"
 
 
