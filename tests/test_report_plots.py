@@ -7,13 +7,22 @@ from types import SimpleNamespace
 
 import matplotlib.image
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from peftbench.methods import METHODS, register_method
 from peftbench.methods.registry import FAMILIES
 from peftbench.records import write_record
 from peftbench.report.__main__ import build_tables, main, write_reports
 from peftbench.report.index import INTRODUCTION, write_index
-from peftbench.report.plots import FAMILY_COLOURS, lora_grid, method_styles, pareto_figure, pareto_front, write_plots
+from peftbench.report.plots import (
+    FAMILY_COLOURS,
+    budget_figure,
+    lora_grid,
+    method_styles,
+    pareto_figure,
+    pareto_front,
+    write_plots,
+)
 from peftbench.report.render import RENDERERS
 from peftbench.report.wandb_log import log_report, read_wandb_records
 
@@ -132,6 +141,33 @@ def test_panels_without_data_are_skipped_and_no_data_writes_nothing(tmp_path):
     assert len(pareto_figure(older, TASK, MODEL).axes) == 1
     assert pareto_figure(RECORDS, TASK, MODEL).axes.__len__() == 4
     assert write_plots(RECORDS, tmp_path, MODEL, "cola") == []
+
+
+def drawn_labels_overlap(figure):
+    """Whether any two of the x axis's drawn tick labels overlap, and the legend overlaps the axes."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    axes, renderer = figure.axes[0], canvas.get_renderer()
+    ticks = [t for t in axes.get_xticklabels(which="both") if t.get_visible() and t.get_text()]
+    boxes = [t.get_window_extent(renderer) for t in ticks]
+    ticks_overlap = any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    legend_overlaps = figure.legends[0].get_window_extent(renderer).overlaps(axes.get_window_extent(renderer))
+    return ticks_overlap, legend_overlaps, len(ticks)
+
+
+@pytest.mark.parametrize("spread, scale", [(0.05, "linear"), (20.0, "log")])
+def test_a_budget_plot_of_every_method_keeps_its_legend_and_tick_labels_readable(spread, scale):
+    """One budget of thirty methods (291k-306k for 300k) once drew its legend over the points and labelled
+    a log axis's minor ticks over each other; budgets a decade apart keep a log axis."""
+    methods = sorted(METHODS)[:30]
+    records = [
+        record(m, 0, 0.8, 0, budget=budget(int(290_000 * (1 + spread * i / len(methods)))))
+        for i, m in enumerate(methods)
+    ]
+    figure = budget_figure(records, TASK, MODEL)
+    assert figure.axes[0].get_xscale() == scale
+    ticks_overlap, legend_overlaps, drawn = drawn_labels_overlap(figure)
+    assert drawn >= 2 and not ticks_overlap and not legend_overlaps
 
 
 def test_styles_come_from_the_records_families_and_the_methods_they_hold():

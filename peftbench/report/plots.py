@@ -5,14 +5,16 @@ Pure functions of the records: runs are grouped and sorted before drawing, means
 (`statistics`), and files carry no date or version (SVG with a fixed id salt), so the same records give
 byte-identical PNG and SVG files. Figures are built without pyplot: no global state, Agg for PNG."""
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import EngFormatter, NullFormatter
 
 from peftbench.fields import Field, final_metric, record_field
 from peftbench.report.aggregate import (
@@ -39,6 +41,7 @@ FAMILY_COLOURS = {
 UNKNOWN_COLOUR = "#bbbbbb"  # a family without a colour here, or none recorded
 MARKERS = "osD^v<>pP*Xh"
 LINE_STYLES = ("-", "--", "-.", ":")
+BUDGET_LEGEND_COLUMNS = 3
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,12 @@ def budget_figure(records: list[dict], task: str, model: str) -> Figure | None:
     if not lines:
         return None
     styles = method_styles(all_runs)  # as in the Pareto plot of the same task and model
-    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
+    achieved = [x for by_params in lines.values() for x in by_params]
+    # One budget puts every method within a few percent of it: a log axis over less than a decade labels
+    # its minor ticks (2.92x10^5, 2.94x10^5, ...) over each other, so a narrow range is drawn linear.
+    log = max(achieved) >= 10 * min(achieved)
+    legend_rows = math.ceil(len(lines) / BUDGET_LEGEND_COLUMNS)
+    figure = Figure(figsize=(8.0, 4.2 + 0.16 * legend_rows), layout="constrained")
     axes = figure.subplots()
     for index, (method, by_params) in enumerate(sorted(lines.items())):
         xs = sorted(by_params)
@@ -264,13 +272,17 @@ def budget_figure(records: list[dict], task: str, model: str) -> Figure | None:
             markersize=5,
             label=style["label"],
         )
-    axes.set_xscale("log")
-    axes.set_xlabel(axis_label(BUDGET_AXIS))
+    if log:
+        axes.set_xscale("log")
+        axes.xaxis.set_minor_formatter(NullFormatter())
+    axes.xaxis.set_major_formatter(EngFormatter(sep=""))  # 300k, 1.2M
+    axes.set_xlabel(axis_label(replace(BUDGET_AXIS, log=log)))
     axes.set_ylabel(
         f"{metric}, final epoch, mean ± std over seeds\n({direction_text(final_metric(metric).higher_is_better)})"
     )
     axes.set_title(f"{task} / {model}: {metric} under matched parameter budgets")
-    axes.legend(fontsize=7)
+    # Below the axes, as in the Pareto plot: inside them, a legend of thirty methods covers the points.
+    figure.legend(loc="outside lower center", ncols=BUDGET_LEGEND_COLUMNS, fontsize=7)
     return figure
 
 
