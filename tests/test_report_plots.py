@@ -18,6 +18,7 @@ from peftbench.report.plots import (
     FAMILY_COLOURS,
     budget_figure,
     lora_grid,
+    lora_heatmap_figure,
     method_styles,
     pareto_figure,
     pareto_front,
@@ -168,6 +169,30 @@ def test_a_budget_plot_of_every_method_keeps_its_legend_and_tick_labels_readable
     assert figure.axes[0].get_xscale() == scale
     ticks_overlap, legend_overlaps, drawn = drawn_labels_overlap(figure)
     assert drawn >= 2 and not ticks_overlap and not legend_overlaps
+
+
+def test_points_differing_in_one_option_are_labelled_by_its_value_and_the_title_names_it():
+    """Low resource's points read "task.max_train_samples=1000" each and covered each other."""
+    runs = [record("lora", 0, 0.6 + r / 100, r / 1e4, 500, r=r, target_modules=QV) for r in (4, 8)]
+    pareto = pareto_figure([*runs, record("bitfit", 0, 0.58, 0.001, 500)], TASK, MODEL)
+    assert sorted(t.get_text() for t in pareto.axes[0].texts) == ["4", "8"]
+    assert pareto.get_suptitle().endswith("accuracy against cost (points labelled by r)")
+    several = pareto_figure(RECORDS, TASK, MODEL)  # r and the weight types differ: the labels keep both names
+    assert "r=4, q+v" in {t.get_text() for t in several.axes[0].texts}
+    assert several.get_suptitle().endswith("against cost")
+
+
+def test_a_one_cell_lora_heatmap_keeps_its_title_and_colour_bar_label_on_the_figure():
+    """One rank and one weight type make a narrow figure: a one-line title and colour bar label ran off it."""
+    figure = lora_heatmap_figure([record("lora", 0, 0.8, 0.003, r=8, target_modules=QV)], TASK, MODEL)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    image, colour_bar = figure.axes
+    for text in (image.title, colour_bar.yaxis.label):
+        box = text.get_window_extent(renderer)
+        assert text.get_text() and figure.bbox.x0 <= box.x0 and box.x1 <= figure.bbox.x1, text.get_text()
+        assert figure.bbox.y0 <= box.y0 and box.y1 <= figure.bbox.y1, text.get_text()
 
 
 def test_styles_come_from_the_records_families_and_the_methods_they_hold():

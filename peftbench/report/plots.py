@@ -178,6 +178,17 @@ def legend_handles(methods: list[str], styles: dict[str, dict], with_front: bool
     return handles
 
 
+def shared_option(panel_points: list[Point]) -> str | None:
+    """The one option that every labelled point's label names ("task.max_train_samples" when they read
+    "task.max_train_samples=100", "...=500"), or None when the labels name several or none."""
+    names = {
+        p.setting.partition("=")[0] if "=" in p.setting and ", " not in p.setting else None
+        for p in panel_points
+        if p.setting
+    }
+    return next(iter(names)) if len(names) == 1 and None not in names else None
+
+
 def direction_text(higher_is_better: bool) -> str:
     return "higher is better" if higher_is_better else "lower is better"
 
@@ -221,6 +232,11 @@ def pareto_figure(records: list[dict], task: str, model: str) -> Figure | None:
     panels = {name: panel for name, panel in panels.items() if panel}
     if not panels:
         return None
+    option = shared_option([p for panel in panels.values() for p in panel])
+    if option:  # its value beside each point and its name once in the title: the long labels covered each other
+        panels = {
+            name: [replace(p, setting=p.setting.partition("=")[2]) for p in panel] for name, panel in panels.items()
+        }
     maximize = final_metric(metric).higher_is_better
     styles = method_styles(runs)
     figure = Figure(figsize=(max(5.5, 3.6 * len(panels)), 4.4), layout="constrained")
@@ -228,7 +244,8 @@ def pareto_figure(records: list[dict], task: str, model: str) -> Figure | None:
     for axes, (name, panel) in zip(all_axes, panels.items()):
         draw_pareto_panel(axes, panel, COSTS[name], maximize, styles)
     all_axes[0].set_ylabel(f"{metric}, final epoch, mean ± std over seeds\n({direction_text(maximize)})")
-    figure.suptitle(f"{task} / {model}: {metric} against cost")
+    labelled_by = f" (points labelled by {option})" if option else ""
+    figure.suptitle(f"{task} / {model}: {metric} against cost{labelled_by}")
     methods = [p.method for panel in panels.values() for p in panel]
     figure.legend(
         handles=legend_handles(methods, styles, with_front=True), loc="outside lower center", ncols=4, fontsize=7
@@ -347,8 +364,8 @@ def lora_heatmap_figure(records: list[dict], task: str, model: str) -> Figure | 
                 fontsize=7,
                 color="black" if upper_half == higher else "white",
             )
-    figure.colorbar(image, ax=axes, label=f"{metric}, final epoch ({direction_text(higher)})")
-    axes.set_title(f"{task} / {model}: LoRA rank x weight types")
+    figure.colorbar(image, ax=axes, label=f"{metric}, final epoch\n({direction_text(higher)})")
+    axes.set_title(f"{task} / {model}:\nLoRA rank x weight types")  # one line is wider than one column
     return figure
 
 
