@@ -144,11 +144,16 @@ def test_panels_without_data_are_skipped_and_no_data_writes_nothing(tmp_path):
     assert write_plots(RECORDS, tmp_path, MODEL, "cola") == []
 
 
-def drawn_labels_overlap(figure):
-    """Whether any two of the x axis's drawn tick labels overlap, and the legend overlaps the axes."""
+def drawn(figure):
+    """The renderer of the figure, drawn as its PNG is: text extents are known only once drawn."""
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
-    axes, renderer = figure.axes[0], canvas.get_renderer()
+    return canvas.get_renderer()
+
+
+def drawn_labels_overlap(figure):
+    """Whether any two of the x axis's drawn tick labels overlap, and the legend overlaps the axes."""
+    axes, renderer = figure.axes[0], drawn(figure)
     ticks = [t for t in axes.get_xticklabels(which="both") if t.get_visible() and t.get_text()]
     boxes = [t.get_window_extent(renderer) for t in ticks]
     ticks_overlap = any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
@@ -185,9 +190,7 @@ def test_points_differing_in_one_option_are_labelled_by_its_value_and_the_title_
 def test_a_one_cell_lora_heatmap_keeps_its_title_and_colour_bar_label_on_the_figure():
     """One rank and one weight type make a narrow figure: a one-line title and colour bar label ran off it."""
     figure = lora_heatmap_figure([record("lora", 0, 0.8, 0.003, r=8, target_modules=QV)], TASK, MODEL)
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    renderer = canvas.get_renderer()
+    renderer = drawn(figure)
     image, colour_bar = figure.axes
     for text in (image.title, colour_bar.yaxis.label):
         box = text.get_window_extent(renderer)

@@ -104,17 +104,26 @@ def setting_key(record: dict, pinned: frozenset[str] = frozenset()) -> str:
     return json.dumps(setting_options(record, pinned), sort_keys=True, default=str)
 
 
+def value_text(value) -> str:
+    """An option's value alone: "8", weight types joined ("q+v")."""
+    return "+".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
 def option_text(name: str, value) -> str:
     """Short: "r=8", a budget by its name, weight types joined ("q+v")."""
-    if isinstance(value, (list, tuple)):
-        return "+".join(map(str, value))
-    return str(value) if name == "budget" else f"{name}={value}"
+    text = value_text(value)
+    return text if isinstance(value, (list, tuple)) or name == "budget" else f"{name}={text}"
+
+
+def varying_options(options_by_key: dict[str, dict]) -> list[str]:
+    """The names of the options whose values differ between these settings, sorted."""
+    names = sorted({name for options in options_by_key.values() for name in options})
+    return [n for n in names if len({json.dumps(o.get(n), default=str) for o in options_by_key.values()}) > 1]
 
 
 def varying_labels(options_by_key: dict[str, dict]) -> dict[str, str]:
     """setting key -> the options that differ between these settings ("r=4, task.max_train_samples=300")."""
-    names = sorted({name for options in options_by_key.values() for name in options})
-    varying = [n for n in names if len({json.dumps(o.get(n), default=str) for o in options_by_key.values()}) > 1]
+    varying = varying_options(options_by_key)
     return {
         key: ", ".join(option_text(n, options[n]) for n in varying if options.get(n) is not None)
         for key, options in options_by_key.items()

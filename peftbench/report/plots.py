@@ -24,7 +24,9 @@ from peftbench.report.aggregate import (
     method_families,
     setting_key,
     setting_options,
+    value_text,
     varying_labels,
+    varying_options,
 )
 
 PNG_DPI = 150
@@ -119,26 +121,42 @@ def main_metric(runs: list[dict]) -> str | None:
     return names[0] if names else None
 
 
-def setting_labels(runs: list[dict]) -> dict[tuple[str, str], str]:
-    """(method, setting key) -> the options that differ between that method's settings ("r=4, q+v")."""
+def settings_by_method(runs: list[dict]) -> dict[str, dict[str, dict]]:
+    """method -> setting key -> that setting's options."""
     settings = {}
     for r in runs:
         settings.setdefault(r["run"]["method"], {})[setting_key(r)] = setting_options(r)
-    return {
-        (method, key): label
-        for method, options_by_key in settings.items()
-        for key, label in varying_labels(options_by_key).items()
-    }
+    return settings
 
 
-def points(runs: list[dict], metric: str, cost: Cost) -> list[Point]:
-    """One point per method and setting: mean (std) over the runs that have both the metric and the cost."""
+def shared_option(runs: list[dict]) -> str | None:
+    """The one option that alone sets apart the settings of every method that has several
+    ("task.max_train_samples" in part 4), or None."""
+    varying = {tuple(varying_options(s)) for s in settings_by_method(runs).values() if len(s) > 1}
+    only = varying.pop() if len(varying) == 1 else ()
+    return only[0] if len(only) == 1 else None
+
+
+def setting_labels(runs: list[dict], shared: str | None = None) -> dict[tuple[str, str], str]:
+    """(method, setting key) -> the options that differ between that method's settings ("r=4, q+v"); only the
+    value ("1000") where they differ by the `shared` option alone."""
+    labels = {}
+    for method, options_by_key in settings_by_method(runs).items():
+        for key, label in varying_labels(options_by_key).items():
+            value = options_by_key[key].get(shared) if shared else None
+            labels[(method, key)] = value_text(value) if label and value is not None else label
+    return labels
+
+
+def points(runs: list[dict], metric: str, cost: Cost, shared: str | None = None) -> list[Point]:
+    """One point per method and setting: mean (std) over the runs that have both the metric and the cost;
+    labelled by the `shared` option's value alone when one is given."""
     groups = {}
     for r in runs:
         value, spent = lookup(r, f"metrics.final.{metric}"), lookup(r, cost.field.path)
         if value is not None and spent is not None:
             groups.setdefault((r["run"]["method"], setting_key(r)), []).append((spent * cost.field.scale, value))
-    labels = setting_labels(runs)
+    labels = setting_labels(runs, shared)
     return [
         Point(method, labels[(method, key)], cell([c for c, _ in pairs]), cell([m for _, m in pairs]))
         for (method, key), pairs in sorted(groups.items())
@@ -176,17 +194,6 @@ def legend_handles(methods: list[str], styles: dict[str, dict], with_front: bool
             )
         )
     return handles
-
-
-def shared_option(panel_points: list[Point]) -> str | None:
-    """The one option that every labelled point's label names ("task.max_train_samples" when they read
-    "task.max_train_samples=100", "...=500"), or None when the labels name several or none."""
-    names = {
-        p.setting.partition("=")[0] if "=" in p.setting and ", " not in p.setting else None
-        for p in panel_points
-        if p.setting
-    }
-    return next(iter(names)) if len(names) == 1 and None not in names else None
 
 
 def direction_text(higher_is_better: bool) -> str:
@@ -228,15 +235,13 @@ def pareto_figure(records: list[dict], task: str, model: str) -> Figure | None:
     metric = main_metric(runs)
     if metric is None:
         return None
-    panels = {name: points(runs, metric, cost) for name, cost in COSTS.items()}
+    # One option telling every method's settings apart: its value beside each point and its name once in the
+    # title, as "task.max_train_samples=1000" beside each point covered the others.
+    option = shared_option(runs)
+    panels = {name: points(runs, metric, cost, option) for name, cost in COSTS.items()}
     panels = {name: panel for name, panel in panels.items() if panel}
     if not panels:
         return None
-    option = shared_option([p for panel in panels.values() for p in panel])
-    if option:  # its value beside each point and its name once in the title: the long labels covered each other
-        panels = {
-            name: [replace(p, setting=p.setting.partition("=")[2]) for p in panel] for name, panel in panels.items()
-        }
     maximize = final_metric(metric).higher_is_better
     styles = method_styles(runs)
     figure = Figure(figsize=(max(5.5, 3.6 * len(panels)), 4.4), layout="constrained")
