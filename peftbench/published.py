@@ -425,21 +425,29 @@ def claim(cell: Cell) -> bool:
     """Claims the cell for this runner: a file made only if none exists, naming the host and process. False while
     a live process on this host, or any on another host, holds it; the claim of a runner that was killed is
     taken over. Its run's `running` record appears only once the run has started: the claim covers the gap."""
-    from peftbench.records import process_alive
-
     LOGS.mkdir(parents=True, exist_ok=True)
-    path, host = cell_file(cell, ".claim"), socket.gethostname()
+    path = cell_file(cell, ".claim")
     for _ in range(2):
         try:
             with open(path, "x") as file:
-                file.write(f"{host} {os.getpid()}")
+                file.write(f"{socket.gethostname()} {os.getpid()}")
             return True
         except FileExistsError:
-            owner, _, pid = path.read_text().partition(" ")  # "" while its maker writes it: held
-            if owner != host or not pid.isdigit() or process_alive(int(pid)):
+            if held(cell):
                 return False
             path.unlink(missing_ok=True)
     return False
+
+
+def held(cell: Cell) -> bool:
+    """A live process holds the cell's claim: one on this host, any on another host (it cannot be checked)."""
+    from peftbench.records import process_alive
+
+    try:
+        owner, _, pid = cell_file(cell, ".claim").read_text().partition(" ")  # "" while its maker writes it: held
+    except FileNotFoundError:
+        return False
+    return owner != socket.gethostname() or not pid.isdigit() or process_alive(int(pid))
 
 
 def run_cell(cell: Cell, threads: int) -> tuple[int, float]:
@@ -568,8 +576,16 @@ def run(parts: list[str], jobs: int, minutes: float | None = None) -> None:
         worker.start()
     for worker in workers:
         worker.join()
-    if deadline is not None and (left := queue.left(read_store())):
-        print(f"stopped at the {minutes:g}-minute limit: {len(left)} cell(s) left for the next run", flush=True)
+    store = read_store()
+    left = queue.left(store)
+    elsewhere = [cell for cell in left if cell_state(cell, store) == "running" or held(cell)]  # ours have ended
+    if elsewhere:
+        print(f"{len(elsewhere)} cell(s) still running in another process, which finishes them", flush=True)
+    if deadline is not None and len(left) > len(elsewhere):
+        print(
+            f"stopped at the {minutes:g}-minute limit: {len(left) - len(elsewhere)} cell(s) left for the next run",
+            flush=True,
+        )
 
 
 def status(parts: list[str]) -> None:

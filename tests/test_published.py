@@ -220,6 +220,36 @@ def timed(record, seconds):
     return record | {"time": {"wall_seconds": seconds}}
 
 
+@pytest.mark.parametrize("elsewhere_by", ["its running record", "its claim"])
+def test_a_runner_that_ends_says_which_cells_another_runs_and_which_its_limit_left(elsewhere_by, monkeypatch, capsys):
+    import os
+    import socket
+
+    long_one = Cell("headline", (*CELL.overrides[:-1], "seed=2"))
+    monkeypatch.setattr(published, "grid", lambda parts: [CELL, long_one])
+    store = [timed(a_record(seed=1), 3600)]  # its other seeds took an hour: it does not fit a 1-minute limit
+    if elsewhere_by == "its running record":
+        store.append(a_record(status="running"))
+    else:  # claimed by a live runner whose run has not written its record yet
+        published.LOGS.mkdir(parents=True)
+        published.cell_file(CELL, ".claim").write_text(f"{socket.gethostname()} {os.getppid()}")
+    monkeypatch.setattr(published, "read_store", lambda: store)
+    monkeypatch.setattr(published, "run_cell", lambda cell, threads: pytest.fail(f"{cell.name} was run"))
+
+    published.run(["headline"], jobs=1, minutes=1)
+    said = capsys.readouterr().out.splitlines()[1:]
+    assert said == [
+        "1 cell(s) still running in another process, which finishes them",
+        "stopped at the 1-minute limit: 1 cell(s) left for the next run",
+    ]
+
+    store.append(timed(a_record(seed=2), 3600))  # the long one answered: only the other runner's is left
+    published.run(["headline"], jobs=1, minutes=1)
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "1 cell(s) still running in another process, which finishes them"
+    ]
+
+
 def test_the_time_left_is_each_cells_typical_run_not_the_average_since_the_start():
     store = [timed(a_record(seed=s), wall) for s, wall in ((0, 100.0), (1, 300.0), (2, 5000.0))]
     headline = [Cell("headline", (*CELL.overrides[:3], f"seed={s}")) for s in (3, 4)]
