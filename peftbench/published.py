@@ -950,6 +950,13 @@ def write_readme_block(readme: Path, block: str) -> None:
     readme.write_text(text[:start] + block + text[end + len(README_END) :], encoding="utf-8")
 
 
+def data_note_lines(records: list[dict]) -> list[str]:
+    """What the section's runs said of their data where it differs from the paper's (a record's `data.note`,
+    for example E2E offline training on the official dev set), once per note."""
+    notes = sorted({(r.get("data") or {}).get("note") for r in records if r.get("status") == "ok"} - {None})
+    return [line for note in notes for line in (f'Data: the runs record "{note}".', "")]
+
+
 def report(
     out: Path = STORE,
     store: list[dict] | None = None,
@@ -995,6 +1002,7 @@ def report(
             if planned[4:]:  # the settings to search, beside their defaults: the trials are still to run
                 lines += ["### The learning-rate search (to run)", "", *planned, ""]
             continue
+        lines += data_note_lines(records)
         own = sum(1 for r in records if r.get("status") == "ok" and "costs_source" not in r)
         if costs is not None and own and folder not in SEARCH_ONLY:
             lines += [OWN_COSTS.format(own=own, total=sum(1 for r in records if r.get("status") == "ok")), ""]

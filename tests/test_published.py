@@ -216,6 +216,14 @@ def test_a_cell_another_live_runner_has_claimed_is_left_to_it_and_a_killed_runne
     assert not claim.exists()
 
 
+def test_a_section_says_once_what_its_runs_recorded_of_their_data():
+    note = "offline: the official train set is not available, so it trains on the official dev set"
+    noted = a_record() | {"data": {"note": note}}
+    failed = a_record(status="failed") | {"data": {"note": "a note of a run that did not finish"}}
+    assert published.data_note_lines([noted, noted, a_record(), failed]) == [f'Data: the runs record "{note}".', ""]
+    assert published.data_note_lines([a_record(), failed]) == []
+
+
 def timed(record, seconds):
     return record | {"time": {"wall_seconds": seconds}}
 
