@@ -953,7 +953,9 @@ def write_readme_block(readme: Path, block: str) -> None:
 def data_note_lines(records: list[dict]) -> list[str]:
     """What the section's runs said of their data where it differs from the paper's (a record's `data.note`,
     for example E2E offline training on the official dev set), once per note."""
-    notes = sorted({(r.get("data") or {}).get("note") for r in records if r.get("status") == "ok"} - {None})
+    from peftbench.report.aggregate import lookup
+
+    notes = sorted({lookup(r, "data.note") for r in records if r.get("status") == "ok"} - {None})
     return [line for note in notes for line in (f'Data: the runs record "{note}".', "")]
 
 
